@@ -1,1 +1,3 @@
+pub mod callsite;
+pub mod model;
 pub mod poolusage;
