@@ -12,7 +12,8 @@
 use std::fmt;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
+use crate::callsite::CallSite;
 use thiserror::Error;
 
 /// `IMAGE_SCN_MEM_EXECUTE`.
@@ -243,6 +244,8 @@ pub struct Image {
     pub functions: Vec<FunctionRange>,
     /// Ranges (RVA, length) of a carved image that could not be read from the dump.
     pub holes: Vec<(u32, u32)>,
+    /// Pool-API call sites found in the code (filled by [`Image::analyze_code`]).
+    pub call_sites: Vec<CallSite>,
 }
 
 /// Why an image could not be modelled.
@@ -269,12 +272,18 @@ impl Image {
             Parsed::View64(pe) => extract64(pe, layout),
         }?;
         image.len = bytes.len() as u64;
-        image.sha256 = hex::encode(Sha256::digest(bytes));
+        image.sha256 = crate::sha256_hex(bytes);
         image.delay_imports(bytes);
         image.codeview = image.read_codeview(bytes);
         image.functions = image.read_pdata(bytes);
         image.guard_flags = image.read_guard_flags(bytes);
         Ok(image)
+    }
+
+    /// Runs call-site analysis over the code and stores the sites in the model. Separate from
+    /// [`Image::parse`] so that carved images can first have their imports recovered.
+    pub fn analyze_code(&mut self, bytes: &[u8]) {
+        self.call_sites = crate::callsite::analyze(self, bytes);
     }
 
     /// The section containing `rva`, if any.
@@ -668,6 +677,7 @@ macro_rules! extractor {
                 guard_flags: None,
                 functions: Vec::new(),
                 holes: Vec::new(),
+                call_sites: Vec::new(),
             })
         }
     };
