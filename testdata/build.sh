@@ -54,7 +54,7 @@ gcc_build() {
     local cc entry base
     case $arch in
         x64) cc=x86_64-w64-mingw32-gcc entry=DriverEntry base=0x140000000 ;;
-        x86) cc=i686-w64-mingw32-gcc entry=_DriverEntry@8 base=0x10000 ;;
+        x86) cc="i686-w64-mingw32-gcc -fno-asynchronous-unwind-tables" entry=_DriverEntry@8 base=0x10000 ;;
     esac
     local libs="-lntoskrnl -lndis $B/lib/gcc_${arch}_ntoskrnl.a $B/lib/gcc_${arch}_ndis.a $B/lib/gcc_${arch}_fltmgr.a -lgcc"
     local align="-Wl,--section-alignment,0x1000"
