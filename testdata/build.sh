@@ -83,10 +83,10 @@ clang_build() {
         x86) target=i686-pc-windows-msvc entry=DriverEntry@8 base=0x10000 extra=/safeseh:no ;;
     esac
     # shellcheck disable=SC2086
-    clang --target=$target -$opt $CLANG_CFLAGS -gcodeview -g "${cflags[@]}" \
+    clang --target=$target -$opt $CLANG_CFLAGS -gcodeview -g -ffile-compilation-dir=. "${cflags[@]}" \
         -c "src/$drv.c" -o "$B/obj/$name.obj"
     # shellcheck disable=SC2086
-    lld-link $CLANG_LDFLAGS /debug /pdbaltpath:%_PDB% /pdb:"$B/pdb/$name.pdb" /machine:$arch \
+    lld-link $CLANG_LDFLAGS /debug /pdbaltpath:%_PDB% /pdbsourcepath:/fixtures /pdb:"$B/pdb/$name.pdb" /machine:$arch \
         /entry:$entry /base:$base $extra "${lflags[@]}" /out:"bin/$name.sys" "$B/obj/$name.obj" \
         "$B/lib/clang_${arch}_ntoskrnl.lib" "$B/lib/clang_${arch}_ndis.lib" "$B/lib/clang_${arch}_fltmgr.lib"
     python3 tools/pefix.py "bin/$name.sys"
