@@ -1,1 +1,2 @@
+pub mod poolsrc;
 pub mod poolusage;
