@@ -18,12 +18,16 @@
 //!  None    246479     50827424          0            0<TAB>call to ExAllocatePool
 //! ```
 //!
-//! (`<TAB>` standing for a tab character) with the description after a tab, after spaces, glued to the last number (older kdexts,
-//! `0UNKNOWN pooltag 'AGP ', please update pooltag.txt`), truncated, or absent. Column widths
-//! differ between debugger versions and between x86 and x64 targets, so rows are split on
-//! whitespace, not on fixed columns; the tag itself is read from columns 1–4 when the row keeps
-//! its leading space, so tags with blanks (`Io  `, `a b `) survive. The verbose form (flag bit
-//! 0, columns `Allocs Frees Diff Used` per pool) is accepted too.
+//! (`<TAB>` is a tab character). The description may follow a tab or spaces, be glued to the
+//! last number (older kdexts: `0UNKNOWN pooltag 'AGP ', please update pooltag.txt`; the
+//! header's column ends tell where the number stops), be truncated, be `(null)`, or be absent.
+//! Numbers are plain `%ld` output, without thousands separators. Column widths differ between
+//! debugger versions and between x86 and x64 targets and wide values overflow them, so rows
+//! are split on whitespace, not on fixed columns; the tag itself is read from columns 1–4 when
+//! the row keeps its leading space, so tags with blanks (`Io  `, `a b `) survive. The verbose
+//! form (flag bit 0, columns `Allocs Frees Diff Used` per pool) is accepted too. Everything
+//! outside a table (other commands, `!vm`, cache messages) is ignored; a kd prompt or `TOTAL`
+//! ends a table, and a line inside a table that is not a row is an error.
 //!
 //! **What "Allocs" means.** Without the verbose flag, kdexts prints `Allocs − Frees` of the
 //! pool tracker (the documentation: "the number of currently outstanding allocations"). Those
@@ -241,7 +245,7 @@ pub fn detect_format(text: &str, name: &str) -> Result<PoolFileFormat, PoolSourc
             why: "the file is empty".to_string(),
         })?;
     let trimmed = first.1.trim();
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+    if looks_like_json(text) {
         return Ok(PoolFileFormat::Json);
     }
     if trimmed.to_ascii_lowercase().starts_with("tag,") {
@@ -250,7 +254,7 @@ pub fn detect_format(text: &str, name: &str) -> Result<PoolFileFormat, PoolSourc
     let mut saw_screen_header = false;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&"Memory:") && line.contains("Avail:") {
+        if words.first().is_some_and(|w| w.starts_with("Memory:")) && line.contains("Avail:") {
             saw_screen_header = true;
         }
         if poolmon::is_column_header(&words) {
@@ -272,6 +276,19 @@ pub fn detect_format(text: &str, name: &str) -> Result<PoolFileFormat, PoolSourc
         found: format!("`{}` starts no known pool usage format", shorten(trimmed)),
         expected: EXPECTED_ANY.to_string(),
     })
+}
+
+/// JSON starts with `[` or `{` followed by what a pool-usage document can hold next; a
+/// debugger log that happens to start with `{GUID}.sys` is not JSON.
+fn looks_like_json(text: &str) -> bool {
+    let mut chars = text.trim_start().chars();
+    let open = chars.next();
+    let next = chars.find(|c| !c.is_whitespace());
+    match open {
+        Some('[') => matches!(next, Some('{' | ']')),
+        Some('{') => matches!(next, Some('"' | '}')),
+        _ => false,
+    }
 }
 
 /// Turns file bytes into text. PowerShell redirection writes UTF-16 with a BOM and poolsnap
@@ -543,6 +560,15 @@ mod tests {
             split_tag("None 5", false).map(|(t, _)| t),
             Some("None".to_string())
         );
+    }
+
+    #[test]
+    fn json_is_recognised_by_its_start() {
+        assert!(looks_like_json("[ {\"tag\": 1} ]"));
+        assert!(looks_like_json("\n{\n  \"tags\": []}"));
+        assert!(looks_like_json("[]"));
+        assert!(!looks_like_json("{4D36E96A-E325}.sys loaded at f50b3000"));
+        assert!(!looks_like_json("[1] kd> x"));
     }
 
     #[test]

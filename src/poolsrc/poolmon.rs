@@ -37,16 +37,22 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Vec<TagUsage>, PoolSourceE
             seen_header = true;
             continue;
         }
-        match words[0] {
+        // `Memory:%8ldK` and `Commit:%7ldK` glue the label to wide values.
+        if words[0].starts_with("Memory:") {
             // A new screen: its rows replace the previous screen's.
-            "Memory:" => {
-                collector.end_listing();
-                continue;
-            }
-            "Commit:" => continue,
-            "Total" if matches!(words.get(1), Some(&"Nonp") | Some(&"Paged")) => continue,
-            w if w.starts_with('!') => continue, // poolsnap -t `!Key=Value` lines
-            _ => {}
+            collector.end_listing();
+            continue;
+        }
+        if is_shell_prompt(line) {
+            // The console prompt after PoolMon quits, copied along with the screen.
+            collector.end_listing();
+            continue;
+        }
+        if words[0].starts_with("Commit:")
+            || words[0].starts_with('!') // poolsnap -t `!Key=Value` lines
+            || (words[0] == "Total" && matches!(words.get(1), Some(&"Nonp") | Some(&"Paged")))
+        {
+            continue;
         }
         if line.contains("pool information") {
             if line.contains("ession") {
@@ -73,6 +79,14 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Vec<TagUsage>, PoolSourceE
         collector.add(tag, pool, counters);
     }
     Ok(collector.finish())
+}
+
+/// `C:\tools>` or `PS C:\tools>`, possibly followed by a command.
+fn is_shell_prompt(line: &str) -> bool {
+    let t = line.trim_start();
+    let t = t.strip_prefix("PS ").unwrap_or(t);
+    let b = t.as_bytes();
+    b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\' && t.contains('>')
 }
 
 fn parse_row(line: &str) -> Result<(u32, Pool, PoolCounters), String> {
@@ -182,6 +196,15 @@ mod tests {
             " Tag  Type     Allocs     Frees      Diff   Bytes  Per Alloc\n None Nonp 5 4 1\n";
         let e = parse_pool_text(short, "p.log").unwrap_err().to_string();
         assert!(e.starts_with("p.log:2: row has no Bytes column;"), "{e}");
+    }
+
+    #[test]
+    fn console_prompts_around_a_copied_screen_are_skipped() {
+        let text = "C:\\tools> poolmon /iMm* /e\n Tag  Type     Allocs            Frees            Diff   Bytes       Per Alloc\n\n MmCm Nonp       2207 (   0)      1009 (   0)     1198 18462512 (     0)  15411\n\nPS C:\\tools>\n";
+        let (_, snap) = parse_pool_text(text, "s").unwrap();
+        assert_eq!(snap.tags[0].nonpaged.live(), 1198);
+        assert!(is_shell_prompt("D:\\x>"));
+        assert!(!is_shell_prompt(" MmCm Nonp 1 0 1 8 8"));
     }
 
     #[test]

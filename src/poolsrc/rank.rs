@@ -9,8 +9,8 @@
 //! * [`pool_in_use_total`] is NonPaged + Paged bytes over all tags; [`share`] a tag's part of it.
 //! * [`rank_for`] maps that share to 0–100: `ceil(100 × bytes / total)`, capped at 100, and 0
 //!   only for 0 bytes (or an empty pool). Rounding up keeps every tag that holds any pool
-//!   distinguishable from one that holds none; integer arithmetic keeps it exact. In the
-//!   incident, `None` (50,827,424 bytes) of a ~125 MB NonPagedPool ranks ~40.
+//!   distinguishable from one that holds none; integer arithmetic keeps it exact. For
+//!   example 50,827,424 bytes (the incident's `None`) of 128,487,424 bytes in use rank 40.
 //! * [`top_consumers`] lists tags by NonPaged + Paged bytes, largest first.
 
 use std::collections::HashSet;
