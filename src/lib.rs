@@ -10,6 +10,7 @@ pub mod finding;
 pub mod model;
 pub mod output;
 pub mod package;
+pub mod poolsrc;
 pub mod poolusage;
 pub mod rules;
 pub mod scan;
