@@ -6,6 +6,7 @@
 //! [`finding::Report`], which [`output`] renders as SARIF 2.1.0 or text.
 
 pub mod callsite;
+pub mod dump;
 pub mod finding;
 pub mod model;
 pub mod output;
