@@ -68,12 +68,22 @@ fn prompt_command(line: &str) -> Option<&str> {
     }
 }
 
-/// The flags argument of a `!poolused` command (hex, as the extension reads it); switches
-/// such as `/t2` are skipped because they do not change the columns.
+/// The flags argument of a `!poolused` command (hex, as the extension reads it). The `/t`
+/// switch (top N tags; written `/t 5` or `/t5`) is skipped with its count, since the count is
+/// not the flags and the switch does not change the columns.
 fn poolused_flags(command: &str) -> Option<u64> {
     let mut words = command.split_whitespace();
     words.find(|w| w.eq_ignore_ascii_case("!poolused"))?;
-    let flags = words.find(|w| !w.starts_with('/') && !w.starts_with('-'))?;
+    let mut flags = None;
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("/t") || word.eq_ignore_ascii_case("-t") {
+            words.next();
+        } else if !word.starts_with('/') && !word.starts_with('-') {
+            flags = Some(word);
+            break;
+        }
+    }
+    let flags = flags?;
     let hex = flags
         .strip_prefix("0x")
         .or_else(|| flags.strip_prefix("0X"))
@@ -324,6 +334,9 @@ mod tests {
             "s.txt:1: `!poolused 8` lists session pool (flag 0x8); expected a listing of the system pools (`!poolused` without flag 8)"
         );
         assert_eq!(poolused_flags("!poolused /t2 2"), Some(2));
+        assert_eq!(poolused_flags("!poolused /t 8  0x2"), Some(2));
+        assert_eq!(poolused_flags("!poolused /t 20"), None);
+        assert_eq!(poolused_flags("!poolused"), None);
         assert_eq!(prompt_command("1: kd> !vm"), Some(" !vm"));
         assert_eq!(prompt_command("lkd> x"), Some(" x"));
         assert_eq!(prompt_command("see kd> x"), None);
