@@ -72,6 +72,7 @@
 //!   lifetime counts (if only outstanding allocations are known, put them in `*_allocs` and 0
 //!   in `*_frees`).
 //! * Blank lines and lines starting with `#` are ignored.
+//! * [`snapshot_to_csv`] writes this form (tags that need quoting are written as `0x…`).
 //!
 //! ## JSON
 //!
@@ -119,6 +120,8 @@ use std::fmt;
 use std::path::Path;
 
 use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
+
+pub use tabular::{snapshot_to_csv, CSV_COLUMNS};
 
 pub use pooltag::{
     load_pooltag_file, owner_is_kernel, parse_pooltag_text, PoolTagDb, PoolTagEntry,
