@@ -100,8 +100,9 @@
 //!   `!poolused 4` give the figures once, and a nonpaged-only screen plus a paged-only screen
 //!   (PoolMon `p` key) give their union.
 //!
-//! Empty input, input with no tag rows, and text that is none of the above are errors naming
-//! the file and the 1-based line.
+//! Text that is none of the above, or a line that breaks the detected format, is an error
+//! naming the file, the 1-based line and what was expected there; empty input and input
+//! without a single tag row are errors naming the file.
 //!
 //! # pooltag.txt
 //!
