@@ -91,10 +91,13 @@ fn poolused_flags(command: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Lines kdexts prints around the table that carry no figures.
+/// Lines kdexts prints around the table that carry no figures. Debugger warnings
+/// (`*** ERROR: Symbol file could not be found…`) start at column 0 with `*`, where a row
+/// never starts: kdexts indents rows by one blank.
 fn is_decoration(line: &str, words: &[&str]) -> bool {
     let t = line.trim();
     words.is_empty()
+        || line.starts_with('*')
         || t.chars().all(|c| c == '.')
         || t.starts_with("Sorting by")
         || t == "Pool Used:"
@@ -300,6 +303,23 @@ mod tests {
         // Description starting with a digit: the header column decides where 520 ends.
         let v = snap.tags.iter().find(|t| t.tag == tag("Vndr")).unwrap();
         assert_eq!(v.paged.bytes, 520);
+    }
+
+    #[test]
+    fn debugger_warnings_inside_a_table_are_skipped() {
+        let text = " Tag     Allocs         Used     Allocs         Used\n*** ERROR: Module load completed but symbols could not be loaded for x.sys\n None    246479     50827424          0            0\n";
+        let (_, snap) = parse_pool_text(text, "t").unwrap();
+        assert_eq!(snap.tags[0].nonpaged.bytes, 50_827_424);
+        let e = parse_pool_text(
+            " Tag     Allocs         Used     Allocs         Used\nsomething else\n",
+            "w.txt",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("w.txt:2: row has 0 of the 4 count columns;"),
+            "{e}"
+        );
     }
 
     #[test]
