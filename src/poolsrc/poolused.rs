@@ -317,7 +317,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.starts_with("w.txt:2: row has 0 of the 4 count columns;"),
+            e.starts_with("w.txt:2: `something` is not a pool tag;"),
             "{e}"
         );
     }
