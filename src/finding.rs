@@ -45,6 +45,8 @@ pub enum ArtifactKind {
     Member,
     /// A crash dump.
     Dump,
+    /// A pool usage export given with `--pool`.
+    PoolExport,
     /// A driver image carved from a dump (its parent is the dump), loaded at `base`.
     Carved {
         /// Kernel virtual address the module was loaded at.
@@ -169,6 +171,9 @@ pub struct ImageSummary {
     pub machine: Machine,
     /// Number of pool call sites found.
     pub call_sites: usize,
+    /// `TimeDateStamp` and `SizeOfImage` as `XXXXXXXXxxxx` (the symbol-server key): the same
+    /// image on disk and carved from memory share it, whereas their bytes never hash alike.
+    pub pe_key: String,
     /// Tags used, sorted by tag.
     pub tags: Vec<TagUse>,
 }

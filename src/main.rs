@@ -40,6 +40,17 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
+    /// Read a kernel crash dump without symbols: header, loaded modules, pool tag usage.
+    Dump {
+        /// The dump file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TagsFormat::Text)]
+        format: TagsFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
     Tags {
         /// Files, folders or packages.
@@ -149,6 +160,25 @@ fn run(cli: Cli) -> Result<u8> {
                 bail!("no rule `{id}`; `drvaudit rules` lists them");
             };
             write_output(None, &drvaudit::rules::explain(rule))?;
+            Ok(0)
+        }
+        Command::Dump {
+            file,
+            format,
+            output,
+        } => {
+            let dump = drvaudit::dump::Dump::open(&file)?;
+            let report = drvaudit::dump::report(&dump);
+            let text = match format {
+                TagsFormat::Text => drvaudit::dump::render_text(&report),
+                TagsFormat::Json => {
+                    let mut s = serde_json::to_string_pretty(&report)
+                        .context("cannot encode the dump report")?;
+                    s.push('\n');
+                    s
+                }
+            };
+            write_output(output.as_ref(), &text)?;
             Ok(0)
         }
         Command::Tags {

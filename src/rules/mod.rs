@@ -762,7 +762,7 @@ fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Val
 
 /// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
 /// so the same driver gives the same fingerprint on any machine.
-fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
+pub(crate) fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
     h.update(b"\0");
