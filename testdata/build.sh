@@ -115,6 +115,9 @@ for arch in x86 x64 arm64; do
     clang_build clean $arch O2 "clean_clang_${arch}_O2"
 done
 
+# The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
+clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf
+
 # Image-level HVCI hazards, one toolchain each.
 clang_build hazards x64 O2 wxsection_clang_x64_O2 -DWX_SECTION -- /section:.rwx,ERW
 gcc_build hazards x64 O2 misaligned_gcc_x64_O2 -Wl,--section-alignment,0x200

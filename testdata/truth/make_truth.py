@@ -63,7 +63,7 @@ POOL_APIS = {
     "MmAllocateContiguousMemorySpecifyCacheNode": (None, 1, None),
 }
 
-SOURCE_OF = {"wxsection": "hazards", "misaligned": "hazards", "iatexec": "hazards"}
+SOURCE_OF = {"wxsection": "hazards", "misaligned": "hazards", "iatexec": "hazards", "cfguard": "clean"}
 
 problems = []
 review = []
