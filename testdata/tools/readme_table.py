@@ -18,7 +18,7 @@ DESCRIBE = [
      "Every pool API; expected findings: see *pooltest* above (DRV1001-1008, DRV2001, DRV2005, DRV3007). "
      "Two import descriptors for ntoskrnl.exe"),
     ("bin/pooltest_clang", CLANG + ", src/pooltest.c",
-     "Same as pooltest_gcc; -O2 unrolls the 4-call loop (pooltest.c:73) into 4 sites"),
+     "Same as pooltest_gcc; -O2 unrolls the 4-call loop (pooltest.c:74) into 4 sites"),
     ("bin/untagged_gcc", GCC + ", src/untagged.c, then tools/pefix.py sets DISCARDABLE on INIT",
      "Incident shape: DRV1001 + DRV2001 (ExAllocatePool(NonPagedPool, 0x90) in a loop, untagged.c:29), DRV3007. "
      "Free with tag 0 (:45) is not a finding. DriverEntry in section INIT (0x62000020: discardable). "
