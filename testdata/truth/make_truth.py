@@ -321,6 +321,7 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
     volatile = X64_VOLATILE if arch == "x64" else X86_VOLATILE
     reg = {}      # canonical register -> api loaded from the IAT
     spill = {}    # (base register, displacement) -> api
+    reloaded = set()
     sites, direct = [], []
 
     def mem_slot(insn, op):
@@ -351,7 +352,7 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
             elif op.type == X86.X86_OP_REG:
                 r = canon_x86(cs, op.reg)
                 if r in reg:
-                    api, how = reg[r], how + " reg"
+                    api, how = reg[r], how + " reg" + (" (reloaded from stack)" if r in reloaded else "")
             elif op.type == X86.X86_OP_IMM:
                 t = op.imm - base
                 if t in thunks:
@@ -372,11 +373,13 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
                 d = canon_x86(cs, dst.reg)
                 if slot in slots:
                     reg[d] = slots[slot][1]
+                    reloaded.discard(d)
                     continue
                 if src.mem.base in (X86.X86_REG_RSP, X86.X86_REG_RBP, X86.X86_REG_ESP, X86.X86_REG_EBP):
                     key = (canon_x86(cs, src.mem.base), src.mem.disp)
                     if key in spill:
                         reg[d] = spill[key]
+                        reloaded.add(d)
                         continue
             if dst.type == X86.X86_OP_MEM and src.type == X86.X86_OP_REG and \
                     dst.mem.base in (X86.X86_REG_RSP, X86.X86_REG_RBP, X86.X86_REG_ESP, X86.X86_REG_EBP):
@@ -418,7 +421,7 @@ def scan_a64(pe, cs, insns, slots, thunks):
             r = canon_a64(cs, ops[0].reg)
             v = val.get(r)
             if v and v[0] == "api":
-                sites.append(Site(rva, v[1], mn + " reg", i))
+                sites.append(Site(rva, v[1], mn + " reg" + (" (%s)" % v[2] if len(v) > 2 else ""), i))
             elif mn == "blr":
                 pass
             if mn == "blr":
@@ -442,7 +445,7 @@ def scan_a64(pe, cs, insns, slots, thunks):
                 val[d] = ("api", slots[v[1] + ops[1].mem.disp - base][1])
                 handled = True
             elif b in ("sp", "x29") and (b, ops[1].mem.disp) in spill:
-                val[d] = ("api", spill[(b, ops[1].mem.disp)])
+                val[d] = ("api", spill[(b, ops[1].mem.disp)], "reloaded from stack")
                 handled = True
         elif mn in ("str", "stur") and len(ops) == 2 and ops[1].type == A64.ARM64_OP_MEM:
             b = canon_a64(cs, ops[1].mem.base)
@@ -570,6 +573,12 @@ def analyse(binary):
     src = SOURCE_OF.get(drv, drv)
     marks = parse_markers(src)
     cs, arch = make_cs(pe)
+    if arch != binary.split("_")[-2]:
+        problem("%s: machine is %s" % (binary, arch))
+    if pe.OPTIONAL_HEADER.Subsystem != 1:
+        problem("%s: subsystem %d, not NATIVE (1)" % (binary, pe.OPTIONAL_HEADER.Subsystem))
+    if pe.OPTIONAL_HEADER.CheckSum != pe.generate_checksum():
+        problem("%s: checksum is not valid" % binary)
     slots = image_imports(pe)
     thunks = find_thunks(pe, cs, arch, slots)
     if toolchain == "gcc":
@@ -690,6 +699,9 @@ def main():
     stub_exports = {}
     for arch in ("x86", "x64", "arm64"):
         spe = pefile.PE(os.path.join(TD, "bin", "ntoskrnl_stub_%s.exe" % arch))
+        if make_cs(spe)[1] != arch or spe.OPTIONAL_HEADER.Subsystem != 1 or \
+                spe.OPTIONAL_HEADER.CheckSum != spe.generate_checksum():
+            problem("ntoskrnl_stub_%s.exe: wrong machine, subsystem or checksum" % arch)
         if spe.DIRECTORY_ENTRY_EXPORT.name != b"ntoskrnl.exe":
             problem("ntoskrnl_stub_%s.exe: export directory name is %r" % (arch, spe.DIRECTORY_ENTRY_EXPORT.name))
         addrs = [e.address for e in spe.DIRECTORY_ENTRY_EXPORT.symbols]
