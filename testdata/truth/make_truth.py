@@ -516,6 +516,105 @@ def arg_value_x64(pe, cs, insns, idx, regname, starts):
     return "unknown"
 
 
+def arg_values_x86(pe, cs, insns, idx, starts):
+    """x86: simulate the call's basic block forward (pushes, esp arithmetic, stores through esp or a
+    copy of esp, register constants) and return {stack slot (1-based dword): value} at the call."""
+    base = pe.OPTIONAL_HEADER.ImageBase
+    k0 = 0
+    for k in range(idx, -1, -1):
+        if insns[k].address in starts:
+            k0 = k
+            break
+    esp, mem, alias, regs = 0, {}, {}, {}
+
+    def read(op):
+        if op.type == X86.X86_OP_IMM:
+            return "0x%x" % (op.imm & 0xFFFFFFFF)
+        if op.type == X86.X86_OP_REG:
+            r = canon_x86(cs, op.reg)
+            return regs.get(r, "unknown")
+        if op.type == X86.X86_OP_MEM:
+            b = canon_x86(cs, op.mem.base) if op.mem.base else None
+            if op.mem.index:
+                return "unknown"
+            if b is None:
+                r = read_u32(pe, (op.mem.disp & 0xFFFFFFFF) - base)
+                return ("runtime:0x%x" if r[1] else "0x%x") % r[0] if r else "unknown"
+            if b == "rsp":
+                return mem.get(esp + op.mem.disp, "unknown")
+            if b in alias:
+                return mem.get(alias[b] + op.mem.disp, "unknown")
+        return "unknown"
+
+    def store_addr(op):
+        b = canon_x86(cs, op.mem.base) if op.mem.base else None
+        if op.mem.index or b is None:
+            return None
+        if b == "rsp":
+            return esp + op.mem.disp
+        if b in alias:
+            return alias[b] + op.mem.disp
+        return None
+
+    for k in range(k0, idx):
+        insn = insns[k]
+        ops = insn.operands
+        if insn.group(capstone.CS_GRP_CALL):
+            esp, mem, alias = 0, {}, {}
+            for r in X86_VOLATILE:
+                regs.pop(r, None)
+            continue
+        if insn.id == X86.X86_INS_PUSH:
+            v = read(ops[0])
+            esp -= 4
+            mem[esp] = v
+            continue
+        if insn.id == X86.X86_INS_POP:
+            regs[canon_x86(cs, ops[0].reg)] = mem.get(esp, "unknown")
+            esp += 4
+            continue
+        if insn.id in (X86.X86_INS_SUB, X86.X86_INS_ADD) and ops[0].type == X86.X86_OP_REG and \
+                canon_x86(cs, ops[0].reg) == "rsp":
+            if ops[1].type == X86.X86_OP_IMM:
+                esp += ops[1].imm if insn.id == X86.X86_INS_ADD else -ops[1].imm
+            else:
+                esp, mem, alias = 0, {}, {}
+            continue
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_MEM:
+            a = store_addr(ops[0])
+            if a is not None:
+                mem[a] = read(ops[1]) if ops[0].size == 4 else "unknown"
+            continue
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_REG:
+            d = canon_x86(cs, ops[0].reg)
+            if ops[1].type == X86.X86_OP_REG and canon_x86(cs, ops[1].reg) == "rsp":
+                alias[d] = esp
+                regs.pop(d, None)
+            else:
+                regs[d] = read(ops[1])
+                alias.pop(d, None)
+            continue
+        if insn.id == X86.X86_INS_XOR and ops[0].type == ops[1].type == X86.X86_OP_REG and ops[0].reg == ops[1].reg:
+            regs[canon_x86(cs, ops[0].reg)] = "0x0"
+            alias.pop(canon_x86(cs, ops[0].reg), None)
+            continue
+        if insn.id == X86.X86_INS_LEA and ops[1].mem.base and canon_x86(cs, ops[1].mem.base) == "rsp" \
+                and not ops[1].mem.index:
+            alias[canon_x86(cs, ops[0].reg)] = esp + ops[1].mem.disp
+            continue
+        try:
+            _, written = insn.regs_access()
+        except capstone.CsError:
+            written = []
+        for w in written:
+            c = canon_x86(cs, w)
+            if c == "rsp":
+                esp, mem, alias = 0, {}, {}
+            regs.pop(c, None)
+            alias.pop(c, None)
+    return {n: mem.get(esp + 4 * (n - 1), "unknown") for n in range(1, 9)}
+
+
 def arg_value_a64(pe, cs, insns, idx, regname, starts):
     base = pe.OPTIONAL_HEADER.ImageBase
     want = regname
@@ -603,11 +702,16 @@ def analyse(binary):
             s.func = name
             s.fstart = start
             s.seen = {}
-            if s.api in POOL_APIS and arch in ("x64", "arm64"):
+            if s.api in POOL_APIS:
+                x86_slots = arg_values_x86(pe, cs, insns, s.idx, starts) if arch == "x86" else None
                 for col, pos in zip(("type", "size", "tag"), POOL_APIS[s.api]):
                     if pos is None:
                         continue
-                    if arch == "x64" and pos <= 4:
+                    if arch == "x86":
+                        # ExAllocatePool2/3 take a 64-bit Flags first: the later arguments move one slot.
+                        slot = pos + 1 if s.api in ("ExAllocatePool2", "ExAllocatePool3") and pos > 1 else pos
+                        s.seen[col] = x86_slots[slot]
+                    elif arch == "x64" and pos <= 4:
                         s.seen[col] = arg_value_x64(pe, cs, insns, s.idx, X64_ARGS[pos], starts)
                     elif arch == "arm64":
                         s.seen[col] = arg_value_a64(pe, cs, insns, s.idx, "x%d" % (pos - 1), starts)
