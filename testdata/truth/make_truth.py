@@ -516,6 +516,24 @@ def arg_value_x64(pe, cs, insns, idx, regname, starts):
     return "unknown"
 
 
+def stack_arg_x64(pe, cs, insns, idx, pos, starts):
+    """x64 argument pos >= 5: the last store to [rsp + 0x20 + 8*(pos-5)] in the call's block."""
+    off = 0x20 + 8 * (pos - 5)
+    for k in range(idx - 1, -1, -1):
+        insn = insns[k]
+        ops = insn.operands
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_MEM and ops[0].mem.base == X86.X86_REG_RSP \
+                and not ops[0].mem.index and ops[0].mem.disp == off:
+            if ops[1].type == X86.X86_OP_IMM:
+                return "0x%x" % (ops[1].imm & 0xFFFFFFFF)
+            if ops[1].type == X86.X86_OP_REG:
+                return arg_value_x64(pe, cs, insns, k, canon_x86(cs, ops[1].reg), starts)
+            return "unknown"
+        if insn.address in starts:
+            return "unknown"
+    return "unknown"
+
+
 def arg_values_x86(pe, cs, insns, idx, starts):
     """x86: simulate the call's basic block forward (pushes, esp arithmetic, stores through esp or a
     copy of esp, register constants) and return {stack slot (1-based dword): value} at the call."""
@@ -713,6 +731,8 @@ def analyse(binary):
                         s.seen[col] = x86_slots[slot]
                     elif arch == "x64" and pos <= 4:
                         s.seen[col] = arg_value_x64(pe, cs, insns, s.idx, X64_ARGS[pos], starts)
+                    elif arch == "x64":
+                        s.seen[col] = stack_arg_x64(pe, cs, insns, s.idx, pos, starts)
                     elif arch == "arm64":
                         s.seen[col] = arg_value_a64(pe, cs, insns, s.idx, "x%d" % (pos - 1), starts)
         all_sites += [s for s in sites if s.api in POOL_APIS]
