@@ -233,16 +233,24 @@ fn run(cli: Cli) -> Result<u8> {
                 },
             };
             let report = scan::scan(&settings);
-            let text = match args.format {
-                Format::Sarif => output::sarif::render(
-                    &report,
-                    &output::sarif::SarifContext {
+            match args.format {
+                Format::Sarif => {
+                    let ctx = output::sarif::SarifContext {
                         root: &settings.root,
-                    },
-                ),
-                Format::Text => output::text::render(&report),
-            };
-            write_output(args.output.as_ref(), &text)?;
+                    };
+                    // Streamed, so memory does not grow with the size of the log.
+                    match args.output.as_ref() {
+                        Some(p) => std::fs::File::create(p)
+                            .and_then(|f| output::sarif::write(&report, &ctx, f))
+                            .with_context(|| format!("{}: cannot write output", p.display()))?,
+                        None => match output::sarif::write(&report, &ctx, std::io::stdout().lock()) {
+                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                            r => r.context("cannot write to standard output")?,
+                        },
+                    }
+                }
+                Format::Text => write_output(args.output.as_ref(), &output::text::render(&report))?,
+            }
             Ok(report.exit_code as u8)
         }
     }
