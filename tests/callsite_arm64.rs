@@ -1,0 +1,121 @@
+//! ARM64 call-site analysis against the shared corpus (skipped when it is absent).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use drvaudit::callsite::{self, ApiKind, CallSite, Provenance, Role};
+use drvaudit::model::{Image, Layout};
+use drvaudit::poolusage::tag_display;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if dir.join("drivers").is_dir() {
+        Some(dir)
+    } else {
+        println!("SKIPPED: shared corpus not found at {}", dir.display());
+        None
+    }
+}
+
+fn sites_of(path: &std::path::Path) -> (Image, Vec<CallSite>) {
+    let bytes = std::fs::read(path).unwrap();
+    let image = Image::parse(&bytes, Layout::File).unwrap();
+    let sites = callsite::analyze(&image, &bytes);
+    (image, sites)
+}
+
+fn summary(name: &str, sites: &[CallSite]) {
+    let mut known = 0;
+    let mut unknown = 0;
+    for s in sites {
+        for (_, v) in &s.args {
+            if v.how == Provenance::Unknown {
+                unknown += 1;
+            } else {
+                known += 1;
+            }
+        }
+    }
+    println!(
+        "{name}: {} sites ({} via wrappers), {known} values recovered, {unknown} unknown",
+        sites.len(),
+        sites.iter().filter(|s| s.via.is_some()).count()
+    );
+}
+
+#[test]
+fn systeminformer_arm64_tags() {
+    let Some(dir) = corpus() else { return };
+    let (_, sites) = sites_of(&dir.join("drivers/systeminformer-arm64.sys"));
+    if std::env::var_os("DRVAUDIT_DUMP").is_some() {
+        for s in &sites {
+            println!(
+                "{:#x} {:?} {} via {:?} fn {:?} {:?}",
+                s.rva, s.reach, s.api, s.via, s.function, s.args
+            );
+        }
+    }
+    summary("systeminformer-arm64.sys", &sites);
+    let truth = std::fs::read_to_string(dir.join("truth/systeminformer-tags.tsv")).unwrap();
+    let expected: BTreeSet<String> = truth
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.get(6) == Some(&"True")).then(|| f[3].to_string())
+        })
+        .collect();
+    assert_eq!(expected.len(), 54);
+    let found: BTreeSet<String> = sites
+        .iter()
+        .filter(|s| matches!(s.spec().kind, ApiKind::Allocate | ApiKind::LookasideInit))
+        .filter_map(|s| s.effective_tag())
+        .map(tag_display)
+        .collect();
+    let missing: Vec<&String> = expected.difference(&found).collect();
+    let extra: Vec<&String> = found.difference(&expected).collect();
+    println!(
+        "tags: {} of 54 recovered; missing {missing:?}; not in the truth {extra:?}",
+        54 - missing.len()
+    );
+    assert!(missing.len() <= 4, "missing tags {missing:?}");
+    assert!(extra.is_empty(), "tags not in the truth: {extra:?}");
+    // drivers.tsv: untagged = no, exec_nonpaged = no.
+    assert!(!sites.iter().any(|s| s.spec().is_untagged()));
+    let exec: Vec<&CallSite> = sites.iter().filter(|s| requests_executable(s)).collect();
+    assert!(exec.is_empty(), "executable pool requested at {exec:#?}");
+}
+
+/// Whether a site asks for executable non-paged memory with a compile-time constant
+/// (`pool-apis-and-rules.md` §3; on ARM64 an immediate 0 is an explicit execute request).
+fn requests_executable(s: &CallSite) -> bool {
+    let constant = |role| s.arg(role).and_then(|v| v.constant());
+    match s.api {
+        "ExAllocatePool2" | "ExAllocatePool3" => {
+            constant(Role::PoolFlags).is_some_and(|f| f & 0x80 != 0)
+        }
+        "ExInitializeNPagedLookasideList" => {
+            constant(Role::LookasideFlags).is_some_and(|f| f & 0x200 == 0)
+        }
+        _ => constant(Role::PoolType)
+            .is_some_and(|t| [0, 2, 4, 6].contains(&(t & 7)) && t & 0x200 == 0),
+    }
+}
+
+#[test]
+fn wine_arm64_stubs_have_no_sites() {
+    let Some(dir) = corpus() else { return };
+    let mut n = 0;
+    for e in std::fs::read_dir(dir.join("drivers")).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("wine8.0-arm64stub-") {
+            continue;
+        }
+        let (_, sites) = sites_of(&path);
+        summary(&name, &sites);
+        assert!(sites.is_empty(), "{name}");
+        n += 1;
+    }
+    assert_eq!(n, 17);
+}
