@@ -344,64 +344,17 @@ impl<'a> Ctx<'a> {
         (rva < g.end).then_some(g)
     }
 
-    /// One pass over the raw words of every executable section: functions that pair an `adrp`
-    /// to a pool IAT page with a 64-bit `ldr` of a pool slot, import thunks, and every `bl`/`b`
-    /// that lands on a function start or a thunk.
+    /// Passes over the raw words of every executable section: every `bl`/`b`; import thunks;
+    /// the functions that pair an `adrp` to a pool IAT page with a 64-bit `ldr` of a pool slot;
+    /// and the `bl`/`b` instructions that call a function entry or a thunk.
     fn scan(&self) -> Scan {
         let mut scan = Scan::default();
-        let mut thunk_words = Vec::new();
-        for &(start, bytes) in &self.code {
-            let words: Vec<u32> = bytes
-                .chunks_exact(4)
-                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-                .collect();
-            for (i, &w) in words.iter().enumerate() {
-                let rva = start.wrapping_add(4 * i as u32);
-                if w & 0x9f00_0000 == 0x9000_0000 {
-                    // ADRP: immhi (23:5) and immlo (30:29) form a signed 21-bit page count.
-                    let imm = (((w >> 5) & 0x7ffff) << 2 | (w >> 29) & 3) as i32;
-                    let imm = (imm << 11) >> 11;
-                    let page = i64::from(rva & !0xfff) + (i64::from(imm) << 12);
-                    if page < 0
-                        || page > i64::from(u32::MAX)
-                        || !self.pages.contains(&((page as u32) >> 12))
-                    {
-                        continue;
-                    }
-                    let rd = w & 31;
-                    let hit = words[i + 1..words.len().min(i + 1 + PAIR_WINDOW)]
-                        .iter()
-                        .position(|&l| {
-                            // LDR (immediate, unsigned offset), 64-bit: 1111 1001 01.
-                            l & 0xffc0_0000 == 0xf940_0000
-                                && (l >> 5) & 31 == rd
-                                && self.slots.contains_key(
-                                    &(page as u32).wrapping_add(((l >> 10) & 0xfff) * 8),
-                                )
-                        });
-                    let Some(k) = hit else { continue };
-                    let l = words[i + 1 + k];
-                    let slot = (page as u32).wrapping_add(((l >> 10) & 0xfff) * 8);
-                    // Thunk: `adrp xN; ldr xN, [xN, #o]; br xN` standing alone.
-                    if k == 0 && l & 31 == rd {
-                        if let Some(&b) = words.get(i + 2) {
-                            if b == 0xd61f_0000 | (rd << 5) && self.is_thunk_start(rva) {
-                                thunk_words.push((rva, self.slots[&slot]));
-                                continue;
-                            }
-                        }
-                    }
-                    if let Some(r) = self.region_of(rva) {
-                        scan.candidates.insert(r);
-                    }
-                }
-            }
-        }
-        scan.thunks = thunk_words.into_iter().collect();
+        // BL (100101) and B (000101) carry a signed 26-bit word offset.
+        let mut branches = Vec::new();
+        let mut bl_targets = HashSet::new();
         for &(start, bytes) in &self.code {
             for (i, w) in bytes.chunks_exact(4).enumerate() {
                 let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-                // BL (100101) and B (000101) with a signed 26-bit word offset.
                 if w & 0x7c00_0000 != 0x1400_0000 {
                     continue;
                 }
@@ -409,38 +362,90 @@ impl<'a> Ctx<'a> {
                 let off = (((w & 0x03ff_ffff) << 6) as i32) >> 4;
                 let target = rva.wrapping_add(off as u32);
                 let is_bl = w & 0x8000_0000 != 0;
-                let from = self.region_of(rva);
-                if scan.thunks.contains_key(&target) {
-                    if let Some(r) = from {
-                        scan.candidates.insert(r);
-                    }
-                } else {
-                    // `bl` lands on a function entry; `b` only counts as a (tail) call when it
-                    // leaves its own function, onto a `.pdata` start or into a gap.
-                    let to = self.region_of(target);
-                    let entry = match to {
-                        Some(t) if t.is_function => t.begin == target,
-                        Some(_) => is_bl || from.is_some_and(|f| !f.contains(target)),
-                        None => false,
-                    };
-                    if !entry || (!is_bl && from.is_some_and(|f| f.contains(target))) {
-                        continue;
-                    }
+                if is_bl {
+                    bl_targets.insert(target);
                 }
-                scan.calls_to.entry(target).or_default().push(rva);
+                branches.push((rva, target, is_bl));
             }
         }
-        scan
-    }
-
-    /// Whether an `adrp; ldr; br` at `rva` is a stand-alone import thunk rather than the tail
-    /// call ending a larger function: it is outside every `.pdata` function or is a whole
-    /// (tiny) function by itself.
-    fn is_thunk_start(&self, rva: u32) -> bool {
-        match self.image.function_of(rva) {
-            None => true,
-            Some(f) => f.begin == rva && f.end - f.begin <= 16,
+        let targets: HashSet<u32> = branches.iter().map(|b| b.1).collect();
+        for &(start, bytes) in &self.code {
+            let words: Vec<u32> = bytes
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                .collect();
+            for (i, &w) in words.iter().enumerate() {
+                if w & 0x9f00_0000 != 0x9000_0000 {
+                    continue;
+                }
+                let rva = start.wrapping_add(4 * i as u32);
+                // ADRP: immhi (23:5) and immlo (30:29) form a signed 21-bit page count.
+                let imm = (((w >> 5) & 0x7ffff) << 2 | (w >> 29) & 3) as i32;
+                let imm = (imm << 11) >> 11;
+                let page = i64::from(rva & !0xfff) + (i64::from(imm) << 12);
+                if page < 0
+                    || page > i64::from(u32::MAX)
+                    || !self.pages.contains(&((page as u32) >> 12))
+                {
+                    continue;
+                }
+                let rd = w & 31;
+                let slot_of = |l: u32| (page as u32).wrapping_add(((l >> 10) & 0xfff) * 8);
+                let hit = words[i + 1..words.len().min(i + 1 + PAIR_WINDOW)]
+                    .iter()
+                    .position(|&l| {
+                        // LDR (immediate, unsigned offset), 64-bit: 1111 1001 01.
+                        l & 0xffc0_0000 == 0xf940_0000
+                            && (l >> 5) & 31 == rd
+                            && self.slots.contains_key(&slot_of(l))
+                    });
+                let Some(k) = hit else { continue };
+                let l = words[i + 1 + k];
+                // Thunk: `adrp xN; ldr xN, [xN, #o]; br xN` that something branches to and
+                // that is not the tail of a larger `.pdata` function.
+                let is_thunk = k == 0
+                    && l & 31 == rd
+                    && words.get(i + 2) == Some(&(0xd61f_0000 | (rd << 5)))
+                    && targets.contains(&rva)
+                    && self
+                        .image
+                        .function_of(rva)
+                        .map_or(true, |f| f.begin == rva && f.end - f.begin <= 16);
+                if is_thunk {
+                    scan.thunks.insert(rva, self.slots[&slot_of(l)]);
+                } else if let Some(r) = self.region_of(rva) {
+                    scan.candidates.insert(r);
+                }
+            }
         }
+        let entry_point = self.image.entry_point;
+        for (rva, target, is_bl) in branches {
+            let from = self.region_of(rva);
+            if scan.thunks.contains_key(&target) {
+                if let Some(r) = from {
+                    scan.candidates.insert(r);
+                }
+            } else {
+                // `bl` lands on a function entry. `b` is a tail call when it lands on a
+                // `.pdata` function start from elsewhere, leaves its own stretch of code, or
+                // lands on a known entry (a `bl` target, the image entry point).
+                let entry = match self.region_of(target) {
+                    Some(t) if t.is_function => t.begin == target && (is_bl || from != Some(t)),
+                    Some(t) => {
+                        is_bl
+                            || from != Some(t)
+                            || bl_targets.contains(&target)
+                            || target == entry_point
+                    }
+                    None => false,
+                };
+                if !entry {
+                    continue;
+                }
+            }
+            scan.calls_to.entry(target).or_default().push(rva);
+        }
+        scan
     }
 
     fn decode_region(&self, r: Region) -> Vec<Insn> {
@@ -475,29 +480,47 @@ impl<'a> Ctx<'a> {
         let entries: Vec<u32> = if region.is_function {
             vec![region.begin]
         } else {
-            scan.calls_to
+            let mut e: Vec<u32> = scan
+                .calls_to
                 .range(region.begin..region.end)
                 .map(|(&t, _)| t)
+                .chain(
+                    std::iter::once(self.image.entry_point)
+                        .chain(self.image.exports.iter().map(|x| x.rva))
+                        .filter(|&t| region.contains(t)),
+                )
                 .filter(|t| t % 4 == 0)
-                .collect()
+                .collect();
+            e.sort_unstable();
+            e.dedup();
+            e
         };
+        // Index of the function (segment between entries) an RVA belongs to.
+        let segment = |rva: u32| entries.partition_point(|&e| e <= rva);
         let cfg = Cfg::build(&insns, region, &entries);
-        let escapes = insns
-            .iter()
-            .any(|i| i.inst.as_ref().is_some_and(takes_stack_address));
-        let states = cfg.solve(&insns, |s, insn| self.step(s, insn, escapes));
+        // Per function: whether it computes the address of one of its stack slots.
+        let mut escapes = vec![false; entries.len() + 1];
+        for i in &insns {
+            if i.inst.as_ref().is_some_and(takes_stack_address) {
+                escapes[segment(i.rva)] = true;
+            }
+        }
+        let step = |s: &mut State, insn: &Insn| self.step(s, insn, escapes[segment(insn.rva)]);
+        let states = cfg.solve(&insns, step);
         for (b, block) in cfg.blocks.iter().enumerate() {
             let mut s = states[b].clone();
-            for insn in &insns[block.start..block.end] {
-                let i = entries.partition_point(|&e| e <= insn.rva);
-                let function = i.checked_sub(1).map(|i| entries[i]);
-                let function = if region.is_function {
-                    Some(region.begin)
-                } else {
-                    function
+            for (k, insn) in insns[block.start..block.end].iter().enumerate() {
+                let function = segment(insn.rva)
+                    .checked_sub(1)
+                    .map(|i| entries[i])
+                    .or_else(|| leaf_start(&insns, block.start + k));
+                let site = Observed {
+                    region,
+                    function,
+                    entries: &entries,
                 };
-                self.observe(&s, insn, region, function, &scan.thunks, &mut res);
-                self.step(&mut s, insn, escapes);
+                self.observe(&s, insn, &site, &scan.thunks, &mut res);
+                step(&mut s, insn);
             }
         }
         res
@@ -508,8 +531,7 @@ impl<'a> Ctx<'a> {
         &self,
         s: &State,
         insn: &Insn,
-        region: Region,
-        function: Option<u32>,
+        at: &Observed,
         thunks: &HashMap<u32, &'static ApiSpec>,
         res: &mut FnResult,
     ) {
@@ -528,7 +550,10 @@ impl<'a> Ctx<'a> {
             },
             (Opcode::BL | Opcode::B, Operand::PCOffset(off)) => {
                 let target = (i64::from(insn.rva) + off) as u32;
-                if inst.opcode == Opcode::BL || target < region.begin || target >= region.end {
+                if inst.opcode == Opcode::BL
+                    || !at.region.contains(target)
+                    || at.entries.binary_search(&target).is_ok()
+                {
                     let mut regs = [Val::Unknown; 8];
                     regs.copy_from_slice(&s.regs[..8]);
                     res.at_calls.insert(insn.rva, regs);
@@ -562,7 +587,7 @@ impl<'a> Ctx<'a> {
             rva: insn.rva,
             spec,
             reach,
-            function,
+            function: at.function,
             args,
         });
     }
@@ -1034,6 +1059,23 @@ fn is_other_atomic(op: Opcode) -> bool {
     )
 }
 
+/// The start of a function no call reaches directly (a leaf called through a pointer, in code
+/// without `.pdata`), for labelling only: the instruction after the nearest preceding `ret`,
+/// `br`, `b`, padding (`udf #0`) or undecodable word, else the start of the gap (which follows
+/// a `.pdata` function or starts a section).
+fn leaf_start(insns: &[Insn], at: usize) -> Option<u32> {
+    let ends_flow = |i: &Insn| {
+        i.inst.as_ref().map_or(true, |x| {
+            matches!(
+                x.opcode,
+                Opcode::RET | Opcode::BR | Opcode::B | Opcode::UDF | Opcode::BRK | Opcode::Invalid
+            )
+        })
+    };
+    let k = insns[..at].iter().rposition(ends_flow).map_or(0, |k| k + 1);
+    insns.get(k).map(|i| i.rva)
+}
+
 /// Whether `inst` computes an address inside the stack frame into another register
 /// (`add x0, sp, #16`, `sub x0, x29, #8`): then a callee or a store through a pointer may
 /// change a stack slot, and slots are forgotten at calls and such stores.
@@ -1107,6 +1149,15 @@ impl Region {
     }
 }
 
+/// Where an instruction sits, for [`Ctx::observe`].
+struct Observed<'e> {
+    region: Region,
+    /// The entry of the function it belongs to.
+    function: Option<u32>,
+    /// Sorted function entries of the region.
+    entries: &'e [u32],
+}
+
 #[derive(Default)]
 struct Scan {
     candidates: HashSet<Region>,
@@ -1165,6 +1216,7 @@ impl Cfg {
         };
         let mut leader = vec![false; n];
         leader[0] = true;
+        // Sorted, as `entries` is.
         let entry_insns: Vec<usize> = entries
             .iter()
             .filter_map(|&e| index(i64::from(e)))
@@ -1213,7 +1265,12 @@ impl Cfg {
             let mut succs = Vec::new();
             match branch_target(last) {
                 Some((target, falls)) => {
-                    if let Some(j) = target.and_then(index) {
+                    // An unconditional branch onto another function's entry is a tail call.
+                    let seg = |i: usize| entry_insns.partition_point(|&e| e <= i);
+                    let tail = |j: usize| {
+                        !falls && entry_insns.binary_search(&j).is_ok() && seg(j) != seg(end - 1)
+                    };
+                    if let Some(j) = target.and_then(index).filter(|&j| !tail(j)) {
                         succs.push(block_of[&j]);
                     }
                     if falls && end < n {
