@@ -307,13 +307,12 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .map(|&(role, v, wide)| {
                         let v = match v {
+                            // The caller's value reached the API through the wrapper, so an
+                            // immediate there is `Propagated` here; loaded values keep their
+                            // origin (`Global`, `Runtime`).
                             Val::Param { reg, narrow } => {
                                 let outer = regs.get(reg as usize).copied().unwrap_or(Val::Unknown);
-                                if narrow {
-                                    outer.narrow()
-                                } else {
-                                    outer
-                                }
+                                if narrow { outer.narrow() } else { outer }.copied()
                             }
                             other => other,
                         };
@@ -401,12 +400,16 @@ impl<'a> Ctx<'a> {
                     });
                 let Some(k) = hit else { continue };
                 let l = words[i + 1 + k];
-                // Thunk: `adrp xN; ldr xN, [xN, #o]; br xN` that something branches to and
-                // that is not the tail of a larger `.pdata` function.
+                // Thunk: `adrp xN; ldr xN, [xN, #o]; br xN` standing alone: not the tail of a
+                // larger `.pdata` function, and either branched to or not reachable by falling
+                // through from the word before it. Unused thunks (lld emits one per import)
+                // then yield no site, while a function's own tail call `...; adrp; ldr; br`
+                // stays a tail-call site.
+                let alone = targets.contains(&rva) || i == 0 || !falls_through(words[i - 1]);
                 let is_thunk = k == 0
                     && l & 31 == rd
                     && words.get(i + 2) == Some(&(0xd61f_0000 | (rd << 5)))
-                    && targets.contains(&rva)
+                    && alone
                     && self
                         .image
                         .function_of(rva)
@@ -1059,6 +1062,15 @@ fn is_other_atomic(op: Opcode) -> bool {
     )
 }
 
+/// Whether execution can continue from the A64 word `w` to the next one: false for `ret`,
+/// `br`, `b`, `brk` and `udf #0` (zero padding between functions).
+fn falls_through(w: u32) -> bool {
+    let ret_or_br = w & 0xffbf_fc1f == 0xd61f_0000; // BR (op 00) and RET (op 10)
+    let b = w & 0xfc00_0000 == 0x1400_0000;
+    let brk = w & 0xffe0_001f == 0xd420_0000;
+    !(ret_or_br || b || brk || w == 0)
+}
+
 /// The start of a function no call reaches directly (a leaf called through a pointer, in code
 /// without `.pdata`), for labelling only: the instruction after the nearest preceding `ret`,
 /// `br`, `b`, padding (`udf #0`) or undecodable word, else the start of the gap (which follows
@@ -1351,3 +1363,6 @@ impl Cfg {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
