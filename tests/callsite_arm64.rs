@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use drvaudit::callsite::{self, ApiKind, CallSite, Provenance, Role};
+use drvaudit::callsite::{self, ApiKind, ArgValue, CallSite, Provenance, Role};
 use drvaudit::model::{Image, Layout};
 use drvaudit::poolusage::tag_display;
 
@@ -150,5 +150,81 @@ fn dump_from_env() {
             );
         }
         summary(&path.display().to_string(), &sites);
+    }
+}
+
+/// One expected value of `testdata/truth/sites.tsv`: `-` (no such argument), `unknown`,
+/// `param` (a wrapper's own site: its parameter), `runtime:0xN` or a hex constant.
+fn check_value(binary: &str, rva: &str, what: &str, expected: &str, got: Option<ArgValue>) {
+    let ctx = format!("{binary} {rva} {what}: expected {expected}, got {got:?}");
+    match expected {
+        "-" => {}
+        "unknown" | "param" => {
+            assert_eq!(got.map(|v| v.how), Some(Provenance::Unknown), "{ctx}")
+        }
+        _ => {
+            let (runtime, hex) = match expected.strip_prefix("runtime:") {
+                Some(h) => (true, h),
+                None => (false, expected),
+            };
+            let want = u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap();
+            let got = got.unwrap_or_else(|| panic!("{ctx}"));
+            assert_eq!(got.value, Some(want), "{ctx}");
+            assert_eq!(got.how == Provenance::Runtime, runtime, "{ctx}");
+        }
+    }
+}
+
+/// The pool type or flags argument, whichever the API has (the truth's first value column).
+fn type_or_flags(s: &CallSite) -> Option<ArgValue> {
+    s.arg(Role::PoolFlags)
+        .or_else(|| s.arg(Role::PoolType))
+        .or_else(|| s.arg(Role::LookasideFlags))
+}
+
+#[test]
+fn fixture_drivers_match_the_truth_rows() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let Ok(truth) = std::fs::read_to_string(root.join("truth/sites.tsv")) else {
+        println!("SKIPPED: testdata/truth/sites.tsv not found");
+        return;
+    };
+    let mut by_binary: std::collections::BTreeMap<&str, Vec<Vec<&str>>> = Default::default();
+    for line in truth.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() >= 7 && f[0].contains("_arm64_") {
+            by_binary.entry(f[0]).or_default().push(f);
+        }
+    }
+    assert!(!by_binary.is_empty(), "no ARM64 rows in sites.tsv");
+    for (binary, rows) in &by_binary {
+        let (_, sites) = sites_of(&root.join("bin").join(binary));
+        summary(binary, &sites);
+        let mut matched = 0;
+        for f in rows {
+            let (rva, api, ty, size, tag, via) = (f[1], f[2], f[3], f[4], f[5], f[6]);
+            if callsite::apis::find(api).is_none() {
+                println!("{binary} {rva}: {api} is not in the API table; row not checked");
+                continue;
+            }
+            let rva_n = u32::from_str_radix(rva.trim_start_matches("0x"), 16).unwrap();
+            let via_n = (via != "-")
+                .then(|| u32::from_str_radix(via.trim_start_matches("0x"), 16).unwrap());
+            let site = sites
+                .iter()
+                .find(|s| s.rva == rva_n && s.api == api && s.via == via_n)
+                .unwrap_or_else(|| {
+                    panic!("{binary}: no {api} site at {rva} via {via}: {sites:#?}")
+                });
+            check_value(binary, rva, "type/flags", ty, type_or_flags(site));
+            check_value(binary, rva, "size", size, site.arg(Role::Size));
+            check_value(binary, rva, "tag", tag, site.arg(Role::Tag));
+            matched += 1;
+        }
+        assert_eq!(
+            matched,
+            sites.len(),
+            "{binary}: sites not in the truth: {sites:#?}"
+        );
     }
 }

@@ -413,7 +413,7 @@ impl<'a> Ctx<'a> {
                     && self
                         .image
                         .function_of(rva)
-                        .map_or(true, |f| f.begin == rva && f.end - f.begin <= 16);
+                        .is_none_or(|f| f.begin == rva && f.end - f.begin <= 16);
                 if is_thunk {
                     scan.thunks.insert(rva, self.slots[&slot_of(l)]);
                 } else if let Some(r) = self.region_of(rva) {
@@ -1077,7 +1077,7 @@ fn falls_through(w: u32) -> bool {
 /// a `.pdata` function or starts a section).
 fn leaf_start(insns: &[Insn], at: usize) -> Option<u32> {
     let ends_flow = |i: &Insn| {
-        i.inst.as_ref().map_or(true, |x| {
+        i.inst.as_ref().is_none_or(|x| {
             matches!(
                 x.opcode,
                 Opcode::RET | Opcode::BR | Opcode::B | Opcode::UDF | Opcode::BRK | Opcode::Invalid

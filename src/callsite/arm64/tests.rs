@@ -151,6 +151,7 @@ fn build(code: &Code, functions: &[(u32, u32)], data_init: &[u8]) -> (Image, Vec
             .map(|&(begin, end)| FunctionRange { begin, end })
             .collect(),
         holes: Vec::new(),
+        call_sites: Vec::new(),
     };
     (image, bytes)
 }
