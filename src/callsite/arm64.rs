@@ -837,9 +837,7 @@ impl<'a> Ctx<'a> {
                             }
                         }
                     }
-                    // A store through any other pointer may hit a slot whose address escaped.
-                    _ if escapes => s.slots.clear(),
-                    _ => {}
+                    _ => store_elsewhere(s, mem, escapes),
                 }
                 self.writeback(s, mem);
                 keep_cmp = true;
@@ -853,7 +851,7 @@ impl<'a> Ctx<'a> {
                     s.slots.clear();
                 }
             }
-            _ => self.clobber(s, inst),
+            _ => self.clobber(s, inst, escapes),
         }
         if !keep_cmp {
             s.cmp_zero = None;
@@ -923,7 +921,7 @@ impl<'a> Ctx<'a> {
     /// Any instruction not interpreted above: every general-purpose register it may write
     /// becomes unknown (over-approximated: a wrong "unknown" costs a value, a missed write
     /// would cost correctness).
-    fn clobber(&self, s: &mut State, inst: &Instruction) {
+    fn clobber(&self, s: &mut State, inst: &Instruction, escapes: bool) {
         let ops = &inst.operands;
         let kill = |s: &mut State, op: &Operand| match *op {
             Operand::Register(_, 31) => {}
@@ -986,10 +984,8 @@ impl<'a> Ctx<'a> {
             | Opcode::CLREX => {
                 // A store may still write back its base, or hit a stack slot.
                 for op in ops.iter() {
+                    store_elsewhere(s, op, escapes);
                     self.writeback(s, op);
-                    if let Operand::RegPreIndex(base @ (29 | 31), ..) = op {
-                        s.forget_slots_of(*base);
-                    }
                 }
             }
             Opcode::LDP | Opcode::LDPSW | Opcode::LDNP | Opcode::LDXP | Opcode::LDAXP => {
@@ -1020,7 +1016,10 @@ impl<'a> Ctx<'a> {
             }
             _ => {
                 kill(s, &ops[0]);
+                // Exclusive stores land here (they write a status register); any memory
+                // operand is treated as a possible store.
                 for op in ops.iter() {
+                    store_elsewhere(s, op, escapes);
                     self.writeback(s, op);
                 }
                 // Other atomic read-modify-write families (LDCLR, LDEOR, LDSET, ...) write
@@ -1031,6 +1030,26 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+}
+
+/// A store to memory operand `mem` that is not an exactly tracked stack slot: slots of its base
+/// (`sp`, `x29`) may be overwritten; through any other pointer, any slot whose address escaped.
+fn store_elsewhere(s: &mut State, mem: &Operand, escapes: bool) {
+    match *mem {
+        Operand::RegPreIndex(base @ (29 | 31), ..)
+        | Operand::RegPostIndex(base @ (29 | 31), _)
+        | Operand::RegPostIndexReg(base @ (29 | 31), _)
+        | Operand::RegRegOffset(base @ (29 | 31), ..) => s.forget_slots_of(base),
+        Operand::RegPreIndex(..)
+        | Operand::RegPostIndex(..)
+        | Operand::RegPostIndexReg(..)
+        | Operand::RegRegOffset(..)
+            if escapes =>
+        {
+            s.slots.clear()
+        }
+        _ => {}
     }
 }
 
