@@ -24,9 +24,31 @@
 //! Functions containing a jump table (an indirect `br` whose targets are not visible) fall back
 //! to plain per-basic-block propagation.
 //!
+//! `b` to a pool thunk is reported as [`Reach::TailJump`] (it is a tail call that happens to go
+//! through a thunk).
+//!
+//! Values: `movz`/`movn`/`movk` chains and `orr wN, wzr, #imm` are `Immediate` (that is how A64
+//! writes a constant); register copies and arithmetic on constants are `Propagated`; `ldr` from a
+//! literal pool or from read-only data via `adrp` is `Global`; from a writable section it is
+//! `Runtime` with the initial value. A conditional select is `Unknown`, with one exception:
+//! `cmp wG, #0; csel wD, wG, wP, ne` where wG holds zero in the image (System Informer's
+//! `KphpRandomPoolTag` override, zero-initialised) yields wP, the value the code passes in the
+//! image's initial state; if wG is non-zero or not known, the result is `Unknown`.
+//!
+//! Wrappers: an argument that is an unmodified incoming parameter of its function (through
+//! copies, 32-bit views and stack spills) is resolved one level up, at each `bl` (or tail `b`)
+//! to the function's start, giving one [`CallSite`] per caller with `via` set. A value the caller
+//! wrote as an immediate is `Propagated` at the API.
+//!
+//! Function extents come from `.pdata`. ARM64 leaf functions that neither save registers nor
+//! move `sp` need no unwind data, and MSVC and clang (without unwind tables) omit them, so code
+//! between `.pdata` functions is analysed too: its function entries are the targets of calls
+//! from elsewhere, the image entry point and exports.
+//!
 //! Only functions that reference a pool IAT slot (an `adrp` to its page followed by a 64-bit
 //! `ldr` of the slot) or branch to a pool import thunk are decoded, plus, one level up, the
-//! callers of functions that pass one of their own parameters to a pool API (wrappers).
+//! callers of functions that pass one of their own parameters to a pool API (wrappers). The
+//! rest of the image is only scanned as raw words for `adrp` and `bl`/`b`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
