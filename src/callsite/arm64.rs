@@ -415,10 +415,16 @@ impl<'a> Ctx<'a> {
                 let hit = words[i + 1..words.len().min(i + 1 + PAIR_WINDOW)]
                     .iter()
                     .position(|&l| {
-                        // LDR (immediate, unsigned offset), 64-bit: 1111 1001 01.
-                        l & 0xffc0_0000 == 0xf940_0000
-                            && (l >> 5) & 31 == rd
-                            && self.slots.contains_key(&slot_of(l))
+                        // LDR (immediate, unsigned offset), 64-bit: 1111 1001 01; or the
+                        // address formed first, ADD (immediate, 64-bit, unshifted).
+                        let ldr = l & 0xffc0_0000 == 0xf940_0000;
+                        let add = l & 0xffc0_0000 == 0x9100_0000;
+                        let slot = if add {
+                            (page as u32).wrapping_add((l >> 10) & 0xfff)
+                        } else {
+                            slot_of(l)
+                        };
+                        (ldr || add) && (l >> 5) & 31 == rd && self.slots.contains_key(&slot)
                     });
                 let Some(k) = hit else { continue };
                 let l = words[i + 1 + k];
@@ -429,6 +435,7 @@ impl<'a> Ctx<'a> {
                 // stays a tail-call site.
                 let alone = targets.contains(&rva) || i == 0 || !falls_through(words[i - 1]);
                 let is_thunk = k == 0
+                    && l & 0xffc0_0000 == 0xf940_0000
                     && l & 31 == rd
                     && words.get(i + 2) == Some(&(0xd61f_0000 | (rd << 5)))
                     && alone
@@ -720,9 +727,12 @@ impl<'a> Ctx<'a> {
                 write(s, &ops[0], v);
                 keep_cmp = true;
             }
-            Opcode::ADRP => {
-                let v = match ops[1] {
-                    Operand::PCOffset(off) => Val::Page(i64::from(insn.rva & !0xfff) + off),
+            Opcode::ADRP | Opcode::ADR => {
+                let v = match (inst.opcode, ops[1]) {
+                    (Opcode::ADRP, Operand::PCOffset(off)) => {
+                        Val::Page(i64::from(insn.rva & !0xfff) + off)
+                    }
+                    (_, Operand::PCOffset(off)) => Val::Addr(i64::from(insn.rva) + off),
                     _ => Val::Unknown,
                 };
                 write(s, &ops[0], v);

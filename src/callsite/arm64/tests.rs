@@ -461,3 +461,19 @@ fn hostile_bytes_do_not_panic() {
         let _ = sites(&c, &functions, &[]);
     }
 }
+
+#[test]
+fn slot_address_formed_with_add() {
+    // `adrp x9, slot@PAGE; add x9, x9, slot@PAGEOFF; ldr x8, [x9]; blr x8`
+    let mut c = Code::new();
+    c.put(adrp(9, c.at(), FREE & !0xfff));
+    c.put(0x9100_0000 | (FREE & 0xfff) << 10 | 9 << 5 | 9);
+    c.put(ldr_x(8, 9, 0));
+    c.put(movz_w(1, 5, 0));
+    let call = c.put(blr(8));
+    c.put(RET);
+    let s = sites(&c, &[(TEXT, c.at())], &[]);
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].rva, s[0].api), (call, "ExFreePoolWithTag"));
+    assert_eq!(arg(&s[0], Role::Tag), imm(5));
+}
