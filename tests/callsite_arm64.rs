@@ -1,9 +1,13 @@
-//! ARM64 call-site analysis against the shared corpus (skipped when it is absent).
+//! ARM64 call-site analysis against real drivers of the shared corpus (skipped when it is absent)
+//! and against the ARM64 rows of the fixtures' `testdata/truth/sites.tsv`.
+//!
+//! `DRVAUDIT_ARM64_DUMP=a.sys:b.sys cargo test --test callsite_arm64 dump -- --nocapture` prints
+//! every site of the named files.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use drvaudit::callsite::{self, ApiKind, ArgValue, CallSite, Provenance, Role};
+use drvaudit::callsite::{self, ApiKind, ArgValue, CallSite, Provenance, Reach, Role};
 use drvaudit::model::{Image, Layout};
 use drvaudit::poolusage::tag_display;
 
@@ -47,15 +51,32 @@ fn summary(name: &str, sites: &[CallSite]) {
 fn systeminformer_arm64_tags() {
     let Some(dir) = corpus() else { return };
     let (_, sites) = sites_of(&dir.join("drivers/systeminformer-arm64.sys"));
-    if std::env::var_os("DRVAUDIT_DUMP").is_some() {
-        for s in &sites {
-            println!(
-                "{:#x} {:?} {} via {:?} fn {:?} {:?}",
-                s.rva, s.reach, s.api, s.via, s.function, s.args
-            );
-        }
-    }
     summary("systeminformer-arm64.sys", &sites);
+    // KphAllocateNPaged (0x1030): `mov w0, #0x600; ...; csel w2, w8, w1, ne; blr x8` with the
+    // IAT pointer in x8; one caller is `ldr w1, <literal>; mov x0, #0x1000; bl` at 0x1834.
+    let own = sites
+        .iter()
+        .find(|s| s.rva == 0x1064 && s.via.is_none())
+        .expect("KphAllocateNPaged's own site");
+    assert_eq!(
+        (own.api, own.reach, own.function),
+        ("ExAllocatePoolWithTag", Reach::RegisterCall, Some(0x1030))
+    );
+    assert_eq!(
+        own.arg(Role::PoolType).and_then(|v| v.constant()),
+        Some(0x600)
+    );
+    assert_eq!(own.arg(Role::Tag), Some(ArgValue::UNKNOWN));
+    let via = sites
+        .iter()
+        .find(|s| s.rva == 0x1064 && s.via == Some(0x1834))
+        .expect("resolved at the caller");
+    assert_eq!(via.arg(Role::Tag).map(|v| v.how), Some(Provenance::Global));
+    assert_eq!(
+        via.effective_tag().map(tag_display).as_deref(),
+        Some("Kpc0")
+    );
+    assert_eq!(via.arg(Role::Size).and_then(|v| v.constant()), Some(0x1000));
     let truth = std::fs::read_to_string(dir.join("truth/systeminformer-tags.tsv")).unwrap();
     let expected: BTreeSet<String> = truth
         .lines()
