@@ -314,7 +314,7 @@ impl<'a> Ctx<'a> {
             {
                 continue;
             }
-            for &caller in scan.calls_to.get(&func).map(Vec::as_slice).unwrap_or(&[]) {
+            for caller in callers_of(&scan.calls_to, func) {
                 let Some(f) = self.region_of(caller) else {
                     continue;
                 };
@@ -1063,6 +1063,22 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// The calls of `func`, looking through one-instruction stubs: a call that is itself the first
+/// instruction of a called function (MSVC's `fothk` and incremental-link thunks are a lone
+/// `b func`) sees that function's incoming arguments, so its own callers are used instead.
+fn callers_of(calls_to: &BTreeMap<u32, Vec<u32>>, func: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for &c in calls_to.get(&func).map(Vec::as_slice).unwrap_or(&[]) {
+        match calls_to.get(&c) {
+            Some(outer) if c != func => out.extend(outer.iter().copied().filter(|&o| o != c)),
+            _ => out.push(c),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// A store to memory operand `mem` that is not an exactly tracked stack slot: slots of its base

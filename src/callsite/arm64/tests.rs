@@ -477,3 +477,35 @@ fn slot_address_formed_with_add() {
     assert_eq!((s[0].rva, s[0].api), (call, "ExFreePoolWithTag"));
     assert_eq!(arg(&s[0], Role::Tag), imm(5));
 }
+
+#[test]
+fn wrapper_called_through_a_branch_stub() {
+    // 0x1000 wrapper(tag w1): w2 = w1; w0 = 1; w1 = 16; call; ret
+    // 0x1100 stub: b 0x1000 (MSVC `fothk`); 0x1200 caller: w1 = TAG; bl 0x1100; ret
+    let mut c = Code::new();
+    c.put(mov_w(2, 1));
+    c.put(movz_w(0, 1, 0));
+    c.put(movz_w(1, 16, 0));
+    c.load_iat(8, ALLOC);
+    let inner = c.put(blr(8));
+    c.put(RET);
+    while c.at() < TEXT + 0x100 {
+        c.put(0);
+    }
+    c.put(b(c.at(), TEXT));
+    while c.at() < TEXT + 0x200 {
+        c.put(0);
+    }
+    c.put(movz_w(1, TAG & 0xffff, 0));
+    c.put(movk_w(1, TAG >> 16, 1));
+    let outer = c.put(bl(c.at(), TEXT + 0x100));
+    c.put(RET);
+    let s = sites(
+        &c,
+        &[(TEXT, TEXT + 0x1c), (TEXT + 0x200, TEXT + 0x210)],
+        &[],
+    );
+    assert_eq!(s.len(), 2, "{s:#?}");
+    assert_eq!((s[1].rva, s[1].via), (inner, Some(outer)));
+    assert_eq!(s[1].effective_tag(), Some(TAG));
+}
