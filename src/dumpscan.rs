@@ -94,6 +94,7 @@ pub(crate) fn analyze_dump(
         match result {
             Ok((mut summary, findings)) => {
                 summary.artifact = idx;
+                unit.artifacts[idx].sha256 = Some(summary.sha256.clone());
                 unit.images.push(summary);
                 unit.findings.extend(findings.into_iter().map(|mut f| {
                     f.artifact = idx;
@@ -146,7 +147,7 @@ fn audit_module(
             base: module.base,
             full_path: module.full_path.clone(),
         },
-        sha256: Some(crate::sha256_hex(&carved.bytes)),
+        sha256: None,
         length: Some(carved.bytes.len() as u64),
         memory_only: false,
     };

@@ -169,6 +169,8 @@ pub struct ImageSummary {
     pub artifact: usize,
     /// Processor.
     pub machine: Machine,
+    /// Lower-case hex SHA-256 of the image bytes.
+    pub sha256: String,
     /// Number of pool call sites found.
     pub call_sites: usize,
     /// `TimeDateStamp` and `SizeOfImage` as `XXXXXXXXxxxx` (the symbol-server key): the same

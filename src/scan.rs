@@ -440,7 +440,6 @@ fn audit_file_bytes(
     settings: &Settings,
     pooltag: Option<&HashMap<u32, String>>,
 ) {
-    unit.artifacts[artifact].sha256 = Some(crate::sha256_hex(bytes));
     if bytes.is_empty() {
         unit.notices.push(Notice {
             subject: subject.to_string(),
@@ -460,14 +459,19 @@ fn audit_file_bytes(
         |_| false,
     ) {
         Ok((summary, findings)) => {
+            // The model hashed the bytes already; hashing is most of a scan's CPU time.
+            unit.artifacts[artifact].sha256 = Some(summary.sha256.clone());
             unit.images.push(summary);
             unit.findings.extend(findings);
         }
-        Err(e) => unit.notices.push(Notice {
-            subject: subject.to_string(),
-            message: e.to_string(),
-            level: Level::Error,
-        }),
+        Err(e) => {
+            unit.artifacts[artifact].sha256 = Some(crate::sha256_hex(bytes));
+            unit.notices.push(Notice {
+                subject: subject.to_string(),
+                message: e.to_string(),
+                level: Level::Error,
+            })
+        }
     }
 }
 
@@ -540,6 +544,7 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
     ImageSummary {
         artifact,
         pe_key: format!("{:08X}{:x}", image.timestamp, image.size_of_image),
+        sha256: image.sha256.clone(),
         machine: image.machine,
         call_sites: image.call_sites.len(),
         tags: tags.into_values().collect(),
