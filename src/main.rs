@@ -243,7 +243,8 @@ fn run(cli: Cli) -> Result<u8> {
                         Some(p) => std::fs::File::create(p)
                             .and_then(|f| output::sarif::write(&report, &ctx, f))
                             .with_context(|| format!("{}: cannot write output", p.display()))?,
-                        None => match output::sarif::write(&report, &ctx, std::io::stdout().lock()) {
+                        None => match output::sarif::write(&report, &ctx, std::io::stdout().lock())
+                        {
                             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                             r => r.context("cannot write to standard output")?,
                         },

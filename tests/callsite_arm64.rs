@@ -157,23 +157,6 @@ fn wine_arm64_stubs_have_no_sites() {
 
 /// Prints every site of the files named in `DRVAUDIT_ARM64_DUMP` (colon-separated); a
 /// debugging aid that does nothing otherwise.
-#[test]
-fn dump_from_env() {
-    let Some(list) = std::env::var_os("DRVAUDIT_ARM64_DUMP") else {
-        return;
-    };
-    for path in std::env::split_paths(&list) {
-        let (_, sites) = sites_of(&path);
-        for s in &sites {
-            println!(
-                "{:#x} {:?} {} via {:?} fn {:?} {:?}",
-                s.rva, s.reach, s.api, s.via, s.function, s.args
-            );
-        }
-        summary(&path.display().to_string(), &sites);
-    }
-}
-
 /// One expected value of `testdata/truth/sites.tsv`: `-` (no such argument), `unknown`,
 /// `param` (a wrapper's own site: its parameter), `runtime:0xN` or a hex constant.
 fn check_value(binary: &str, rva: &str, what: &str, expected: &str, got: Option<ArgValue>) {

@@ -33,7 +33,11 @@ pub fn render(report: &Report, ctx: &SarifContext<'_>) -> String {
 
 /// Writes the SARIF log to `out`. Results are converted one at a time while serialising, so a
 /// scan of thousands of drivers never holds the whole SARIF object tree in memory.
-pub fn write(report: &Report, ctx: &SarifContext<'_>, out: impl std::io::Write) -> std::io::Result<()> {
+pub fn write(
+    report: &Report,
+    ctx: &SarifContext<'_>,
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(out);
     serde_json::to_writer_pretty(&mut out, &build(report, ctx))?;
     out.write_all(b"\n")?;
@@ -191,7 +195,6 @@ fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
             }
         })
         .collect();
-
 
     let notifications = report
         .notices
