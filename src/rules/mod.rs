@@ -579,20 +579,20 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
         };
         parts.push(format!("{label} {text}{suffix}"));
     }
-    let func = function_name(image, site.function);
-    let via = site
-        .via
-        .map(|v| format!(" reached through a wrapper called at 0x{v:x};"))
-        .unwrap_or_default();
     let args = if parts.is_empty() {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
     };
-    format!(
-        "calls {} at RVA 0x{:x} in {}{}{}",
-        site.api, site.rva, func, args, via
-    )
+    let func = function_name(image, site.function);
+    match site.via {
+        // The values were recovered at the wrapper's caller, which is where the finding is.
+        Some(caller) => format!(
+            "calls {} through wrapper {} from RVA 0x{:x}{}",
+            site.api, func, caller, args
+        ),
+        None => format!("calls {} at RVA 0x{:x} in {}{}", site.api, site.rva, func, args),
+    }
 }
 
 /// Export name or `sub_<rva>` of a function start.
