@@ -130,6 +130,9 @@ pub struct Finding {
     pub properties: BTreeMap<String, serde_json::Value>,
     /// Pool tags the finding is tied to (for ranking by observed usage).
     pub tags: Vec<u32>,
+    /// About the driver as a whole (an import, a section, a header flag) rather than one call
+    /// site: ranked by the sum over all of the driver's allocation tags.
+    pub driver_level: bool,
     /// Observed pool figures for those tags, when any source was supplied.
     pub evidence: Option<Evidence>,
     /// 0–100 by share of pool in use; only findings with evidence are ranked.

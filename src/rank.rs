@@ -43,7 +43,8 @@ pub fn apply(report: &mut Report, usage: PoolSnapshot, pooltag: Option<&PoolTagD
     }
 
     for f in &mut report.findings {
-        let tags = if f.tags.is_empty() {
+        // A site whose tag is unknown has no evidence; a driver-level finding takes them all.
+        let tags = if f.tags.is_empty() && f.driver_level {
             tags_of.get(&f.artifact).cloned().unwrap_or_default()
         } else {
             f.tags.clone()
@@ -211,6 +212,7 @@ fn pool_consumer(
         }),
         properties,
         tags: vec![c.tag],
+        driver_level: false,
         evidence: Some(Evidence {
             nonpaged: c.nonpaged,
             paged: c.paged,

@@ -591,7 +591,10 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
             "calls {} through wrapper {} from RVA 0x{:x}{}",
             site.api, func, caller, args
         ),
-        None => format!("calls {} at RVA 0x{:x} in {}{}", site.api, site.rva, func, args),
+        None => format!(
+            "calls {} at RVA 0x{:x} in {}{}",
+            site.api, site.rva, func, args
+        ),
     }
 }
 
@@ -712,6 +715,7 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
         logical,
         properties,
         tags: hit.tags,
+        driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
         evidence: None,
         rank: None,
         fingerprint,
