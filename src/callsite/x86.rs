@@ -12,12 +12,14 @@
 //!    data) the nearest preceding known start (call target, export, entry point, `.pdata`
 //!    begin), refined by decoding forward and cutting at code that follows a `ret`/`jmp`/`int3`
 //!    and is not a branch target.
-//! 3. **Constant propagation** over the function's basic blocks (`toolchains-and-patterns.md`
-//!    §3 "Per-basic-block propagation"): a block with exactly one predecessor inherits its
-//!    predecessor's state (that is still straight-line code); at a merge of paths constants are
-//!    dropped, and only symbolic facts on which every path agrees survive (the stack pointer,
-//!    "this register still holds parameter N", "this register holds the IAT pointer of API X").
-//!    A wrong tag is worse than an unknown one.
+//! 3. **Constant propagation** over the function's basic blocks, iterated to a fixpoint. A
+//!    block with one predecessor continues its predecessor's straight-line state. At a merge
+//!    of paths a value survives only if every incoming path carries exactly that value; the
+//!    if/else case of `toolchains-and-patterns.md` §3 (paths disagree) gives `Unknown`, never
+//!    one branch's value. Agreement is what lets x86 MSVC's pool type, kept in a callee-saved
+//!    register set once at the top (`xor ebx,ebx`), reach calls in later blocks. When the
+//!    function has a jump table (edges we cannot see), constants never cross a merge and no
+//!    block trusts having a single predecessor. A wrong tag is worse than an unknown one.
 //! 4. **Wrappers**, one level: an argument that is still an incoming parameter at the call is
 //!    resolved at each `call rel32`/`jmp rel32` caller of the function.
 //!
@@ -82,6 +84,10 @@ enum Val {
 impl Val {
     fn is_const(self) -> bool {
         matches!(self, Val::Const(..))
+    }
+    /// A constant of the image itself (not a writable global's initial value).
+    fn is_compile_time(self) -> bool {
+        matches!(self, Val::Const(_, how) if how != Provenance::Runtime)
     }
     /// A register-to-register (or stack-to-register) copy of an immediate is "propagated".
     fn copied(self) -> Val {
@@ -192,17 +198,39 @@ impl State {
         i32::try_from(off).map_or(Val::Unknown, |o| Val::Param(Param::Stack(o)))
     }
 
-    /// The state at a merge of paths: registers and slots on whose symbolic value every path
-    /// agrees; constants never survive (`toolchains-and-patterns.md` §3).
-    fn merge(states: &[&State], epoch: u32, param_base: i64) -> State {
+    /// The state at a merge of paths. A register or slot keeps its value only when every
+    /// incoming path carries exactly that value: symbolic facts (stack pointer, parameter, IAT
+    /// pointer) always, constants only when `consts` (the function's control flow is fully
+    /// known: no jump table whose edges we cannot see). Two paths carrying different constants
+    /// — the if/else pool type of `toolchains-and-patterns.md` §3 — give `Unknown`, never one
+    /// of them.
+    fn merge(states: &[&State], epoch: u32, param_base: i64, consts: bool) -> State {
+        let agree = |vals: &mut dyn Iterator<Item = Val>| -> Val {
+            let Some(first) = vals.next() else {
+                return Val::Unknown;
+            };
+            let mut v = first;
+            for x in vals {
+                v = match (v, x) {
+                    (a, b) if a == b => a,
+                    // The same constant reached by differently-derived paths.
+                    (Val::Const(a, h1), Val::Const(b, h2)) if a == b => {
+                        Val::Const(a, combine(h1, h2))
+                    }
+                    _ => return Val::Unknown,
+                };
+            }
+            if v.is_const() && !consts {
+                Val::Unknown
+            } else {
+                v
+            }
+        };
         let first = states[0];
         let mut out = State::unknown(epoch);
         out.wiped = states.iter().any(|s| s.wiped);
         for r in 0..16 {
-            let v = first.regs[r];
-            if !v.is_const() && states.iter().all(|s| s.regs[r] == v) {
-                out.regs[r] = v;
-            }
+            out.regs[r] = agree(&mut states.iter().map(|s| s.regs[r]));
         }
         if !states.iter().all(|s| s.regs[RSP] == first.regs[RSP]) {
             out.regs[RSP] = Val::Stack(epoch, 0);
@@ -216,11 +244,8 @@ impl State {
             }
         }
         for (e, o, z) in keys {
-            let v = first.load(e, o, z, param_base);
-            let agreed = !v.is_const()
-                && v != Val::Unknown
-                && states.iter().all(|s| s.load(e, o, z, param_base) == v);
-            out.store(e, o, z, if agreed { v } else { Val::Unknown });
+            let v = agree(&mut states.iter().map(|s| s.load(e, o, z, param_base)));
+            out.store(e, o, z, v);
         }
         out
     }
@@ -544,22 +569,41 @@ impl<'a> Ctx<'a> {
             .map(|i| i.near_branch_target())
             .collect();
         targets.sort_unstable();
+        // A cut needs more than "follows a `ret`": MSVC places SEH filters and handlers
+        // (`xor eax,eax; inc eax; ret` then `mov esp,[ebp-18h]`) straight after their function's
+        // code. So the code must also follow padding, be a known start, or open with a
+        // prologue (`mov edi,edi`, `push ebp`).
         let mut cuts = vec![lo];
         let mut after_end = false;
+        let mut padded = false;
         for ins in &insns {
             let pad = matches!(ins.mnemonic(), Mnemonic::Int3 | Mnemonic::Nop);
             let r = (ins.ip().wrapping_sub(self.base)) as u32;
-            if after_end && !pad && targets.binary_search(&ins.ip()).is_err() && r != lo {
-                cuts.push(r);
+            if after_end && pad {
+                padded = true;
+                continue;
             }
-            if !pad || !after_end {
-                after_end = matches!(
-                    ins.flow_control(),
-                    FlowControl::Return | FlowControl::UnconditionalBranch
-                ) || ins.mnemonic() == Mnemonic::Int3
-                    || (ins.flow_control() == FlowControl::IndirectBranch)
-                    || ins.is_invalid();
+            if after_end && targets.binary_search(&ins.ip()).is_err() && r != lo {
+                let prologue = (ins.mnemonic() == Mnemonic::Mov
+                    && ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == Register::EDI
+                    && ins.op1_register() == Register::EDI)
+                    || (ins.mnemonic() == Mnemonic::Push
+                        && ins.op0_kind() == OpKind::Register
+                        && matches!(ins.op0_register(), Register::EBP | Register::RBP));
+                if padded || prologue || self.starts.binary_search(&r).is_ok() {
+                    cuts.push(r);
+                }
             }
+            padded = ins.mnemonic() == Mnemonic::Int3;
+            after_end = matches!(
+                ins.flow_control(),
+                FlowControl::Return
+                    | FlowControl::UnconditionalBranch
+                    | FlowControl::IndirectBranch
+            ) || ins.mnemonic() == Mnemonic::Int3
+                || ins.is_invalid();
         }
         let j = cuts.partition_point(|&c| c <= rva);
         let start = cuts[j.checked_sub(1)?];
@@ -705,7 +749,7 @@ impl<'a> Ctx<'a> {
                     } else {
                         let mut all = known.clone();
                         all.push(&e);
-                        State::merge(&all, epoch, pb)
+                        State::merge(&all, epoch, pb, !indirect)
                     }
                 } else if root[b] && preds[b].is_empty() {
                     State::unknown(epoch)
@@ -718,7 +762,7 @@ impl<'a> Ctx<'a> {
                 } else if preds[b].len() == 1 && !indirect && !root[b] {
                     known[0].clone()
                 } else {
-                    State::merge(&known, epoch, pb)
+                    State::merge(&known, epoch, pb, !indirect)
                 };
                 if ins_st[b].as_ref() == Some(&st) && outs[b].is_some() {
                     continue;
@@ -1137,11 +1181,13 @@ impl<'a> Ctx<'a> {
                 let new = self.read_op(st, ins, 1);
                 // Either value may result. When one is the function's parameter and the other
                 // is not a constant (System Informer's randomised tag, `cmovne edx, eax` in
-                // KphAllocate*), the parameter is what the caller controls, so it is kept and
+                // KphAllocate*, read from a writable global), the parameter is what the caller controls, so it is kept and
                 // resolved at callers; two different constants are a choice we cannot make.
                 let v = match (old, new) {
                     (a, b) if a == b => a,
-                    (Val::Param(p), b) | (b, Val::Param(p)) if !b.is_const() => Val::Param(p),
+                    (Val::Param(p), b) | (b, Val::Param(p)) if !b.is_compile_time() => {
+                        Val::Param(p)
+                    }
                     _ => Val::Unknown,
                 };
                 self.set_reg(st, ins.op0_register(), v);
