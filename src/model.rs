@@ -12,7 +12,8 @@
 use std::fmt;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
+use crate::callsite::CallSite;
 use thiserror::Error;
 
 /// `IMAGE_SCN_MEM_EXECUTE`.
@@ -243,6 +244,8 @@ pub struct Image {
     pub functions: Vec<FunctionRange>,
     /// Ranges (RVA, length) of a carved image that could not be read from the dump.
     pub holes: Vec<(u32, u32)>,
+    /// Pool-API call sites found in the code (filled by [`Image::analyze_code`]).
+    pub call_sites: Vec<CallSite>,
 }
 
 /// Why an image could not be modelled.
@@ -269,12 +272,18 @@ impl Image {
             Parsed::View64(pe) => extract64(pe, layout),
         }?;
         image.len = bytes.len() as u64;
-        image.sha256 = hex::encode(Sha256::digest(bytes));
-        image.delay_imports(bytes);
+        image.sha256 = crate::sha256_hex(bytes);
+        image.read_imports(bytes);
         image.codeview = image.read_codeview(bytes);
         image.functions = image.read_pdata(bytes);
         image.guard_flags = image.read_guard_flags(bytes);
         Ok(image)
+    }
+
+    /// Runs call-site analysis over the code and stores the sites in the model. Separate from
+    /// [`Image::parse`] so that carved images can first have their imports recovered.
+    pub fn analyze_code(&mut self, bytes: &[u8]) {
+        self.call_sites = crate::callsite::analyze(self, bytes);
     }
 
     /// The section containing `rva`, if any.
@@ -380,55 +389,88 @@ impl Image {
         Some(String::from_utf8_lossy(&b[..end]).into_owned())
     }
 
-    /// Delay imports (directory 13, `IMAGE_DELAYLOAD_DESCRIPTOR`, 32 bytes each). pelite does
-    /// not parse this directory, so it is read here. Only RVA-based descriptors
-    /// (Attributes bit 0 set, as every modern linker writes) are understood.
-    fn delay_imports(&mut self, data: &[u8]) {
-        let Some((dir, size)) = self.directory(data, 13) else {
-            return;
-        };
-        let ptr = self.machine.pointer_size();
+    /// Regular imports (directory 1, `IMAGE_IMPORT_DESCRIPTOR`, 20 bytes each) and delay imports
+    /// (directory 13, `IMAGE_DELAYLOAD_DESCRIPTOR`, 32 bytes each). Read by hand rather than
+    /// with pelite because pelite rejects import directories that are not 4-byte aligned, and
+    /// lld-link writes such images, which Windows loads without complaint.
+    fn read_imports(&mut self, data: &[u8]) {
         let mut found = Vec::new();
-        for i in 0..(size / 32).min(256) {
-            let d = dir + i * 32;
-            let (Some(attrs), Some(name_rva), Some(iat), Some(int)) = (
-                self.read_u32(data, d),
-                self.read_u32(data, d + 4),
-                self.read_u32(data, d + 12),
-                self.read_u32(data, d + 16),
-            ) else {
-                break;
-            };
-            if name_rva == 0 || attrs & 1 == 0 {
-                break;
-            }
-            let dll = self.c_string(data, name_rva).unwrap_or_default();
-            for n in 0..4096u32 {
-                let entry = if ptr == 8 {
-                    self.read_u64(data, int + n * 8)
-                } else {
-                    self.read_u32(data, int + n * 4).map(u64::from)
-                };
-                let Some(entry) = entry.filter(|&e| e != 0) else {
+        if let Some((dir, size)) = self.directory(data, 1) {
+            for i in 0..(size / 20).min(1024) {
+                let d = dir + i * 20;
+                let (Some(int), Some(name_rva), Some(iat)) = (
+                    self.read_u32(data, d),
+                    self.read_u32(data, d + 12),
+                    self.read_u32(data, d + 16),
+                ) else {
                     break;
                 };
-                let by_ordinal = entry >> (ptr * 8 - 1) != 0;
-                let (name, ordinal) = if by_ordinal {
-                    (None, Some(entry as u16))
-                } else {
-                    (self.c_string(data, entry as u32 + 2), None)
-                };
-                found.push(Import {
-                    dll: dll.clone(),
-                    name,
-                    ordinal,
-                    iat_rva: iat + n * ptr,
-                    delay: true,
-                    origin: ImportOrigin::Directory,
-                });
+                if name_rva == 0 && iat == 0 {
+                    break;
+                }
+                // Without an INT (OriginalFirstThunk 0, old Borland-style images) the IAT
+                // still holds the name RVAs on disk.
+                let names = if int != 0 { int } else { iat };
+                self.read_thunks(data, name_rva, names, iat, false, &mut found);
             }
         }
-        self.imports.extend(found);
+        if let Some((dir, size)) = self.directory(data, 13) {
+            for i in 0..(size / 32).min(256) {
+                let d = dir + i * 32;
+                let (Some(attrs), Some(name_rva), Some(iat), Some(int)) = (
+                    self.read_u32(data, d),
+                    self.read_u32(data, d + 4),
+                    self.read_u32(data, d + 12),
+                    self.read_u32(data, d + 16),
+                ) else {
+                    break;
+                };
+                // Only RVA-based descriptors (Attributes bit 0), as every modern linker writes.
+                if name_rva == 0 || attrs & 1 == 0 {
+                    break;
+                }
+                self.read_thunks(data, name_rva, int, iat, true, &mut found);
+            }
+        }
+        self.imports = found;
+    }
+
+    /// Walks one descriptor's name table (INT) in step with its IAT.
+    fn read_thunks(
+        &self,
+        data: &[u8],
+        name_rva: u32,
+        int: u32,
+        iat: u32,
+        delay: bool,
+        out: &mut Vec<Import>,
+    ) {
+        let ptr = self.machine.pointer_size();
+        let dll = self.c_string(data, name_rva).unwrap_or_else(|| "?".into());
+        for n in 0..16384u32 {
+            let entry = if ptr == 8 {
+                self.read_u64(data, int + n * 8)
+            } else {
+                self.read_u32(data, int + n * 4).map(u64::from)
+            };
+            let Some(entry) = entry.filter(|&e| e != 0) else {
+                break;
+            };
+            let by_ordinal = entry >> (ptr * 8 - 1) != 0;
+            let (name, ordinal) = if by_ordinal {
+                (None, Some(entry as u16))
+            } else {
+                (self.c_string(data, (entry as u32).wrapping_add(2)), None)
+            };
+            out.push(Import {
+                dll: dll.clone(),
+                name,
+                ordinal,
+                iat_rva: iat + n * ptr,
+                delay,
+                origin: ImportOrigin::Directory,
+            });
+        }
     }
 
     /// `GuardFlags` of the load config directory (directory 10): at 0x90 in the 64-bit layout
@@ -588,37 +630,6 @@ macro_rules! extractor {
                     header_offset: first_section + 40 * i as u32,
                 })
                 .collect();
-            let ptr = std::mem::size_of::<pelite::$module::Va>() as u32;
-            let mut imports = Vec::new();
-            if let Ok(dir) = pe.imports() {
-                for desc in dir.iter() {
-                    let dll = desc
-                        .dll_name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|_| String::from("?"));
-                    let first_thunk = desc.image().FirstThunk;
-                    let Ok(names) = desc.int() else { continue };
-                    for (i, entry) in names.enumerate() {
-                        let (name, ordinal) = match entry {
-                            Ok(pelite::$module::imports::Import::ByName { name, .. }) => {
-                                (Some(name.to_string()), None)
-                            }
-                            Ok(pelite::$module::imports::Import::ByOrdinal { ord }) => {
-                                (None, Some(ord))
-                            }
-                            Err(_) => (None, None),
-                        };
-                        imports.push(Import {
-                            dll: dll.clone(),
-                            name,
-                            ordinal,
-                            iat_rva: first_thunk + i as u32 * ptr,
-                            delay: false,
-                            origin: ImportOrigin::Directory,
-                        });
-                    }
-                }
-            }
             let mut exports = Vec::new();
             if let Ok(by) = pe.exports().and_then(|e| e.by()) {
                 let base = pe.exports().map(|e| e.ordinal_base()).unwrap_or(1);
@@ -661,13 +672,14 @@ macro_rules! extractor {
                 section_alignment: oh.SectionAlignment,
                 file_alignment: oh.FileAlignment,
                 sections,
-                imports,
+                imports: Vec::new(),
                 exports,
                 codeview: None,
                 signed,
                 guard_flags: None,
                 functions: Vec::new(),
                 holes: Vec::new(),
+                call_sites: Vec::new(),
             })
         }
     };

@@ -20,7 +20,7 @@ use crate::model::{Image, Machine};
 pub use apis::{ApiKind, ApiSpec, Role};
 
 /// How a recovered value was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provenance {
     /// An immediate operand written straight into the argument's register or slot.

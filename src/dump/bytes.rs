@@ -1,0 +1,36 @@
+//! Bounds-checked little-endian reads. Every read of file or memory data goes through these,
+//! so that a short or hostile buffer yields `None` rather than a panic.
+
+pub(crate) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    let s = b.get(off..off.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+/// A pointer-sized value (4 or 8 bytes).
+pub(crate) fn ptr_at(b: &[u8], off: usize, size: usize) -> Option<u64> {
+    if size == 4 {
+        u32_at(b, off).map(u64::from)
+    } else {
+        u64_at(b, off)
+    }
+}
+
+/// A NUL-terminated ASCII string of at most `max` bytes.
+pub(crate) fn cstr_at(b: &[u8], off: usize, max: usize) -> Option<String> {
+    let tail = b.get(off..)?;
+    let tail = &tail[..tail.len().min(max)];
+    let end = tail.iter().position(|&c| c == 0)?;
+    std::str::from_utf8(&tail[..end]).ok().map(str::to_string)
+}

@@ -1,0 +1,165 @@
+//! Carving: rebuilding a module's image from memory in LOADED layout (RVA == offset),
+//! crash-dumps.md §6.
+//!
+//! The range [DllBase, DllBase + SizeOfImage) is read page by page; pages that cannot be read
+//! are zero-filled and listed as holes (as Volatility's moddump does with its presence bitmap).
+//! A hole in a discardable section (INIT, freed after DriverEntry) is expected and labelled so;
+//! other holes (paged-out PAGE sections, pages the dump skipped) are listed as missing.
+
+use serde::Serialize;
+
+use super::modules::LoadedModule;
+use super::pe::{Headers, SCN_DISCARDABLE};
+use super::Dump;
+
+/// The largest image the carver will allocate (128 MiB). Real drivers stay well below (large
+/// display drivers are tens of MiB); a larger SizeOfImage is damage or hostility.
+pub(crate) const MAX_IMAGE: u32 = 128 << 20;
+const PAGE: u32 = 0x1000;
+
+/// A carved image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CarvedImage {
+    /// The image in loaded layout; holes are zero.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Missing ranges as (rva, len), sorted and coalesced.
+    pub holes: Vec<(u32, u32)>,
+    /// What the holes are (section names, "discardable: expected"), and any size clipping.
+    pub notes: Vec<String>,
+}
+
+impl CarvedImage {
+    /// True when the byte at `rva` was read from the dump.
+    pub fn present(&self, rva: u32) -> bool {
+        (rva as usize) < self.bytes.len()
+            && !self
+                .holes
+                .iter()
+                .any(|&(r, l)| rva >= r && u64::from(rva) < u64::from(r) + u64::from(l))
+    }
+}
+
+pub(crate) fn carve(dump: &Dump, m: &LoadedModule) -> CarvedImage {
+    let mut notes = Vec::new();
+    let size = clip_size(dump, m, &mut notes);
+    let mut bytes = vec![0u8; size as usize];
+    let mut holes: Vec<(u32, u32)> = Vec::new();
+    let mut add_hole = |rva: u32, len: u32| match holes.last_mut() {
+        Some((r, l)) if *r + *l == rva => *l += len,
+        _ => holes.push((rva, len)),
+    };
+    if let Some(t) = &dump.triage {
+        // Triage data blocks are byte ranges, not pages: copy what they cover, the rest is holes.
+        let mut at = 0u64;
+        for (off, chunk) in t.covered(dump.data(), m.base, u64::from(size)) {
+            if off > at {
+                add_hole(at as u32, (off - at) as u32);
+            }
+            bytes[off as usize..off as usize + chunk.len()].copy_from_slice(chunk);
+            at = off + chunk.len() as u64;
+        }
+        if at < u64::from(size) {
+            add_hole(at as u32, size - at as u32);
+        }
+    } else if m.base % u64::from(PAGE) != 0 {
+        notes.push(format!(
+            "DllBase {:#x} is not page aligned; nothing carved",
+            m.base
+        ));
+        if size > 0 {
+            add_hole(0, size);
+        }
+    } else {
+        let mut rva = 0u32;
+        while rva < size {
+            let n = PAGE.min(size - rva);
+            let va = m.base.wrapping_add(u64::from(rva));
+            if dump
+                .read_virt(va, &mut bytes[rva as usize..(rva + n) as usize])
+                .is_err()
+            {
+                add_hole(rva, n);
+            }
+            rva += n;
+        }
+    }
+    describe_holes(&bytes, &holes, &mut notes);
+    if !holes.is_empty() {
+        let missing: u64 = holes.iter().map(|&(_, l)| u64::from(l)).sum();
+        dump.notice(format!(
+            "{}: {} missing range(s), {missing:#x} of {size:#x} bytes zero-filled",
+            m.name,
+            holes.len()
+        ));
+    }
+    CarvedImage {
+        bytes,
+        holes,
+        notes,
+    }
+}
+
+/// SizeOfImage from the loader entry is authoritative (§6) unless it is absurd; then the PE
+/// header's value is used if it is sane, else the cap.
+fn clip_size(dump: &Dump, m: &LoadedModule, notes: &mut Vec<String>) -> u32 {
+    if m.size <= MAX_IMAGE {
+        return m.size;
+    }
+    let mut head = vec![0u8; PAGE as usize];
+    let from_header = dump
+        .read_virt(m.base, &mut head)
+        .ok()
+        .and_then(|_| Headers::parse(&head))
+        .map(|h| h.size_of_image);
+    let size = match from_header {
+        Some(s) if s > 0 && s <= MAX_IMAGE => s,
+        _ => MAX_IMAGE,
+    };
+    let msg = format!(
+        "{}: SizeOfImage {:#x} is absurd (over {MAX_IMAGE:#x}); carving {size:#x} bytes",
+        m.name, m.size
+    );
+    dump.notice(msg.clone());
+    notes.push(msg);
+    size
+}
+
+/// Labels each hole with the sections it falls in, using the carved header when present.
+fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) {
+    let headers = Headers::parse(bytes);
+    for &(rva, len) in holes {
+        let end = rva + len;
+        let label = match &headers {
+            None if rva == 0 => "PE header missing".to_string(),
+            None => "no PE header to name the section".to_string(),
+            Some(h) => {
+                let hit: Vec<_> = h
+                    .sections
+                    .iter()
+                    .filter(|s| s.rva < end && s.rva.saturating_add(s.vsize.max(1)) > rva)
+                    .collect();
+                if hit.is_empty() {
+                    "outside every section".to_string()
+                } else if hit.iter().all(|s| s.characteristics & SCN_DISCARDABLE != 0) {
+                    format!(
+                        "{}: discardable, freed after load (expected)",
+                        hit.iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    format!(
+                        "{}: not in the dump",
+                        hit.iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            }
+        };
+        notes.push(format!("rva {rva:#x}..{end:#x} missing ({label})"));
+    }
+}

@@ -1,0 +1,286 @@
+//! Import recovery for carved images, crash-dumps.md §6 (the `!for_each_module s-d` search of
+//! an incident, automated).
+//!
+//! After load, each IAT slot holds the absolute VA of the function it imports. The export
+//! directories of every loaded module (read from their carved, in-memory images) map such VAs
+//! back to `module!name`. Where the import directory (descriptors, INT, hint/name strings)
+//! survived in memory it is used directly and cross-checked against the slot values;
+//! disagreements are kept as notes. Where it is gone (often it sits in the discarded INIT
+//! section), the IAT comes from data directory 12; where that is gone too, the non-executable
+//! sections are scanned for runs of pointer-sized values that hit known exports.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::bytes::{cstr_at, ptr_at, u32_at};
+use super::carve::CarvedImage;
+use super::modules::LoadedModule;
+use super::pe::{exports, Headers, SCN_EXECUTE};
+
+/// How an import was named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ImportSource {
+    /// From the surviving import directory (INT / hint-name entries).
+    FromImportDirectory,
+    /// By matching the IAT slot's value against the exports of the loaded modules.
+    FromExportMatch,
+}
+
+/// One IAT slot, named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveredImport {
+    /// RVA of the slot in the importing image.
+    pub iat_rva: u32,
+    /// The exporting module (`ntoskrnl.exe`), or `?` when the slot matched nothing.
+    pub dll: String,
+    /// The function name, when exported by name.
+    pub name: Option<String>,
+    /// The ordinal, when known.
+    pub ordinal: Option<u16>,
+    /// How it was named.
+    pub how: ImportSource,
+    /// A disagreement between the import directory and the slot value, or why the slot could
+    /// not be named.
+    pub note: Option<String>,
+}
+
+/// Bounds on what a damaged image can make us walk.
+const MAX_DESCRIPTORS: usize = 1024;
+const MAX_THUNKS: usize = 8192;
+
+struct Target {
+    module: usize,
+    name: Option<String>,
+    ordinal: u16,
+}
+
+/// Names the IAT slots of every module, using the exports of all of them.
+pub fn recover_imports(modules: &[(LoadedModule, CarvedImage)]) -> Vec<Vec<RecoveredImport>> {
+    let mut map: HashMap<u64, Target> = HashMap::new();
+    for (i, (m, c)) in modules.iter().enumerate() {
+        let Some(h) = Headers::parse(&c.bytes) else {
+            continue;
+        };
+        for e in exports(&c.bytes, &h) {
+            let va = m.base.wrapping_add(u64::from(e.rva));
+            let t = Target {
+                module: i,
+                name: e.name,
+                ordinal: e.ordinal,
+            };
+            match map.get(&va) {
+                Some(old) if old.name.is_some() || t.name.is_none() => {}
+                _ => {
+                    map.insert(va, t);
+                }
+            }
+        }
+    }
+    modules
+        .iter()
+        .map(|(m, c)| one(m, c, modules, &map))
+        .collect()
+}
+
+fn one(
+    m: &LoadedModule,
+    c: &CarvedImage,
+    modules: &[(LoadedModule, CarvedImage)],
+    map: &HashMap<u64, Target>,
+) -> Vec<RecoveredImport> {
+    let h = Headers::parse(&c.bytes);
+    let ps = match &h {
+        Some(h) if !h.pe64 => 4,
+        Some(_) => 8,
+        None if m.base > 0xFFFF_FFFF => 8,
+        None => 4,
+    };
+    let matched = |iat_rva: u32, value: u64| -> RecoveredImport {
+        match map.get(&value) {
+            Some(t) => RecoveredImport {
+                iat_rva,
+                dll: modules[t.module].0.name.clone(),
+                name: t.name.clone(),
+                ordinal: Some(t.ordinal),
+                how: ImportSource::FromExportMatch,
+                note: None,
+            },
+            None => RecoveredImport {
+                iat_rva,
+                dll: "?".into(),
+                name: None,
+                ordinal: None,
+                how: ImportSource::FromExportMatch,
+                note: Some(format!(
+                    "slot value {value:#x} matches no export of a loaded module"
+                )),
+            },
+        }
+    };
+    if let Some(h) = &h {
+        if let Some(list) = from_directory(c, h, ps, map, modules, &matched) {
+            return list;
+        }
+        if let Some((rva, size)) = h.dir(12) {
+            let mut out = Vec::new();
+            let end = u64::from(rva) + u64::from(size);
+            let mut at = u64::from(rva);
+            while at + ps as u64 <= end && out.len() < MAX_THUNKS {
+                let slot = at as u32;
+                at += ps as u64;
+                if !c.present(slot) {
+                    continue;
+                }
+                match ptr_at(&c.bytes, slot as usize, ps) {
+                    Some(0) | None => {}
+                    Some(v) => out.push(matched(slot, v)),
+                }
+            }
+            return out;
+        }
+    }
+    scan(c, h.as_ref(), ps, map, &matched)
+}
+
+/// Walks the import directory when its descriptors are present. Returns `None` when there is
+/// no directory or its first descriptor is in a hole (the usual discarded-INIT case).
+fn from_directory(
+    c: &CarvedImage,
+    h: &Headers,
+    ps: usize,
+    map: &HashMap<u64, Target>,
+    modules: &[(LoadedModule, CarvedImage)],
+    matched: &dyn Fn(u32, u64) -> RecoveredImport,
+) -> Option<Vec<RecoveredImport>> {
+    let (dir, _) = h.dir(1)?;
+    if !c.present(dir) || !c.present(dir + 19) {
+        return None;
+    }
+    let b = &c.bytes;
+    let ord_flag = if ps == 8 { 1u64 << 63 } else { 1u64 << 31 };
+    let mut out = Vec::new();
+    for d in 0..MAX_DESCRIPTORS {
+        let at = dir as usize + d * 20;
+        let (Some(oft), Some(name_rva), Some(ft)) =
+            (u32_at(b, at), u32_at(b, at + 12), u32_at(b, at + 16))
+        else {
+            break;
+        };
+        if oft == 0 && name_rva == 0 && ft == 0 || !c.present(at as u32) {
+            break;
+        }
+        let dll = if c.present(name_rva) {
+            cstr_at(b, name_rva as usize, 256)
+        } else {
+            None
+        };
+        for i in 0..MAX_THUNKS {
+            let slot = ft.wrapping_add((i * ps) as u32);
+            if !c.present(slot) {
+                break;
+            }
+            let Some(value) = ptr_at(b, slot as usize, ps) else {
+                break;
+            };
+            let int = if oft != 0 && c.present(oft.wrapping_add((i * ps) as u32)) {
+                ptr_at(b, oft as usize + i * ps, ps)
+            } else {
+                None
+            };
+            if value == 0 || int == Some(0) {
+                break;
+            }
+            let from_match = matched(slot, value);
+            let (name, ordinal) = match int {
+                Some(v) if v & ord_flag != 0 => (None, Some(v as u16)),
+                Some(v) => {
+                    let hn = v as u32;
+                    let n = if c.present(hn.wrapping_add(2)) {
+                        cstr_at(b, hn as usize + 2, 512)
+                    } else {
+                        None
+                    };
+                    (n, None)
+                }
+                None => (None, None),
+            };
+            let (Some(dll), true) = (dll.clone(), name.is_some() || ordinal.is_some()) else {
+                // The INT entry or the DLL name is gone: fall back to the slot value.
+                out.push(from_match);
+                continue;
+            };
+            let note = match map.get(&value) {
+                None => Some(format!(
+                    "slot value {value:#x} matches no export of a loaded module"
+                )),
+                Some(t) => {
+                    let got_dll = &modules[t.module].0.name;
+                    let same_dll = got_dll.eq_ignore_ascii_case(&dll);
+                    let same_fn = match (&name, ordinal) {
+                        (Some(n), _) => t.name.as_deref() == Some(n.as_str()),
+                        (None, Some(o)) => t.ordinal == o,
+                        _ => true,
+                    };
+                    (!same_dll || !same_fn).then(|| {
+                        format!(
+                            "import directory says {dll}!{} but the slot holds {value:#x} = {got_dll}!{}",
+                            name.clone().unwrap_or_else(|| format!("#{}", ordinal.unwrap_or(0))),
+                            t.name.clone().unwrap_or_else(|| format!("#{}", t.ordinal))
+                        )
+                    })
+                }
+            };
+            out.push(RecoveredImport {
+                iat_rva: slot,
+                dll,
+                name,
+                ordinal,
+                how: ImportSource::FromImportDirectory,
+                note,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Scans non-executable sections (the whole image without headers) for IAT-like runs:
+/// consecutive aligned slots that hit known exports, each group closed by a zero slot (every
+/// DLL's IAT block ends with a null entry). Single stray pointers followed by other data are
+/// not taken.
+fn scan(
+    c: &CarvedImage,
+    h: Option<&Headers>,
+    ps: usize,
+    map: &HashMap<u64, Target>,
+    matched: &dyn Fn(u32, u64) -> RecoveredImport,
+) -> Vec<RecoveredImport> {
+    let ranges: Vec<(u32, u32)> = match h {
+        Some(h) => h
+            .sections
+            .iter()
+            .filter(|s| s.characteristics & SCN_EXECUTE == 0)
+            .map(|s| (s.rva, s.rva.saturating_add(s.vsize)))
+            .collect(),
+        None => vec![(0, c.bytes.len() as u32)],
+    };
+    let mut out = Vec::new();
+    for (start, end) in ranges {
+        let mut pending: Vec<RecoveredImport> = Vec::new();
+        let mut at = start - start % ps as u32;
+        while at as usize + ps <= c.bytes.len() && at + ps as u32 <= end {
+            let v = if c.present(at) {
+                ptr_at(&c.bytes, at as usize, ps)
+            } else {
+                None
+            };
+            match v {
+                Some(0) => out.append(&mut pending),
+                Some(v) if map.contains_key(&v) => pending.push(matched(at, v)),
+                _ => pending.clear(),
+            }
+            at += ps as u32;
+        }
+    }
+    out
+}

@@ -1,0 +1,349 @@
+//! Physical memory: which file offset holds a given page frame (PFN), per DumpType (§1.3, §1.4).
+//!
+//! The map is built once at open from the (small) descriptor, bitmap or range list; page data
+//! itself is only touched when read. Anything a descriptor claims beyond the end of the file is
+//! clipped at open with a notice, so a later lookup can never point outside the mapping.
+
+use super::bytes::{u32_at, u64_at};
+use super::header::HeaderRun;
+
+pub(crate) const PAGE: u64 = 0x1000;
+
+/// A contiguous run of PFNs stored contiguously in the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    base_pfn: u64,
+    pages: u64,
+    file_offset: u64,
+}
+
+/// PFN → file offset for the dump types that carry physical memory.
+pub(crate) enum PhysMap {
+    /// No physical memory (triage, header only, or a file cut after the header).
+    None,
+    /// Runs (DumpType 1) or ranges (8/9/0xA), sorted by PFN.
+    Runs(Vec<Run>),
+    /// A presence bitmap (DumpType 2 and 5/6): pages of set bits are packed in PFN order.
+    Bitmap {
+        /// File offset of the bitmap.
+        bitmap_at: usize,
+        /// Number of bits the reader accepted (after clipping to the file).
+        bits: u64,
+        /// File offset of the first page.
+        first_page: u64,
+        /// Number of set bits before each 64-bit word: a rank index, so a lookup is O(1).
+        rank: Vec<u64>,
+    },
+}
+
+impl PhysMap {
+    /// File offset of page `pfn`, if the dump holds it and the file is long enough.
+    pub(crate) fn offset(&self, data: &[u8], pfn: u64) -> Option<u64> {
+        let off = match self {
+            PhysMap::None => return None,
+            PhysMap::Runs(runs) => {
+                let i = runs.partition_point(|r| r.base_pfn <= pfn).checked_sub(1)?;
+                let r = runs[i];
+                if pfn - r.base_pfn >= r.pages {
+                    return None;
+                }
+                r.file_offset
+                    .checked_add((pfn - r.base_pfn).checked_mul(PAGE)?)?
+            }
+            PhysMap::Bitmap {
+                bitmap_at,
+                bits,
+                first_page,
+                rank,
+            } => {
+                if pfn >= *bits {
+                    return None;
+                }
+                let w = word(data, *bitmap_at, (pfn / 64) as usize, *bits);
+                let bit = pfn % 64;
+                if w & (1 << bit) == 0 {
+                    return None;
+                }
+                let before =
+                    rank[(pfn / 64) as usize] + u64::from((w & ((1u64 << bit) - 1)).count_ones());
+                first_page.checked_add(before.checked_mul(PAGE)?)?
+            }
+        };
+        (off.checked_add(PAGE)? <= data.len() as u64).then_some(off)
+    }
+
+    /// Number of pages the map holds (for the summary).
+    pub(crate) fn page_count(&self) -> u64 {
+        match self {
+            PhysMap::None => 0,
+            PhysMap::Runs(r) => r.iter().map(|r| r.pages).sum(),
+            PhysMap::Bitmap { bits, rank, .. } => {
+                let _ = bits;
+                rank.last().copied().unwrap_or(0)
+            }
+        }
+    }
+
+    /// Every PFN present, in order (used by the signature scan for an unset KDBG pointer).
+    pub(crate) fn pfns(&self, data: &[u8], limit: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        match self {
+            PhysMap::None => {}
+            PhysMap::Runs(runs) => {
+                'o: for r in runs {
+                    for p in r.base_pfn..r.base_pfn + r.pages {
+                        if out.len() >= limit {
+                            break 'o;
+                        }
+                        out.push(p);
+                    }
+                }
+            }
+            PhysMap::Bitmap {
+                bitmap_at, bits, ..
+            } => {
+                let words = bits.div_ceil(64) as usize;
+                'w: for wi in 0..words {
+                    let mut w = word(data, *bitmap_at, wi, *bits);
+                    while w != 0 {
+                        if out.len() >= limit {
+                            break 'w;
+                        }
+                        let b = u64::from(w.trailing_zeros());
+                        out.push(wi as u64 * 64 + b);
+                        w &= w - 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Word `i` of a bitmap of `bits` bits at `at`, with bits past the end cleared. The last word
+/// may be partial in the file, so it is assembled byte by byte.
+fn word(data: &[u8], at: usize, i: usize, bits: u64) -> u64 {
+    let start = at + i * 8;
+    let mut w = match u64_at(data, start) {
+        Some(w) => w,
+        None => {
+            let mut b = [0u8; 8];
+            for (k, slot) in b.iter_mut().enumerate() {
+                *slot = data.get(start + k).copied().unwrap_or(0);
+            }
+            u64::from_le_bytes(b)
+        }
+    };
+    let first_bit = i as u64 * 64;
+    if first_bit + 64 > bits {
+        let keep = bits.saturating_sub(first_bit);
+        w &= if keep == 0 {
+            0
+        } else {
+            u64::MAX >> (64 - keep)
+        };
+    }
+    w
+}
+
+/// Builds the map for DumpType 1 from the header runs (§1.4.1): pages are packed in run order
+/// from the end of the header.
+pub(crate) fn from_runs(
+    runs: &[HeaderRun],
+    header_size: u64,
+    file_len: u64,
+    notes: &mut Vec<String>,
+) -> PhysMap {
+    let mut out = Vec::new();
+    let mut off = header_size;
+    for r in runs {
+        let Some(bytes) = r.page_count.checked_mul(PAGE) else {
+            notes.push(format!(
+                "physical run at pfn {:#x} claims {:#x} pages; ignored",
+                r.base_page, r.page_count
+            ));
+            break;
+        };
+        out.push(Run {
+            base_pfn: r.base_page,
+            pages: r.page_count,
+            file_offset: off,
+        });
+        off = off.saturating_add(bytes);
+    }
+    finish_runs(out, file_len, "run list", notes)
+}
+
+/// Sorts runs, drops overlaps and clips to the file, noting when the file is shorter than
+/// the descriptor says (header-only LiveKD samples, truncated copies).
+fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<String>) -> PhysMap {
+    let claimed: u64 = runs.iter().map(|r| r.pages).fold(0, u64::saturating_add);
+    let mut held = 0u64;
+    for r in &mut runs {
+        let room = file_len.saturating_sub(r.file_offset) / PAGE;
+        if room < r.pages {
+            r.pages = room;
+        }
+        held += r.pages;
+    }
+    if held < claimed {
+        notes.push(format!(
+            "{what} claims {claimed:#x} pages but the file holds only {held:#x}: the rest of physical memory is missing (truncated or header-only file)"
+        ));
+    }
+    runs.retain(|r| r.pages > 0);
+    runs.sort_by_key(|r| r.base_pfn);
+    let mut clean: Vec<Run> = Vec::with_capacity(runs.len());
+    for r in runs {
+        if let Some(prev) = clean.last() {
+            if r.base_pfn < prev.base_pfn + prev.pages {
+                notes.push(format!(
+                    "{what}: run at pfn {:#x} overlaps the previous one; ignored",
+                    r.base_pfn
+                ));
+                continue;
+            }
+        }
+        clean.push(r);
+    }
+    if clean.is_empty() {
+        PhysMap::None
+    } else {
+        PhysMap::Runs(clean)
+    }
+}
+
+/// Builds a bitmap map. `bitmap_at` is where the bits start, `bits` the claimed count,
+/// `first_page` the offset of the first page.
+pub(crate) fn from_bitmap(
+    data: &[u8],
+    bitmap_at: usize,
+    bits: u64,
+    first_page: u64,
+    notes: &mut Vec<String>,
+) -> PhysMap {
+    // A hostile bit count would make the rank index huge: clip it to the bitmap bytes present.
+    let room = (data.len().saturating_sub(bitmap_at) as u64).saturating_mul(8);
+    let mut bits = bits;
+    if bits > room {
+        notes.push(format!("bitmap claims {bits:#x} pages but the file holds only {room:#x} bits of bitmap; clipped"));
+        bits = room;
+    }
+    let words = bits.div_ceil(64) as usize;
+    let mut rank = Vec::with_capacity(words + 1);
+    let mut total = 0u64;
+    for i in 0..words {
+        rank.push(total);
+        total += u64::from(word(data, bitmap_at, i, bits).count_ones());
+    }
+    rank.push(total);
+    let held = (data.len() as u64).saturating_sub(first_page) / PAGE;
+    if total > held {
+        notes.push(format!(
+            "bitmap marks {total:#x} pages present but the file holds only {held:#x} after offset {first_page:#x}: pages past the end are treated as missing"
+        ));
+    }
+    PhysMap::Bitmap {
+        bitmap_at,
+        bits,
+        first_page,
+        rank,
+    }
+}
+
+/// BITMAP_DUMP (DumpType 5/6, §1.4.3) at `at` (0x2000 on x64, 0x1000 on x86).
+pub(crate) fn from_bitmap_dump(
+    data: &[u8],
+    at: usize,
+    notes: &mut Vec<String>,
+) -> Result<PhysMap, String> {
+    let sig = data
+        .get(at..at + 8)
+        .ok_or_else(|| format!("file ends before the bitmap header at {at:#x}"))?;
+    if &sig[..4] != b"SDMP" && &sig[..4] != b"FDMP" || &sig[4..] != b"DUMP" {
+        return Err(format!(
+            "bitmap header at {at:#x} has signature {sig:02x?}, expected SDMP/FDMP + DUMP"
+        ));
+    }
+    let first_page = u64_at(data, at + 0x20).ok_or("bitmap header cut short")?;
+    // 0x30 is the bit count (Volatility 3, Rekall, kdmp-parser, LeechCore; §1.4.3).
+    let bits = u64_at(data, at + 0x30).ok_or("bitmap header cut short")?;
+    Ok(from_bitmap(data, at + 0x38, bits, first_page, notes))
+}
+
+/// SUMMARY_DUMP32 (x86 DumpType 2, §1.4.2) at 0x1000.
+pub(crate) fn from_summary32(data: &[u8], notes: &mut Vec<String>) -> Result<PhysMap, String> {
+    let at = 0x1000;
+    let sig = data
+        .get(at..at + 8)
+        .ok_or("file ends before the summary header at 0x1000")?;
+    if sig != b"SDMPDUMP" {
+        return Err(format!(
+            "summary header at 0x1000 has signature {sig:02x?}, expected SDMP + DUMP"
+        ));
+    }
+    let header_size = u32_at(data, at + 0xC).ok_or("summary header cut short")?;
+    let bits = u32_at(data, at + 0x10).ok_or("summary header cut short")?;
+    Ok(from_bitmap(
+        data,
+        at + 0x20,
+        u64::from(bits),
+        u64::from(header_size),
+        notes,
+    ))
+}
+
+/// RDMP range list (DumpType 8/9/0xA, §1.4.4) at 0x2000.
+pub(crate) fn from_rdmp(
+    data: &[u8],
+    dump_type: u32,
+    notes: &mut Vec<String>,
+) -> Result<PhysMap, String> {
+    let at = 0x2000;
+    let head = data
+        .get(at..at + 0x30)
+        .ok_or("file ends before the RDMP header at 0x2000")?;
+    if &head[4..8] != b"RDMP" || &head[8..12] != b"DUMP" {
+        return Err(format!(
+            "RDMP header at 0x2000 has signature {:02x?}",
+            &head[4..12]
+        ));
+    }
+    let metadata = u64_at(data, at + 8 + 8).ok_or("RDMP header cut short")?;
+    let first = u64_at(data, at + 0x18).ok_or("RDMP header cut short")?;
+    if metadata.checked_sub(0x20) != first.checked_sub(0x2040) {
+        notes.push(format!("RDMP MetadataSize {metadata:#x} and FirstPageOffset {first:#x} disagree (§1.4.4); using FirstPageOffset"));
+    }
+    let total = if dump_type == 0xA {
+        u64_at(data, at + 0x28)
+    } else {
+        None
+    };
+    // The list cannot extend past the first page nor past the file.
+    let max_entries = (metadata / 16)
+        .min(first.saturating_sub(0x2030) / 16)
+        .min((data.len().saturating_sub(0x2030) / 16) as u64);
+    let mut runs = Vec::new();
+    let mut off = first;
+    let mut pages_seen = 0u64;
+    for i in 0..max_entries {
+        let e = 0x2030 + (i as usize) * 16;
+        let (Some(start), Some(n)) = (u64_at(data, e), u64_at(data, e + 8)) else {
+            break;
+        };
+        if dump_type != 0xA && start == 0 {
+            break;
+        }
+        if total.is_some_and(|t| pages_seen >= t) {
+            break;
+        }
+        runs.push(Run {
+            base_pfn: start,
+            pages: n,
+            file_offset: off,
+        });
+        off = off.saturating_add(n.saturating_mul(PAGE));
+        pages_seen = pages_seen.saturating_add(n);
+    }
+    Ok(finish_runs(runs, data.len() as u64, "range list", notes))
+}

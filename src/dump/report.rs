@@ -1,0 +1,203 @@
+//! The value behind `drvaudit dump FILE`: header summary, module list and a `!poolused`-style
+//! table sorted by NonPaged bytes. [`DumpReport`] serialises for `--format json`;
+//! [`render_text`] is the human form. Both are pure functions of the report.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::poolusage::tag_display;
+
+use super::header::DumpSummary;
+use super::modules::LoadedModule;
+use super::Dump;
+
+/// Header figures as the report shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderReport {
+    /// Everything decoded from the header.
+    #[serde(flatten)]
+    pub summary: DumpSummary,
+    /// The DTB after masking (PCID bits, PAE alignment).
+    pub directory_table_base_masked: u64,
+    /// Where KDBG was found, when it was.
+    pub kdbg_address: Option<u64>,
+    /// How KDBG was found.
+    pub kdbg_source: Option<String>,
+    /// KernBase from KDBG.
+    pub kern_base: Option<u64>,
+    /// Number of physical pages the file holds.
+    pub physical_pages: u64,
+}
+
+/// One `!poolused` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolRow {
+    /// The tag as PoolMon shows it.
+    pub tag: String,
+    /// The tag value.
+    pub tag_value: u32,
+    /// Outstanding NonPaged allocations.
+    pub nonpaged_allocs: u64,
+    /// NonPaged bytes in use.
+    pub nonpaged_bytes: u64,
+    /// Outstanding Paged allocations.
+    pub paged_allocs: u64,
+    /// Paged bytes in use.
+    pub paged_bytes: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DumpReport {
+    /// The dump file.
+    pub path: String,
+    /// Header summary.
+    pub header: HeaderReport,
+    /// Loaded modules (the triage driver list for triage dumps).
+    pub modules: Vec<LoadedModule>,
+    /// Why the module list is missing, if it is.
+    pub modules_error: Option<String>,
+    /// `!poolused` rows sorted by NonPaged bytes, descending.
+    pub pool: Vec<PoolRow>,
+    /// Where the pool figures came from, or why there are none.
+    pub pool_source: String,
+    /// Anomalies met while reading.
+    pub notices: Vec<String>,
+}
+
+/// Builds the report; never fails (what cannot be read is explained in the fields).
+pub fn report(dump: &Dump) -> DumpReport {
+    let s = dump.summary().clone();
+    let k = dump.kdbg();
+    let header = HeaderReport {
+        directory_table_base_masked: dump.paging.root(),
+        kdbg_address: k.and_then(|k| k.va),
+        kdbg_source: k.map(|k| k.source.clone()),
+        kern_base: k.map(|k| k.kern_base),
+        physical_pages: dump.physical_pages(),
+        summary: s,
+    };
+    let (modules, modules_error) = match dump.modules() {
+        Ok(m) => (m, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let (pool, pool_source) = match dump.pool_usage() {
+        Ok(snap) => {
+            let mut rows: Vec<PoolRow> = snap
+                .tags
+                .iter()
+                .map(|t| PoolRow {
+                    tag: tag_display(t.tag),
+                    tag_value: t.tag,
+                    nonpaged_allocs: t.nonpaged.live(),
+                    nonpaged_bytes: t.nonpaged.bytes,
+                    paged_allocs: t.paged.live(),
+                    paged_bytes: t.paged.bytes,
+                })
+                .collect();
+            rows.sort_by(|a, b| {
+                b.nonpaged_bytes
+                    .cmp(&a.nonpaged_bytes)
+                    .then(b.paged_bytes.cmp(&a.paged_bytes))
+                    .then(a.tag_value.cmp(&b.tag_value))
+            });
+            (rows, snap.source)
+        }
+        Err(e) => (Vec::new(), e.to_string()),
+    };
+    DumpReport {
+        path: dump.path().display().to_string(),
+        header,
+        modules,
+        modules_error,
+        pool,
+        pool_source,
+        notices: dump.notices(),
+    }
+}
+
+/// Renders the report for a terminal.
+pub fn render_text(r: &DumpReport) -> String {
+    let mut o = String::new();
+    let h = &r.header;
+    let s = &h.summary;
+    let _ = writeln!(o, "{}", r.path);
+    let _ = writeln!(
+        o,
+        "  arch            {} (machine {:#x}), {} processor(s)",
+        s.arch.name(),
+        s.machine,
+        s.processors
+    );
+    let _ = writeln!(
+        o,
+        "  dump type       {} ({})",
+        s.dump_type, s.dump_type_name
+    );
+    let _ = writeln!(
+        o,
+        "  build           {} (major {:#x})",
+        s.build, s.major_version
+    );
+    let p = s.bugcheck_parameters;
+    let _ = writeln!(
+        o,
+        "  bugcheck        {:#010x} ({:#x}, {:#x}, {:#x}, {:#x})",
+        s.bugcheck_code, p[0], p[1], p[2], p[3]
+    );
+    let _ = writeln!(
+        o,
+        "  DTB             {:#x} (masked {:#x})",
+        s.directory_table_base, h.directory_table_base_masked
+    );
+    let kdbg = match (s.kd_debugger_data_block, &h.kdbg_source) {
+        (Some(v), Some(src)) => format!("{v:#x} ({src})"),
+        (Some(v), None) => format!("{v:#x} (not readable)"),
+        (None, Some(src)) => format!("header field unset ({src})"),
+        (None, None) => "header field unset".to_string(),
+    };
+    let _ = writeln!(o, "  KDBG            {kdbg}");
+    let _ = writeln!(o, "  PsLoadedModuleList {:#x}", s.ps_loaded_module_list);
+    let _ = writeln!(o, "  physical pages  {:#x}", h.physical_pages);
+    if !s.comment.is_empty() {
+        let _ = writeln!(o, "  comment         {}", s.comment);
+    }
+    let _ = writeln!(o, "\nModules ({}):", r.modules.len());
+    if let Some(e) = &r.modules_error {
+        let _ = writeln!(o, "  unavailable: {e}");
+    }
+    for m in &r.modules {
+        let _ = writeln!(
+            o,
+            "  {:#018x} {:#010x}  {:<24} {}",
+            m.base, m.size, m.name, m.full_path
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nPool usage, sorted by NonPaged bytes ({}):",
+        r.pool_source
+    );
+    if !r.pool.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:<14} {:>10} {:>14} {:>10} {:>14}",
+            "Tag", "NP allocs", "NP bytes", "P allocs", "P bytes"
+        );
+        for row in &r.pool {
+            let _ = writeln!(
+                o,
+                "  {:<14} {:>10} {:>14} {:>10} {:>14}",
+                row.tag, row.nonpaged_allocs, row.nonpaged_bytes, row.paged_allocs, row.paged_bytes
+            );
+        }
+    }
+    if !r.notices.is_empty() {
+        let _ = writeln!(o, "\nNotices:");
+        for n in &r.notices {
+            let _ = writeln!(o, "  - {n}");
+        }
+    }
+    o
+}
