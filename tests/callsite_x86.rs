@@ -239,3 +239,101 @@ fn corpus_table() {
         );
     }
 }
+
+// ----- fixture drivers (testdata/bin, truth in testdata/truth/sites.tsv) --------------------
+
+/// Whether an argument matches a sites.tsv value: hex = that constant of the image, `unknown`
+/// / `param` = not a constant, `runtime:0xN` = a writable global's initial value N, `-` = n/a.
+fn value_matches(want: &str, got: Option<callsite::ArgValue>) -> bool {
+    let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    match want {
+        "-" => true,
+        "unknown" | "param" => got.is_some_and(|v| v.value.is_none()),
+        w if w.starts_with("runtime:") => got.is_some_and(|v| {
+            v.how == Provenance::Runtime && v.value == parse(&w["runtime:".len()..])
+        }),
+        w => got.is_some_and(|v| v.constant().is_some() && v.constant() == parse(w)),
+    }
+}
+
+#[test]
+fn fixture_sites_and_values_match_truth() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let Ok(text) = std::fs::read_to_string(root.join("truth/sites.tsv")) else {
+        println!("SKIPPED: testdata/truth/sites.tsv not found");
+        return;
+    };
+    type Key = (u32, String, Option<u32>);
+    let mut rows: std::collections::BTreeMap<String, Vec<(Key, [String; 3])>> = Default::default();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split('\t').collect();
+        if f.len() < 8 || !(f[0].contains("_x64_") || f[0].contains("_x86_")) {
+            continue;
+        }
+        if callsite::apis::find(f[2]).is_none() {
+            continue; // not in drvaudit's API table (NdisAllocateMemory)
+        }
+        let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        let via = (f[6] != "-").then(|| hex(f[6]));
+        rows.entry(f[0].to_string()).or_default().push((
+            (hex(f[1]), f[2].to_string(), via),
+            [f[3].to_string(), f[4].to_string(), f[5].to_string()],
+        ));
+    }
+    assert!(!rows.is_empty(), "no x86/x64 rows in sites.tsv");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (bin, want) in &rows {
+        let (_, sites) = sites_of(&root.join("bin").join(bin));
+        let got: BTreeSet<Key> = sites
+            .iter()
+            .map(|s| (s.rva, s.api.to_string(), s.via))
+            .collect();
+        let want_keys: BTreeSet<Key> = want.iter().map(|(k, _)| k.clone()).collect();
+        for k in want_keys.difference(&got) {
+            failures.push(format!(
+                "{bin}: missing site {:#x} {} via {:x?}",
+                k.0, k.1, k.2
+            ));
+        }
+        for k in got.difference(&want_keys) {
+            failures.push(format!(
+                "{bin}: extra site {:#x} {} via {:x?}",
+                k.0, k.1, k.2
+            ));
+        }
+        for (k, vals) in want {
+            let Some(s) = sites
+                .iter()
+                .find(|s| s.rva == k.0 && s.api == k.1 && s.via == k.2)
+            else {
+                continue;
+            };
+            let spec = s.spec();
+            let type_role = [Role::PoolType, Role::PoolFlags, Role::LookasideFlags]
+                .into_iter()
+                .find(|r| spec.index_of(*r).is_some());
+            let got_vals = [
+                type_role.and_then(|r| s.arg(r)),
+                s.arg(Role::Size),
+                s.arg(Role::Tag),
+            ];
+            for (i, name) in ["type", "size", "tag"].iter().enumerate() {
+                checked += 1;
+                if !value_matches(&vals[i], got_vals[i]) {
+                    failures.push(format!(
+                        "{bin}: {:#x} {} via {:x?}: {name} {:?}, truth {}",
+                        k.0, k.1, k.2, got_vals[i], vals[i]
+                    ));
+                }
+            }
+        }
+    }
+    println!("{checked} values checked");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

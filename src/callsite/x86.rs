@@ -297,6 +297,8 @@ struct Func {
     /// First instruction index of each block; blocks are contiguous.
     block_starts: Vec<usize>,
     in_states: Vec<State>,
+    /// Blocks no edge reaches (the entry, code after a `ret`, handlers, thunks).
+    roots: Vec<bool>,
 }
 
 impl Func {
@@ -799,11 +801,13 @@ impl<'a> Ctx<'a> {
             .enumerate()
             .map(|(b, s)| s.unwrap_or_else(|| State::unknown(EPOCH_BLOCK + b as u32)))
             .collect();
+        let roots = (0..nb).map(|b| root[b] && preds[b].is_empty()).collect();
         Some(Func {
             start,
             insns,
             block_starts,
             in_states,
+            roots,
         })
     }
 
@@ -1442,6 +1446,19 @@ impl<'a> Ctx<'a> {
                         | FlowControl::UnconditionalBranch
                 ) {
                     if let Some((api, reach)) = self.transfer_target(&st, ins) {
+                        let rva = (ins.ip().wrapping_sub(self.base)) as u32;
+                        // An import thunk's own `jmp [slot]` is not a call site (its callers
+                        // are), even when a heuristic region swept over the thunk table.
+                        let first_of_root = k == f.block_starts[b] && f.roots[b];
+                        if ins.flow_control() == FlowControl::IndirectBranch
+                            && ins.op0_kind() == OpKind::Memory
+                            && (first_of_root
+                                || self.thunks.contains_key(&rva)
+                                || self.standalone_jump(rva))
+                        {
+                            self.step(&mut st, ins, k);
+                            continue;
+                        }
                         let tail = reach == Reach::TailJump;
                         let args = api
                             .params
@@ -1451,7 +1468,7 @@ impl<'a> Ctx<'a> {
                             .map(|(i, p)| (p.role, self.arg_val(&st, api, i + 1, tail)))
                             .collect();
                         out.push(FoundSite {
-                            rva: (ins.ip().wrapping_sub(self.base)) as u32,
+                            rva,
                             api,
                             reach,
                             args,
