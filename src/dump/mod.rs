@@ -173,7 +173,7 @@ impl Dump {
                 PhysMap::None
             }
             5 | 6 => physical::from_bitmap_dump(data, hs as usize, &mut notes).map_err(format)?,
-            8 | 9 | 0xA if summary.is_64bit_header => {
+            8..=0xA if summary.is_64bit_header => {
                 physical::from_rdmp(data, summary.dump_type, &mut notes).map_err(format)?
             }
             3 => PhysMap::None,
