@@ -1,1 +1,219 @@
-fn main() {}
+//! The `drvaudit` command line: arguments in, report out, exit code from the report.
+//! No analysis logic lives here.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use drvaudit::finding::Level;
+use drvaudit::output::{self, Format};
+use drvaudit::rules::RuleSet;
+use drvaudit::scan::{self, Settings};
+
+/// Offline static audit of Windows kernel drivers: untagged and executable pool, pool tags,
+/// HVCI hazards; SARIF 2.1.0 or text.
+#[derive(Parser)]
+#[command(name = "drvaudit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Audit drivers (.sys files, folders, .zip/.cab packages) and drivers carved from dumps.
+    Scan(ScanArgs),
+    /// List the rules.
+    Rules {
+        /// Directory of additional rule files.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Print one rule's documentation.
+    Explain {
+        /// Rule id (DRV1001) or name (untagged-pool-allocation).
+        id: String,
+        /// Directory of additional rule files.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
+    Tags {
+        /// Files, folders or packages.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TagsFormat::Text)]
+        format: TagsFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Files, folders and driver packages to audit.
+    paths: Vec<PathBuf>,
+    /// Kernel crash dump whose loaded drivers are carved and audited (repeatable).
+    #[arg(long, value_name = "FILE")]
+    dump: Vec<PathBuf>,
+    /// Pool usage export: `!poolused` text, PoolMon log or screen, CSV or JSON (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pool: Vec<PathBuf>,
+    /// pooltag.txt naming tag owners (enables DRV1005 tag-collision).
+    #[arg(long, value_name = "FILE")]
+    pooltag: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Lowest finding level that makes the exit code 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    fail_on: FailOn,
+    /// Directory of additional rule files (same format as rules/).
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
+    /// Base directory that artifact paths in SARIF are relative to (default: current directory).
+    #[arg(long, value_name = "DIR")]
+    srcroot: Option<PathBuf>,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FailOn {
+    Error,
+    Warning,
+    Note,
+    Never,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TagsFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("drvaudit: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_rules(extra: Option<&PathBuf>) -> Result<RuleSet> {
+    let mut rules = RuleSet::builtin().context("built-in rules are invalid (a drvaudit bug)")?;
+    if let Some(dir) = extra {
+        rules.add_dir(dir)?;
+    }
+    Ok(rules)
+}
+
+fn write_output(path: Option<&PathBuf>, text: &str) -> Result<()> {
+    match path {
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("{}: cannot write output", p.display()))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                // A closed pipe (`drvaudit … | head`) is not a failure of the scan.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.context("cannot write to standard output"),
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Rules { rules } => {
+            let rules = load_rules(rules.as_ref())?;
+            write_output(None, &drvaudit::rules::table(&rules))?;
+            Ok(0)
+        }
+        Command::Explain { id, rules } => {
+            let rules = load_rules(rules.as_ref())?;
+            let Some(rule) = rules.get(&id) else {
+                bail!("no rule `{id}`; `drvaudit rules` lists them");
+            };
+            write_output(None, &drvaudit::rules::explain(rule))?;
+            Ok(0)
+        }
+        Command::Tags {
+            paths,
+            format,
+            output,
+        } => {
+            let settings = Settings {
+                paths,
+                dumps: Vec::new(),
+                pool_files: Vec::new(),
+                pooltag: None,
+                rules: load_rules(None)?,
+                progress: false,
+                root: std::env::current_dir().context("cannot read the current directory")?,
+                fail_on: None,
+            };
+            let report = scan::scan(&settings);
+            let text = match format {
+                TagsFormat::Text => drvaudit::output::text::tag_inventory(&report),
+                TagsFormat::Json => drvaudit::output::text::tag_inventory_json(&report),
+            };
+            write_output(output.as_ref(), &text)?;
+            for n in &report.notices {
+                eprintln!("drvaudit: {}: {}", n.subject, n.message);
+            }
+            Ok(0)
+        }
+        Command::Scan(args) => {
+            if args.paths.is_empty() && args.dump.is_empty() {
+                bail!("nothing to scan: give files, folders or packages, or --dump FILE");
+            }
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let root = match &args.srcroot {
+                Some(r) => std::path::absolute(r)
+                    .with_context(|| format!("{}: bad --srcroot", r.display()))?,
+                None => cwd,
+            };
+            let settings = Settings {
+                paths: args.paths,
+                dumps: args.dump,
+                pool_files: args.pool,
+                pooltag: args.pooltag,
+                rules: load_rules(args.rules.as_ref())?,
+                progress: !args.no_progress,
+                root,
+                fail_on: match args.fail_on {
+                    FailOn::Error => Some(Level::Error),
+                    FailOn::Warning => Some(Level::Warning),
+                    FailOn::Note => Some(Level::Note),
+                    FailOn::Never => None,
+                },
+            };
+            let report = scan::scan(&settings);
+            let text = match args.format {
+                Format::Sarif => output::sarif::render(
+                    &report,
+                    &output::sarif::SarifContext {
+                        root: &settings.root,
+                    },
+                ),
+                Format::Text => output::text::render(&report),
+            };
+            write_output(args.output.as_ref(), &text)?;
+            Ok(report.exit_code as u8)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The human report: compiler-style lines (`path: level[ID] name: message`), then a summary.
+//! When pool evidence was supplied it opens with the "top pool consumers" table.
+
+use std::fmt::Write;
+
+use crate::finding::{Artifact, Report};
+use crate::poolusage::tag_display;
+
+/// The path shown for an artifact: nested artifacts as `parent:member` (packages) or
+/// `dump>module` (carved images).
+pub fn artifact_path(report: &Report, index: usize) -> String {
+    let a: &Artifact = &report.artifacts[index];
+    match a.parent {
+        Some(p) => {
+            let sep = if matches!(a.kind, crate::finding::ArtifactKind::Carved { .. }) {
+                ">"
+            } else {
+                ":"
+            };
+            format!("{}{sep}{}", artifact_path(report, p), a.uri)
+        }
+        None => a.uri.clone(),
+    }
+}
+
+/// Renders the report.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    if !report.consumers.is_empty() {
+        out.push_str("top pool consumers\n");
+        let _ = writeln!(
+            out,
+            "  {:<8} {:>14} {:>14} {:>12}  drivers",
+            "tag", "nonpaged", "paged", "live allocs"
+        );
+        for c in &report.consumers {
+            let mut drivers = c.drivers.join(", ");
+            if drivers.is_empty() {
+                drivers = c.owner.clone().unwrap_or_else(|| "-".into());
+            } else if let Some(o) = &c.owner {
+                drivers.push_str(&format!(" (pooltag.txt: {o})"));
+            }
+            if c.ambiguous {
+                drivers.push_str(" [ambiguous]");
+            }
+            let _ = writeln!(
+                out,
+                "  {:<8} {:>14} {:>14} {:>12}  {}",
+                format!("'{}'", tag_display(c.tag)),
+                group(c.nonpaged.bytes),
+                group(c.paged.bytes),
+                group(c.nonpaged.live() + c.paged.live()),
+                drivers
+            );
+        }
+        out.push('\n');
+    }
+    let rule_name = |id: &str| {
+        report
+            .rules
+            .iter()
+            .find(|r| r.id == id)
+            .map_or("", |r| r.name.as_str())
+    };
+    for f in &report.findings {
+        let mut path = artifact_path(report, f.artifact);
+        if let Some(rva) = f.rva {
+            path.push_str(&format!("@0x{rva:x}"));
+        }
+        let _ = write!(
+            out,
+            "{path}: {}[{}] {}: {}",
+            f.level,
+            f.rule_id,
+            rule_name(&f.rule_id),
+            f.message
+        );
+        if let Some(e) = &f.evidence {
+            let _ = write!(
+                out,
+                " [pool: {} NonPaged bytes, {} Paged bytes, {} live allocations]",
+                group(e.nonpaged.bytes),
+                group(e.paged.bytes),
+                group(e.live())
+            );
+        }
+        out.push('\n');
+    }
+    for n in &report.notices {
+        let _ = writeln!(out, "{}: {}: {}", n.subject, n.level, n.message);
+    }
+    let (e, w, n) = report.counts();
+    let images = report.images.len();
+    let _ = writeln!(
+        out,
+        "\n{} file(s), {} image(s) analysed: {} error(s), {} warning(s), {} note(s); {} notification(s)",
+        report.artifacts.iter().filter(|a| a.parent.is_none()).count(),
+        images,
+        e,
+        w,
+        n,
+        report.notices.len()
+    );
+    out
+}
+
+/// 50827424 → "50,827,424".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The tag inventory in pooltag.txt format, which PoolMon's `/g` option reads:
+/// `Tag - driver.sys - description`, one line per allocation tag and driver. Untagged
+/// allocators appear under `None`, contiguous memory under the kernel's `MmCm`.
+pub fn tag_inventory(report: &Report) -> String {
+    let mut out = String::new();
+    for img in &report.images {
+        let name = &report.artifacts[img.artifact].name;
+        for t in img.tags.iter().filter(|t| t.allocates) {
+            let sites = if t.sites == 0 {
+                "imported".to_string()
+            } else {
+                format!("{} call site(s)", t.sites)
+            };
+            let _ = writeln!(
+                out,
+                "{} - {} - {}: {}",
+                tag_display(t.tag),
+                name,
+                t.apis.join(", "),
+                sites
+            );
+        }
+    }
+    out
+}
+
+/// The tag inventory as JSON: one object per driver with its tags.
+pub fn tag_inventory_json(report: &Report) -> String {
+    let drivers: Vec<serde_json::Value> = report
+        .images
+        .iter()
+        .map(|img| {
+            serde_json::json!({
+                "driver": report.artifacts[img.artifact].name,
+                "path": artifact_path(report, img.artifact),
+                "machine": img.machine.to_string(),
+                "callSites": img.call_sites,
+                "tags": img.tags.iter().map(|t| serde_json::json!({
+                    "tag": tag_display(t.tag),
+                    "value": t.tag,
+                    "apis": t.apis,
+                    "sites": t.sites,
+                    "allocates": t.allocates,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&serde_json::json!({ "drivers": drivers }))
+        .expect("JSON values always serialise");
+    s.push('\n');
+    s
+}

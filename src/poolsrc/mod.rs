@@ -1,0 +1,586 @@
+//! Pool-usage inputs: turns a pasted `!poolused` listing, a PoolMon snapshot or screen, or the
+//! documented CSV/JSON form into one [`PoolSnapshot`], and reads `pooltag.txt` into a
+//! [`PoolTagDb`] so a tag can be attributed to its owner.
+//!
+//! [`load_pool_file`] detects the format from the text itself (never from the file name), so a
+//! debugger log saved as `.log` or a PoolMon screen pasted into `.txt` both work.
+//!
+//! # Supported pool-usage formats
+//!
+//! ## WinDbg `!poolused` (kdexts)
+//!
+//! Any sort flag (`!poolused`, `!poolused 2`, `!poolused 4`, `!poolused /t2 2`, …), pasted
+//! with or without the debugger prompt, the `....` progress line, kd cache messages, the
+//! `Sorting by …` and `Pool Used:` lines and the closing `TOTAL` line. Rows look like
+//!
+//! ```text
+//!  Tag     Allocs         Used     Allocs         Used
+//!  None    246479     50827424          0            0<TAB>call to ExAllocatePool
+//! ```
+//!
+//! (`<TAB>` is a tab character). The description may follow a tab or spaces, be glued to the
+//! last number (older kdexts: `0UNKNOWN pooltag 'AGP ', please update pooltag.txt`; the
+//! header's column ends tell where the number stops), be truncated, be `(null)`, or be absent.
+//! Numbers are plain `%ld` output, without thousands separators. Column widths differ between
+//! debugger versions and between x86 and x64 targets and wide values overflow them, so rows
+//! are split on whitespace, not on fixed columns; the tag itself is read from columns 1–4 when
+//! the row keeps its leading space, so tags with blanks (`Io  `, `a b `) survive. The verbose
+//! form (flag bit 0, columns `Allocs Frees Diff Used` per pool) is accepted too. Everything
+//! outside a table (other commands, `!vm`, cache messages) is ignored; a kd prompt or `TOTAL`
+//! ends a table, and a line inside a table that is not a row is an error.
+//!
+//! **What "Allocs" means.** Without the verbose flag, kdexts prints `Allocs − Frees` of the
+//! pool tracker (the documentation: "the number of currently outstanding allocations"). Those
+//! rows are stored as `allocs = outstanding, frees = 0`, so [`PoolCounters::live`] is exact
+//! but `allocs` is *not* the lifetime count. Verbose rows carry the real `allocs` and `frees`.
+//! A negative outstanding count (torn counters in a live session) is stored as 0.
+//!
+//! Non-printable tag bytes are shown by kdexts as `.` and cannot be recovered; they are kept as
+//! `.`. Session-pool listings (flag bit 3, `!poolused 8`) are rejected: they describe a
+//! different pool than the system-wide figures drvaudit ranks.
+//!
+//! ## PoolMon
+//!
+//! * the `poolmon /n` (poolsnap) log: header ` Tag  Type     Allocs     Frees      Diff   Bytes
+//!   Per Alloc`, optional `!Key=Value` lines (poolsnap `-t`), then one row per tag and pool:
+//!   ` None Nonp    3118902   2872423    246479 50827424        206`;
+//! * the interactive screen as copied from the console, with its ` Memory: … Avail: …
+//!   PageFlts: …` and ` Commit: … Pool N: … P: …` lines, `System pool information`, the
+//!   change columns `(   0)`, optional `Total Nonp`/`Total Paged` lines (`/e`) and the
+//!   optional `Mapped_Driver` column (`/g`, `/c`).
+//!
+//! `Type` is `Nonp` (NonPagedPool) or `Paged`; `Allocs` and `Frees` are lifetime counts,
+//! `Diff = Allocs − Frees` and `Bytes` is the bytes in use. A row whose `Diff` is not
+//! `Allocs − Frees` (also allowing 32-bit wrap-around) is rejected as misaligned.
+//!
+//! ## CSV (drvaudit's own export form)
+//!
+//! ```text
+//! tag,nonpaged_allocs,nonpaged_frees,nonpaged_bytes,paged_allocs,paged_frees,paged_bytes
+//! None,3118902,2872423,50827424,0,0,0
+//! 0x6D436D4D,2207,1009,18462512,0,0,0
+//! "Io  ",4211,4000,61344,310,298,1536
+//! ```
+//!
+//! * The header must be exactly this (case and blanks around fields ignored).
+//! * `tag` is either the tag as PoolMon shows it (1–4 characters, shorter tags are padded with
+//!   spaces, `\xNN` escapes for other bytes) or the u32 the kernel stores written as `0x`
+//!   followed by 3–8 hex digits (`0x656E6F4E` is `None`; write `0x00000041`, not `0x41`, which
+//!   is the 4-character tag `0x41`). Quote a tag that has leading blanks, a comma, a quote or
+//!   starts with `#`; `""` inside quotes is a quote.
+//! * Counts are unsigned decimal integers without separators; `*_allocs` and `*_frees` are
+//!   lifetime counts (if only outstanding allocations are known, put them in `*_allocs` and 0
+//!   in `*_frees`).
+//! * Blank lines and lines starting with `#` are ignored.
+//!
+//! ## JSON
+//!
+//! Either an array of tag objects or an object `{"source": "...", "tags": [...]}` (a serialised
+//! [`PoolSnapshot`]; `source` is informational). A tag object is
+//!
+//! ```json
+//! {"tag": "None", "nonpaged": {"allocs": 3118902, "frees": 2872423, "bytes": 50827424},
+//!  "paged": {"allocs": 0, "frees": 0, "bytes": 0}}
+//! ```
+//!
+//! `tag` is a string in the CSV tag syntax or the u32 as a JSON number; `nonpaged`, `paged`
+//! and each of their fields may be omitted (0). Unknown fields are errors, so a typo is not
+//! silently read as 0.
+//!
+//! # Merging rules
+//!
+//! * Within one listing (one `!poolused` table, one PoolMon snapshot or screen, one CSV or
+//!   JSON file), rows of the same tag and pool are summed with [`PoolCounters::add`], as the
+//!   pool model does for per-processor tables.
+//! * A file may hold several listings (a debugger log with `!poolused 2` then `!poolused 4`,
+//!   a poolsnap log that PoolMon appends to, several copied PoolMon screens). They describe the
+//!   same machine at different times or in different orders, so they are **not** summed: for
+//!   each tag and pool the last listing that shows it wins. This makes `!poolused 2` +
+//!   `!poolused 4` give the figures once, and a nonpaged-only screen plus a paged-only screen
+//!   (PoolMon `p` key) give their union.
+//!
+//! Empty input, input with no tag rows, and text that is none of the above are errors naming
+//! the file and the 1-based line.
+//!
+//! # pooltag.txt
+//!
+//! See [`load_pooltag_file`]: lines `Tag - binary - description`, comments starting with `rem`
+//! or `//`.
+
+pub mod pooltag;
+pub mod rank;
+
+mod poolmon;
+mod poolused;
+mod tabular;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
+
+pub use pooltag::{
+    load_pooltag_file, owner_is_kernel, parse_pooltag_text, PoolTagDb, PoolTagEntry,
+};
+
+/// Why a pool-usage or pooltag file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolSourceError {
+    /// The file could not be read at all.
+    #[error("{path}: cannot read the file: {source}")]
+    Io {
+        /// The file, as given.
+        path: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has no content, or no tag rows where some were expected.
+    #[error("{path}: {why}")]
+    Empty {
+        /// The file, as given.
+        path: String,
+        /// What was missing.
+        why: String,
+    },
+    /// A line does not fit the detected format (or no format could be detected at it).
+    #[error("{path}:{line}: {found}; expected {expected}")]
+    BadLine {
+        /// The file, as given.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong with the line.
+        found: String,
+        /// What the parser was looking for there.
+        expected: String,
+    },
+}
+
+/// The input formats [`load_pool_file`] recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolFileFormat {
+    /// WinDbg `!poolused` output.
+    Poolused,
+    /// PoolMon `/n` snapshot log (poolsnap format).
+    PoolmonLog,
+    /// PoolMon interactive screen text.
+    PoolmonScreen,
+    /// drvaudit's documented CSV form.
+    Csv,
+    /// drvaudit's documented JSON form.
+    Json,
+}
+
+impl fmt::Display for PoolFileFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PoolFileFormat::Poolused => "!poolused listing",
+            PoolFileFormat::PoolmonLog => "PoolMon /n log",
+            PoolFileFormat::PoolmonScreen => "PoolMon screen",
+            PoolFileFormat::Csv => "pool usage CSV",
+            PoolFileFormat::Json => "pool usage JSON",
+        })
+    }
+}
+
+/// What an unrecognised file should have looked like (used in the error message).
+const EXPECTED_ANY: &str =
+    "a `!poolused` listing (header `Tag Allocs Used Allocs Used`), a PoolMon \
+     /n log or screen (header `Tag Type Allocs Frees Diff Bytes Per Alloc`), the CSV header \
+     `tag,nonpaged_allocs,nonpaged_frees,nonpaged_bytes,paged_allocs,paged_frees,paged_bytes`, \
+     or JSON";
+
+/// Reads a pool-usage file in any supported format (see the module docs) into one snapshot.
+/// The snapshot's `source` is the path followed by the detected format.
+pub fn load_pool_file(path: &Path) -> Result<PoolSnapshot, PoolSourceError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| PoolSourceError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let text = decode_text(&bytes);
+    parse_pool_text(&text, &name).map(|(_, snapshot)| snapshot)
+}
+
+/// Parses pool-usage text already in memory; `name` is used in messages and in `source`.
+/// Returns the detected format with the snapshot.
+pub fn parse_pool_text(
+    text: &str,
+    name: &str,
+) -> Result<(PoolFileFormat, PoolSnapshot), PoolSourceError> {
+    let format = detect_format(text, name)?;
+    let tags = match format {
+        PoolFileFormat::Poolused => poolused::parse(text, name)?,
+        PoolFileFormat::PoolmonLog | PoolFileFormat::PoolmonScreen => poolmon::parse(text, name)?,
+        PoolFileFormat::Csv => tabular::parse_csv(text, name)?,
+        PoolFileFormat::Json => tabular::parse_json(text, name)?,
+    };
+    if tags.is_empty() {
+        return Err(PoolSourceError::Empty {
+            path: name.to_string(),
+            why: format!("the {format} has no pool tag rows"),
+        });
+    }
+    Ok((
+        format,
+        PoolSnapshot {
+            source: format!("{name} ({format})"),
+            tags,
+        },
+    ))
+}
+
+/// Decides the format from the first line that says which it is. Debugger logs start with
+/// arbitrary noise (other commands, cache messages), so lines that decide nothing are skipped.
+pub fn detect_format(text: &str, name: &str) -> Result<PoolFileFormat, PoolSourceError> {
+    let first = text
+        .lines()
+        .enumerate()
+        // `#` lines are CSV comments; no other format starts with one.
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .ok_or_else(|| PoolSourceError::Empty {
+            path: name.to_string(),
+            why: "the file is empty".to_string(),
+        })?;
+    let trimmed = first.1.trim();
+    if looks_like_json(text) {
+        return Ok(PoolFileFormat::Json);
+    }
+    if trimmed.to_ascii_lowercase().starts_with("tag,") {
+        return Ok(PoolFileFormat::Csv);
+    }
+    let mut saw_screen_header = false;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first().is_some_and(|w| w.starts_with("Memory:")) && line.contains("Avail:") {
+            saw_screen_header = true;
+        }
+        if poolmon::is_column_header(&words) {
+            return Ok(if saw_screen_header || line.contains("Mapped_Driver") {
+                PoolFileFormat::PoolmonScreen
+            } else {
+                PoolFileFormat::PoolmonLog
+            });
+        }
+        if poolused::is_column_header(&words).is_some()
+            || line.trim_start().starts_with("Sorting by")
+        {
+            return Ok(PoolFileFormat::Poolused);
+        }
+    }
+    Err(PoolSourceError::BadLine {
+        path: name.to_string(),
+        line: first.0 + 1,
+        found: format!("`{}` starts no known pool usage format", shorten(trimmed)),
+        expected: EXPECTED_ANY.to_string(),
+    })
+}
+
+/// JSON starts with `[` or `{` followed by what a pool-usage document can hold next; a
+/// debugger log that happens to start with `{GUID}.sys` is not JSON.
+fn looks_like_json(text: &str) -> bool {
+    let mut chars = text.trim_start().chars();
+    let open = chars.next();
+    let next = chars.find(|c| !c.is_whitespace());
+    match open {
+        Some('[') => matches!(next, Some('{' | ']')),
+        Some('{') => matches!(next, Some('"' | '}')),
+        _ => false,
+    }
+}
+
+/// Turns file bytes into text. PowerShell redirection writes UTF-16 with a BOM and poolsnap
+/// writes raw tag bytes, so UTF-8 is not guaranteed: UTF-16 is decoded by its BOM, and bytes
+/// that are not UTF-8 are read as Latin-1 so every byte keeps exactly one character (a tag byte
+/// 0x84 stays one column and can be turned back into 0x84).
+pub fn decode_text(bytes: &[u8]) -> String {
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Parses a tag as the tools print it: 1–4 characters, padded with spaces, `\xNN` escapes
+/// (as [`tag_display`] writes them), and characters U+0080–U+00FF standing for the byte of
+/// the same value (see [`decode_text`]). Case is kept: pool tags are case-sensitive.
+pub fn parse_tag_text(text: &str) -> Option<u32> {
+    let mut bytes = Vec::with_capacity(4);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && chars.get(i + 1) == Some(&'x') && i + 3 < chars.len() {
+            let hex: String = chars[i + 2..i + 4].iter().collect();
+            bytes.push(u8::from_str_radix(&hex, 16).ok()?);
+            i += 4;
+        } else {
+            bytes.push(u8::try_from(u32::from(c)).ok()?);
+            i += 1;
+        }
+    }
+    if bytes.is_empty() || bytes.len() > 4 {
+        return None;
+    }
+    bytes.resize(4, b' ');
+    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// Parses a tag field of the CSV/JSON forms: `0x` plus 3–8 hex digits is the u32 itself,
+/// anything else is the displayed tag (see the module docs for why 3 digits).
+pub fn parse_tag_field(text: &str) -> Option<u32> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        if (3..=8).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return u32::from_str_radix(hex, 16).ok();
+        }
+    }
+    parse_tag_text(text)
+}
+
+/// Which pool a row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pool {
+    NonPaged,
+    Paged,
+}
+
+/// Gathers rows listing by listing and applies the merging rules of the module docs.
+#[derive(Default)]
+pub(crate) struct Collector {
+    /// Rows of the listing being read, summed per tag and pool.
+    current: BTreeMap<u32, [Option<PoolCounters>; 2]>,
+    /// Result of the listings already closed: last listing wins per tag and pool.
+    done: BTreeMap<u32, [Option<PoolCounters>; 2]>,
+}
+
+impl Collector {
+    pub(crate) fn add(&mut self, tag: u32, pool: Pool, counters: PoolCounters) {
+        let slot = &mut self.current.entry(tag).or_default()[pool as usize];
+        match slot {
+            Some(existing) => existing.add(&counters),
+            None => *slot = Some(counters),
+        }
+    }
+
+    pub(crate) fn has_rows(&self) -> bool {
+        !self.current.is_empty()
+    }
+
+    /// Closes the current listing: its values replace earlier listings' for the same tag
+    /// and pool.
+    pub(crate) fn end_listing(&mut self) {
+        for (tag, pools) in std::mem::take(&mut self.current) {
+            let target = self.done.entry(tag).or_default();
+            for (slot, value) in target.iter_mut().zip(pools) {
+                if value.is_some() {
+                    *slot = value;
+                }
+            }
+        }
+    }
+
+    /// Ends the last listing and returns one usage per tag, ordered by displayed tag so the
+    /// output is stable whatever order the source listed them in.
+    pub(crate) fn finish(mut self) -> Vec<TagUsage> {
+        self.end_listing();
+        let mut tags: Vec<TagUsage> = self
+            .done
+            .into_iter()
+            .map(|(tag, [np, p])| TagUsage {
+                tag,
+                nonpaged: np.unwrap_or_default(),
+                paged: p.unwrap_or_default(),
+            })
+            .collect();
+        tags.sort_by_key(|t| tag_display(t.tag));
+        tags
+    }
+}
+
+/// Splits a row into its tag text and the rest. Both tools print the tag in columns 1–4
+/// after one blank, so when the row still has that shape the tag is taken from those
+/// columns (keeping blanks inside it); `fixed` = false takes the first word instead, for
+/// rows whose leading blank was lost in copying.
+pub(crate) fn split_tag(line: &str, fixed: bool) -> Option<(String, &str)> {
+    if fixed {
+        let mut idx = line.char_indices();
+        let (_, c0) = idx.next()?;
+        if c0 != ' ' {
+            return None;
+        }
+        let positions: Vec<(usize, char)> = line.char_indices().take(6).collect();
+        if positions.len() < 6 || !positions[5].1.is_whitespace() {
+            return None;
+        }
+        let tag = &line[positions[1].0..positions[5].0];
+        if tag.trim().is_empty() || tag.starts_with(' ') {
+            return None;
+        }
+        return Some((tag.to_string(), &line[positions[5].0..]));
+    }
+    let trimmed = line.trim_start();
+    let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+    if end == 0 {
+        return None;
+    }
+    Some((trimmed[..end].to_string(), &trimmed[end..]))
+}
+
+/// Parses an unsigned decimal count as the tools print it (`%ld`: no separators).
+pub(crate) fn parse_count(word: &str) -> Option<u64> {
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    word.parse().ok()
+}
+
+/// Parses a signed decimal as printed by `%ld` for differences that can go negative.
+pub(crate) fn parse_signed(word: &str) -> Option<i64> {
+    let digits = word.strip_prefix('-').unwrap_or(word);
+    parse_count(digits)?;
+    word.parse().ok()
+}
+
+/// Builds counters from lifetime `Allocs`, `Frees` and the tool's own `Diff`, checking they
+/// agree: a disagreement means the columns were misread (a lost or glued column), which must
+/// not pass silently. On 32-bit systems the tracker's ULONG counters wrap, so a `Diff` equal to
+/// `Allocs − Frees` modulo 2^32 is accepted; `allocs` is then stored as `frees + Diff` so that
+/// [`PoolCounters::live`] stays what the tool reported.
+pub(crate) fn lifetime_counters(
+    allocs: u64,
+    frees: u64,
+    diff: i64,
+    bytes: u64,
+) -> Result<PoolCounters, String> {
+    if i128::from(allocs) - i128::from(frees) == i128::from(diff) {
+        return Ok(PoolCounters {
+            allocs,
+            frees,
+            bytes,
+        });
+    }
+    let wrapped = allocs.wrapping_sub(frees) as u32;
+    if i64::from(wrapped) == diff || i64::from(wrapped as i32) == diff {
+        return Ok(PoolCounters {
+            allocs: frees.saturating_add(u64::try_from(diff).unwrap_or(0)),
+            frees,
+            bytes,
+        });
+    }
+    Err(format!(
+        "Diff {diff} is not Allocs {allocs} minus Frees {frees} (columns misread?)"
+    ))
+}
+
+/// Keeps quoted line text short in messages.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poolusage::{TAG_MMCM, TAG_NONE};
+
+    #[test]
+    fn tag_fields_accept_display_escapes_and_hex() {
+        assert_eq!(parse_tag_field("None"), Some(TAG_NONE));
+        assert_eq!(parse_tag_field("0x656E6F4E"), Some(TAG_NONE));
+        assert_eq!(parse_tag_field("0x6d436d4d"), Some(TAG_MMCM));
+        assert_eq!(parse_tag_field("Io"), Some(0x2020_6F49));
+        // Two hex digits stay a 4-character tag, as documented.
+        assert_eq!(parse_tag_field("0x41"), parse_tag_text("0x41"));
+        assert_eq!(parse_tag_field("0x00000041"), Some(0x41));
+        assert_eq!(parse_tag_field("\\x841\\x00\\x00"), Some(0x3184));
+        assert_eq!(parse_tag_field("\u{84}1"), Some(0x2020_3184));
+        assert_eq!(parse_tag_field("toolong"), None);
+        assert_eq!(parse_tag_field(""), None);
+        // Case-sensitive: `none` is a different tag.
+        assert_ne!(parse_tag_field("none"), Some(TAG_NONE));
+    }
+
+    #[test]
+    fn text_decoding_handles_boms_and_raw_bytes() {
+        assert_eq!(decode_text(b"\xEF\xBB\xBFabc"), "abc");
+        assert_eq!(decode_text(&[0xFF, 0xFE, b'a', 0, b'b', 0]), "ab");
+        assert_eq!(decode_text(b"x\x84y"), "x\u{84}y");
+    }
+
+    #[test]
+    fn later_listings_replace_earlier_ones_per_tag_and_pool() {
+        let mut c = Collector::default();
+        let n = |b| PoolCounters {
+            allocs: 1,
+            frees: 0,
+            bytes: b,
+        };
+        c.add(TAG_NONE, Pool::NonPaged, n(10));
+        c.add(TAG_NONE, Pool::NonPaged, n(5));
+        c.add(TAG_MMCM, Pool::Paged, n(7));
+        c.end_listing();
+        c.add(TAG_NONE, Pool::NonPaged, n(100));
+        let tags = c.finish();
+        assert_eq!(tags.len(), 2);
+        let none = tags.iter().find(|t| t.tag == TAG_NONE).unwrap();
+        assert_eq!(none.nonpaged.bytes, 100);
+        let mmcm = tags.iter().find(|t| t.tag == TAG_MMCM).unwrap();
+        assert_eq!(mmcm.paged.bytes, 7);
+    }
+
+    #[test]
+    fn rows_split_into_tag_and_rest() {
+        assert_eq!(
+            split_tag(" Io         5", true).map(|(t, r)| (t, r.trim().to_string())),
+            Some(("Io  ".to_string(), "5".to_string()))
+        );
+        assert_eq!(split_tag("None 5", true), None);
+        assert_eq!(
+            split_tag("None 5", false).map(|(t, _)| t),
+            Some("None".to_string())
+        );
+    }
+
+    #[test]
+    fn json_is_recognised_by_its_start() {
+        assert!(looks_like_json("[ {\"tag\": 1} ]"));
+        assert!(looks_like_json("\n{\n  \"tags\": []}"));
+        assert!(looks_like_json("[]"));
+        assert!(!looks_like_json("{4D36E96A-E325}.sys loaded at f50b3000"));
+        assert!(!looks_like_json("[1] kd> x"));
+    }
+
+    #[test]
+    fn empty_and_unknown_text_are_errors() {
+        let e = parse_pool_text("  \n\n", "e.txt").unwrap_err();
+        assert_eq!(e.to_string(), "e.txt: the file is empty");
+        let e = parse_pool_text("\nhello world\n", "u.txt").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "u.txt:2: `hello world` starts no known pool usage format; expected {EXPECTED_ANY}"
+            )
+        );
+    }
+}

@@ -1,0 +1,811 @@
+//! Rules as data: one TOML file per rule in `rules/`, embedded at build time.
+//!
+//! A rule file owns everything a user or a SARIF viewer sees (id, name, descriptions, help,
+//! default level) and, for most rules, the match itself as one of a closed set of declarative
+//! matchers. Logic that does not fit a matcher is a native check in [`checks`], still declared
+//! by its TOML file (`kind = "native"`), so a rule can never misstate its own metadata: the
+//! engine attaches id, level and "why" to what a matcher or check returns.
+
+mod checks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::callsite::{ApiKind, CallSite, Provenance, Role};
+use crate::finding::{Finding, Level, Logical};
+use crate::model::Image;
+
+/// The built-in rule files, one line each; `tests/meta.rs` checks this list against `rules/`.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "DRV1001-untagged-pool-allocation.toml",
+        include_str!("../../rules/DRV1001-untagged-pool-allocation.toml"),
+    ),
+    (
+        "DRV1002-deprecated-pool-allocator.toml",
+        include_str!("../../rules/DRV1002-deprecated-pool-allocator.toml"),
+    ),
+    (
+        "DRV1003-default-pool-tag.toml",
+        include_str!("../../rules/DRV1003-default-pool-tag.toml"),
+    ),
+    (
+        "DRV1004-invalid-pool-tag.toml",
+        include_str!("../../rules/DRV1004-invalid-pool-tag.toml"),
+    ),
+    (
+        "DRV1005-tag-collision.toml",
+        include_str!("../../rules/DRV1005-tag-collision.toml"),
+    ),
+    (
+        "DRV1006-free-tag-never-allocated.toml",
+        include_str!("../../rules/DRV1006-free-tag-never-allocated.toml"),
+    ),
+    (
+        "DRV1007-must-succeed-pool-type.toml",
+        include_str!("../../rules/DRV1007-must-succeed-pool-type.toml"),
+    ),
+    (
+        "DRV1008-deprecated-ndis-allocate-memory.toml",
+        include_str!("../../rules/DRV1008-deprecated-ndis-allocate-memory.toml"),
+    ),
+    (
+        "DRV2001-executable-pool-request.toml",
+        include_str!("../../rules/DRV2001-executable-pool-request.toml"),
+    ),
+    (
+        "DRV2005-runtime-pool-type.toml",
+        include_str!("../../rules/DRV2005-runtime-pool-type.toml"),
+    ),
+    (
+        "DRV3001-writable-executable-section.toml",
+        include_str!("../../rules/DRV3001-writable-executable-section.toml"),
+    ),
+    (
+        "DRV3002-section-not-page-aligned.toml",
+        include_str!("../../rules/DRV3002-section-not-page-aligned.toml"),
+    ),
+    (
+        "DRV3003-iat-in-executable-section.toml",
+        include_str!("../../rules/DRV3003-iat-in-executable-section.toml"),
+    ),
+    (
+        "DRV3006-no-force-integrity.toml",
+        include_str!("../../rules/DRV3006-no-force-integrity.toml"),
+    ),
+    (
+        "DRV3007-no-control-flow-guard.toml",
+        include_str!("../../rules/DRV3007-no-control-flow-guard.toml"),
+    ),
+    (
+        "DRV9001-pool-consumer.toml",
+        include_str!("../../rules/DRV9001-pool-consumer.toml"),
+    ),
+];
+
+/// File names of the built-in rules (for the registry-completeness test).
+pub fn builtin_files() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|(f, _)| *f)
+}
+
+/// One rule, as declared in its TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id, the SARIF `ruleId` (`DRV1001`); never reused.
+    pub id: String,
+    /// Kebab-case name of the hazard (`untagged-pool-allocation`).
+    pub name: String,
+    /// Default level.
+    pub level: Level,
+    /// Whether the rule runs by default.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// One-line summary (SARIF `shortDescription`).
+    pub short: String,
+    /// Full description (SARIF `fullDescription`).
+    pub full: String,
+    /// The reason, appended to every message ("…: <why>").
+    pub why: String,
+    /// Help in Markdown (SARIF `help.markdown`).
+    pub help: String,
+    /// Documentation anchor.
+    pub help_uri: Option<String>,
+    /// The match.
+    #[serde(rename = "match")]
+    pub matcher: Matcher,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The closed set of declarative matchers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Matcher {
+    /// The image imports any of `functions` (optionally only from `dlls`). With
+    /// `per_call_site`, each call site of those functions is reported, and the import itself
+    /// only when no call site is found.
+    Imports {
+        /// Function names.
+        functions: Vec<String>,
+        /// Module names (case-insensitive); empty means any.
+        #[serde(default)]
+        dlls: Vec<String>,
+        /// Report call sites rather than the import.
+        #[serde(default)]
+        per_call_site: bool,
+    },
+    /// A section has all of `all` flags.
+    SectionFlags {
+        /// `execute`, `write`, `read`, `discardable`, `code`.
+        all: Vec<SectionFlag>,
+    },
+    /// `DllCharacteristics` lacks the given bits (on the given machines, or all).
+    HeaderFlags {
+        /// Bits that must be set; the rule fires when any is missing.
+        missing_dll_characteristics: u16,
+        /// Machines the rule applies to (`x86`, `x64`, `arm64`); empty means all.
+        #[serde(default)]
+        machines: Vec<String>,
+    },
+    /// Call sites of the given API kinds whose recovered values match every given condition.
+    CallSite {
+        /// `allocate`, `free`, `lookaside-init`; empty means all.
+        #[serde(default)]
+        api_kinds: Vec<ApiKindName>,
+        /// The constant tag is one of these.
+        #[serde(default)]
+        tags: Vec<u32>,
+        /// The constant pool type, base and session bits only (`type & 0x27`), is one of these.
+        #[serde(default)]
+        pool_types: Vec<u64>,
+        /// The pool type was obtained this way.
+        #[serde(default)]
+        pool_type_how: Option<Provenance>,
+    },
+    /// Logic in Rust: the named check in [`checks`].
+    Native {
+        /// Check name.
+        check: String,
+    },
+}
+
+/// Section flag names usable in rule files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SectionFlag {
+    /// `IMAGE_SCN_MEM_EXECUTE`.
+    Execute,
+    /// `IMAGE_SCN_MEM_WRITE`.
+    Write,
+    /// `IMAGE_SCN_MEM_READ`.
+    Read,
+    /// `IMAGE_SCN_MEM_DISCARDABLE`.
+    Discardable,
+    /// `IMAGE_SCN_CNT_CODE`.
+    Code,
+}
+
+impl SectionFlag {
+    fn bit(self) -> u32 {
+        match self {
+            SectionFlag::Execute => crate::model::SCN_MEM_EXECUTE,
+            SectionFlag::Write => crate::model::SCN_MEM_WRITE,
+            SectionFlag::Read => 0x4000_0000,
+            SectionFlag::Discardable => crate::model::SCN_MEM_DISCARDABLE,
+            SectionFlag::Code => crate::model::SCN_CNT_CODE,
+        }
+    }
+}
+
+/// API kind names usable in rule files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiKindName {
+    /// [`ApiKind::Allocate`].
+    Allocate,
+    /// [`ApiKind::Free`].
+    Free,
+    /// [`ApiKind::LookasideInit`].
+    LookasideInit,
+}
+
+impl ApiKindName {
+    fn matches(self, k: ApiKind) -> bool {
+        matches!(
+            (self, k),
+            (ApiKindName::Allocate, ApiKind::Allocate)
+                | (ApiKindName::Free, ApiKind::Free)
+                | (ApiKindName::LookasideInit, ApiKind::LookasideInit)
+        )
+    }
+}
+
+/// Why rules could not be loaded. Built-in rule errors are tool bugs; user rule errors name
+/// the file and carry the TOML error with its line and column.
+#[derive(Debug, Error)]
+pub enum RuleError {
+    /// A rule file could not be read.
+    #[error("{path}: cannot read rule file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A rule file is not valid.
+    #[error("{path}: invalid rule: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Where a hit is: the engine turns this into RVA, byte region and logical location.
+#[derive(Debug, Clone)]
+pub enum Anchor {
+    /// An import's IAT slot (index into `image.imports`).
+    Import(usize),
+    /// A section header (index into `image.sections`).
+    Section(usize),
+    /// A call site (index into `image.call_sites`).
+    CallSite(usize),
+    /// A header field at a byte offset, with its length.
+    Header(u64, u64),
+}
+
+/// What a matcher or native check found: where, what, and optional adjustments.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Where.
+    pub anchor: Anchor,
+    /// What, as the middle of the message ("calls ExAllocatePool at 0x1040 …").
+    pub what: String,
+    /// Level override (DRV1004: tag 0 is an error, a non-printable tag a warning).
+    pub level: Option<Level>,
+    /// Pool tags the hit concerns.
+    pub tags: Vec<u32>,
+}
+
+impl Hit {
+    fn new(anchor: Anchor, what: String) -> Hit {
+        Hit {
+            anchor,
+            what,
+            level: None,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// What the rules see of one image.
+pub struct ImageContext<'a> {
+    /// The model.
+    pub image: &'a Image,
+    /// Artifact index the findings belong to.
+    pub artifact: usize,
+    /// Name for messages (`untagged.sys`).
+    pub name: &'a str,
+    /// Machine-independent identity for fingerprints (SHA-256, or timestamp+size for carved
+    /// images whose bytes never hash like the file).
+    pub identity: &'a str,
+    /// `tag → owning binary` from `--pooltag`, when given.
+    pub pooltag: Option<&'a HashMap<u32, String>>,
+    /// Whether the image exists only in memory (phrased into messages).
+    pub memory_only: bool,
+}
+
+/// The loaded rules, sorted by id.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The built-in rules.
+    pub fn builtin() -> Result<RuleSet, RuleError> {
+        let mut rules = Vec::new();
+        for (file, text) in BUILTIN {
+            rules.push(parse_rule(Path::new("rules").join(file).as_path(), text)?);
+        }
+        let mut set = RuleSet { rules };
+        set.sort_and_check()?;
+        Ok(set)
+    }
+
+    /// Adds user rules from every `*.toml` in `dir` (`--rules DIR`).
+    pub fn add_dir(&mut self, dir: &Path) -> Result<(), RuleError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| RuleError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let rule = parse_rule(&path, &text)?;
+            if let Some(existing) = self.rules.iter_mut().find(|r| r.id == rule.id) {
+                // A user file with a built-in id overrides it (to enable DRV3006, say).
+                *existing = rule;
+            } else {
+                self.rules.push(rule);
+            }
+        }
+        self.sort_and_check()
+    }
+
+    fn sort_and_check(&mut self) -> Result<(), RuleError> {
+        self.rules.sort_by(|a, b| a.id.cmp(&b.id));
+        for pair in self.rules.windows(2) {
+            if pair[0].name == pair[1].name {
+                return Err(RuleError::Invalid {
+                    path: PathBuf::from(&pair[1].id),
+                    message: format!("name `{}` is used by {} too", pair[1].name, pair[0].id),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// All rules, sorted by id.
+    pub fn all(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A rule by id (case-insensitive) or name.
+    pub fn get(&self, key: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
+    }
+
+    /// Runs every enabled image rule over one image.
+    pub fn check_image(&self, ctx: &ImageContext<'_>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            for hit in match_rule(rule, ctx) {
+                out.push(make_finding(rule, hit, ctx));
+            }
+        }
+        out
+    }
+}
+
+fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
+    let rule: Rule = toml::from_str(text).map_err(|e| RuleError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let expected = format!("{}-{}", rule.id, rule.name);
+    if stem != expected {
+        return Err(RuleError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("file name must be `{expected}.toml` (id-name)"),
+        });
+    }
+    if rule.id == rule.name {
+        return Err(RuleError::Invalid {
+            path: path.to_path_buf(),
+            message: "name must differ from id (SARIF viewers show both)".into(),
+        });
+    }
+    if let Matcher::Native { check } = &rule.matcher {
+        if !checks::exists(check) {
+            return Err(RuleError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "unknown native check `{check}`; known: {}",
+                    checks::NAMES.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(rule)
+}
+
+fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
+    let image = ctx.image;
+    match &rule.matcher {
+        Matcher::Imports {
+            functions,
+            dlls,
+            per_call_site,
+        } => {
+            let wanted = |dll: &str, name: &str| {
+                functions.iter().any(|f| f == name)
+                    && (dlls.is_empty() || dlls.iter().any(|d| d.eq_ignore_ascii_case(dll)))
+            };
+            let mut hits = Vec::new();
+            for (i, imp) in image.imports.iter().enumerate() {
+                let Some(name) = imp.name.as_deref() else {
+                    continue;
+                };
+                if !wanted(&imp.dll, name) {
+                    continue;
+                }
+                let sites: Vec<usize> = if *per_call_site {
+                    (0..image.call_sites.len())
+                        .filter(|&s| image.call_sites[s].api == name)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                if sites.is_empty() {
+                    let mut hit = Hit::new(Anchor::Import(i), format!("imports {}", imp.display()));
+                    hit.tags = crate::callsite::apis::for_import(&imp.dll, name)
+                        .and_then(|a| a.implied_tag)
+                        .into_iter()
+                        .collect();
+                    hits.push(hit);
+                } else {
+                    for s in sites {
+                        let site = &image.call_sites[s];
+                        let mut hit = Hit::new(Anchor::CallSite(s), describe_site(image, site));
+                        hit.tags = site.effective_tag().into_iter().collect();
+                        hits.push(hit);
+                    }
+                }
+            }
+            hits
+        }
+        Matcher::SectionFlags { all } => image
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| all.iter().all(|f| s.characteristics & f.bit() != 0))
+            .map(|(i, s)| {
+                Hit::new(
+                    Anchor::Section(i),
+                    format!(
+                        "section `{}` has characteristics 0x{:08x}",
+                        s.name, s.characteristics
+                    ),
+                )
+            })
+            .collect(),
+        Matcher::HeaderFlags {
+            missing_dll_characteristics,
+            machines,
+        } => {
+            let applies = machines.is_empty()
+                || machines
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(&image.machine.to_string()));
+            if !applies
+                || image.dll_characteristics & missing_dll_characteristics
+                    == *missing_dll_characteristics
+            {
+                return Vec::new();
+            }
+            vec![Hit::new(
+                dll_characteristics_anchor(image),
+                format!(
+                    "DllCharacteristics 0x{:04x} lacks 0x{:04x}",
+                    image.dll_characteristics, missing_dll_characteristics
+                ),
+            )]
+        }
+        Matcher::CallSite {
+            api_kinds,
+            tags,
+            pool_types,
+            pool_type_how,
+        } => image
+            .call_sites
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                let kind_ok =
+                    api_kinds.is_empty() || api_kinds.iter().any(|k| k.matches(s.spec().kind));
+                let tag_ok = tags.is_empty()
+                    || s.arg(Role::Tag)
+                        .and_then(|v| v.constant())
+                        .is_some_and(|t| tags.contains(&(t as u32)));
+                let type_ok = pool_types.is_empty()
+                    || s.arg(Role::PoolType)
+                        .and_then(|v| v.constant())
+                        .is_some_and(|t| pool_types.contains(&(t & 0x27)));
+                let how_ok =
+                    pool_type_how.is_none_or(|h| s.arg(Role::PoolType).is_some_and(|v| v.how == h));
+                kind_ok && tag_ok && type_ok && how_ok
+            })
+            .map(|(i, s)| {
+                let mut hit = Hit::new(Anchor::CallSite(i), describe_site(image, s));
+                hit.tags = s.effective_tag().into_iter().collect();
+                hit
+            })
+            .collect(),
+        Matcher::Native { check } => checks::run(check, ctx),
+    }
+}
+
+/// Offset of `OptionalHeader.DllCharacteristics` (70 bytes into the optional header in both
+/// PE32 and PE32+), found from the first section header's position.
+fn dll_characteristics_anchor(image: &Image) -> Anchor {
+    let first_section = image.sections.first().map(|s| s.header_offset);
+    let size_of_optional = if image.machine.pointer_size() == 8 {
+        240
+    } else {
+        224
+    };
+    match first_section {
+        Some(at) if at >= size_of_optional => {
+            // Optional header start = first section header - SizeOfOptionalHeader; assumes the
+            // standard size, which every linker writes for drivers.
+            Anchor::Header(u64::from(at - size_of_optional + 70), 2)
+        }
+        _ => Anchor::Header(0, 2),
+    }
+}
+
+/// "calls ExAllocatePool at 0x1040 in sub_1000 (pool type 0x0, size 0x40)".
+pub fn describe_site(image: &Image, site: &CallSite) -> String {
+    let mut parts = Vec::new();
+    for (role, v) in &site.args {
+        let label = match role {
+            Role::PoolType => "pool type",
+            Role::PoolFlags => "flags",
+            Role::LookasideFlags => "lookaside flags",
+            Role::Size => "size",
+            Role::Tag => "tag",
+            Role::Priority => "priority",
+            Role::CacheType => "cache type",
+            Role::Other => continue,
+        };
+        let text = match (role, v.value) {
+            (Role::Tag, Some(t)) => format!("'{}'", crate::poolusage::tag_display(t as u32)),
+            (_, Some(x)) => format!("0x{x:x}"),
+            (_, None) => "unknown".into(),
+        };
+        let suffix = if v.how == Provenance::Runtime {
+            " at run time"
+        } else {
+            ""
+        };
+        parts.push(format!("{label} {text}{suffix}"));
+    }
+    let func = function_name(image, site.function);
+    let via = site
+        .via
+        .map(|v| format!(" reached through a wrapper called at 0x{v:x};"))
+        .unwrap_or_default();
+    let args = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    };
+    format!(
+        "calls {} at RVA 0x{:x} in {}{}{}",
+        site.api, site.rva, func, args, via
+    )
+}
+
+/// Export name or `sub_<rva>` of a function start.
+pub fn function_name(image: &Image, start: Option<u32>) -> String {
+    match start {
+        Some(s) => image
+            .export_name_at(s)
+            .map(str::to_string)
+            .or_else(|| (s == image.entry_point).then(|| "entry point".to_string()))
+            .unwrap_or_else(|| format!("sub_{s:x}")),
+        None => "unknown function".into(),
+    }
+}
+
+fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
+    let image = ctx.image;
+    let mut properties = BTreeMap::new();
+    let (rva, region, logical, key) = match &hit.anchor {
+        Anchor::Import(i) => {
+            let imp = &image.imports[*i];
+            let len = u64::from(image.machine.pointer_size());
+            properties.insert("import".into(), imp.display().into());
+            (
+                Some(imp.iat_rva),
+                image.offset_of(imp.iat_rva).map(|o| (o, len)),
+                Some(Logical {
+                    name: imp.name.clone().unwrap_or_default(),
+                    fully_qualified: imp.display(),
+                    kind: "function",
+                    bounds: None,
+                }),
+                format!("import:{}", imp.display().to_ascii_lowercase()),
+            )
+        }
+        Anchor::Section(i) => {
+            let s = &image.sections[*i];
+            properties.insert("section".into(), s.name.clone().into());
+            properties.insert(
+                "characteristics".into(),
+                format!("0x{:08x}", s.characteristics).into(),
+            );
+            (
+                Some(s.rva),
+                Some((u64::from(s.header_offset), 40)),
+                Some(Logical {
+                    name: s.name.clone(),
+                    fully_qualified: format!("{}!{}", ctx.name, s.name),
+                    kind: "section",
+                    bounds: None,
+                }),
+                format!("section:{}:{:x}", s.name, s.rva),
+            )
+        }
+        Anchor::CallSite(i) => {
+            let site = &image.call_sites[*i];
+            site_properties(site, &mut properties);
+            let at = site.report_rva();
+            let bounds = site.function.map(|f| {
+                let end = image
+                    .function_of(f)
+                    .filter(|r| r.begin == f)
+                    .map_or(f, |r| r.end);
+                (f, end)
+            });
+            let caller_fn = if site.via.is_some() {
+                image.function_of(at).map(|r| r.begin).or(site.function)
+            } else {
+                site.function
+            };
+            let fname = function_name(image, caller_fn);
+            (
+                Some(at),
+                image.offset_of(at).map(|o| (o, 1)),
+                Some(Logical {
+                    name: fname.clone(),
+                    fully_qualified: format!("{}!{}", ctx.name, fname),
+                    kind: "function",
+                    bounds: if site.via.is_some() { None } else { bounds },
+                }),
+                format!(
+                    "site:{}:{:x}:{:x}",
+                    site.api,
+                    site.rva,
+                    site.via.unwrap_or(0)
+                ),
+            )
+        }
+        Anchor::Header(off, len) => (
+            None,
+            Some((*off, *len)),
+            Some(Logical {
+                name: ctx.name.to_string(),
+                fully_qualified: ctx.name.to_string(),
+                kind: "module",
+                bounds: None,
+            }),
+            format!("header:{off:x}"),
+        ),
+    };
+    if ctx.memory_only {
+        properties.insert("memoryOnly".into(), true.into());
+    }
+    let scope = if ctx.memory_only {
+        format!("{} (memory-only)", ctx.name)
+    } else {
+        ctx.name.to_string()
+    };
+    let message = format!("{scope} {}: {}", hit.what, rule.why);
+    let fingerprint = fingerprint(&rule.id, ctx.identity, &key);
+    Finding {
+        rule_id: rule.id.clone(),
+        level: hit.level.unwrap_or(rule.level),
+        message,
+        artifact: ctx.artifact,
+        rva,
+        region,
+        logical,
+        properties,
+        tags: hit.tags,
+        evidence: None,
+        rank: None,
+        fingerprint,
+    }
+}
+
+/// SARIF properties of a call site: api, tag (display and u32), pool type or flags, and how
+/// each value was recovered.
+fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
+    props.insert("api".into(), site.api.into());
+    props.insert("callRva".into(), format!("0x{:x}", site.rva).into());
+    if let Some(v) = site.via {
+        props.insert("wrapperCallerRva".into(), format!("0x{v:x}").into());
+    }
+    props.insert("reach".into(), json!(site.reach));
+    if let Some(t) = site.spec().implied_tag {
+        props.insert("tag".into(), crate::poolusage::tag_display(t).into());
+        props.insert("tagValue".into(), t.into());
+        props.insert("tagHow".into(), "implied-by-api".into());
+    }
+    for (role, v) in &site.args {
+        let key = match role {
+            Role::PoolType => "poolType",
+            Role::PoolFlags => "poolFlags",
+            Role::LookasideFlags => "lookasideFlags",
+            Role::Size => "size",
+            Role::Tag => "tag",
+            Role::Priority => "priority",
+            Role::CacheType => "cacheType",
+            Role::Other => continue,
+        };
+        match (role, v.value) {
+            (Role::Tag, Some(t)) => {
+                props.insert("tag".into(), crate::poolusage::tag_display(t as u32).into());
+                props.insert("tagValue".into(), t.into());
+            }
+            (_, Some(x)) => {
+                props.insert(key.into(), format!("0x{x:x}").into());
+            }
+            (_, None) => {
+                props.insert(key.into(), "unknown".into());
+            }
+        }
+        props.insert(format!("{key}How"), json!(v.how));
+    }
+}
+
+/// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
+/// so the same driver gives the same fingerprint on any machine.
+fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update(b"\0");
+    h.update(identity.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The rule table printed by `drvaudit rules` (and checked against the README).
+pub fn table(rules: &RuleSet) -> String {
+    let mut out =
+        String::from("| id | name | level | default | summary |\n|---|---|---|---|---|\n");
+    for r in rules.all() {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.id,
+            r.name,
+            r.level,
+            if r.enabled { "on" } else { "off" },
+            r.short
+        ));
+    }
+    out
+}
+
+/// The documentation printed by `drvaudit explain ID`.
+pub fn explain(rule: &Rule) -> String {
+    format!(
+        "{} {} ({}, {})\n\n{}\n\n{}\n{}\n",
+        rule.id,
+        rule.name,
+        rule.level,
+        if rule.enabled {
+            "enabled by default"
+        } else {
+            "disabled by default"
+        },
+        rule.full,
+        rule.help.trim(),
+        rule.help_uri
+            .as_deref()
+            .map(|u| format!("\nSee: {u}\n"))
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,494 @@
+//! The scan pipeline: collect inputs, analyse them in parallel, merge in a fixed order.
+//!
+//! Inputs are expanded serially and sorted, then analysed with rayon; `collect` on an indexed
+//! parallel iterator keeps input order, so the report is the same whatever the thread timing.
+//! A file that cannot be read or parsed becomes a [`Notice`] and never costs the results of
+//! the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use walkdir::WalkDir;
+
+use crate::callsite::ApiKind;
+use crate::finding::{
+    Artifact, ArtifactKind, Finding, ImageSummary, Level, Notice, Report, TagUse,
+};
+use crate::model::{Image, Layout};
+use crate::rules::{ImageContext, RuleSet};
+
+/// Everything a scan needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Files and directories to scan.
+    pub paths: Vec<PathBuf>,
+    /// Crash dumps whose loaded drivers are carved and audited.
+    pub dumps: Vec<PathBuf>,
+    /// Pool usage exports (`!poolused`, PoolMon, CSV, JSON).
+    pub pool_files: Vec<PathBuf>,
+    /// pooltag.txt for tag owners.
+    pub pooltag: Option<PathBuf>,
+    /// Rules to run.
+    pub rules: RuleSet,
+    /// Show a progress bar (only ever on a terminal).
+    pub progress: bool,
+    /// Base directory artifact URIs are made relative to (SARIF `SRCROOT`).
+    pub root: PathBuf,
+    /// Lowest level that makes the exit code 1; `None` never fails.
+    pub fail_on: Option<Level>,
+}
+
+/// What kind of input a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputKind {
+    Image,
+    Zip,
+    Cab,
+    Dump,
+}
+
+#[derive(Debug, Clone)]
+struct Input {
+    path: PathBuf,
+    kind: InputKind,
+}
+
+/// The result of analysing one input, with artifact indices local to it (0 = the input).
+#[derive(Debug, Default)]
+struct Unit {
+    artifacts: Vec<Artifact>,
+    findings: Vec<Finding>,
+    images: Vec<ImageSummary>,
+    notices: Vec<Notice>,
+}
+
+/// Runs a whole scan and returns its report (unranked findings are sorted by artifact, rule
+/// and address; ranking re-orders them when pool evidence exists).
+pub fn scan(settings: &Settings) -> Report {
+    let (mut inputs, mut notices) = collect(&settings.paths);
+    inputs.extend(settings.dumps.iter().map(|p| Input {
+        path: p.clone(),
+        kind: InputKind::Dump,
+    }));
+    let pooltag = load_pooltag(settings, &mut notices);
+
+    let bar = progress_bar(settings.progress, inputs.len() as u64);
+    let units: Vec<Unit> = inputs
+        .par_iter()
+        .progress_with(bar.clone())
+        .map(|input| analyze_input(input, settings, pooltag.as_ref()))
+        .collect();
+    bar.finish_and_clear();
+
+    let mut report = Report {
+        notices,
+        rules: settings
+            .rules
+            .all()
+            .iter()
+            .filter(|r| r.enabled)
+            .cloned()
+            .collect(),
+        ..Report::default()
+    };
+    for unit in units {
+        merge(&mut report, unit);
+    }
+    report.findings.sort_by(|a, b| {
+        (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
+            b.artifact,
+            &b.rule_id,
+            b.rva,
+            &b.fingerprint,
+        ))
+    });
+    report.exit_code = exit_code(&report, settings.fail_on);
+    report
+}
+
+/// 1 when a finding reaches the `--fail-on` level, else 0.
+pub fn exit_code(report: &Report, fail_on: Option<Level>) -> i32 {
+    match fail_on {
+        Some(level) if report.findings.iter().any(|f| f.level >= level) => 1,
+        _ => 0,
+    }
+}
+
+fn progress_bar(wanted: bool, len: u64) -> ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {wide_bar} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn load_pooltag(settings: &Settings, _notices: &mut [Notice]) -> Option<HashMap<u32, String>> {
+    settings.pooltag.as_ref()?;
+    None
+}
+
+/// Shifts a unit's local artifact indices and appends it to the report.
+fn merge(report: &mut Report, unit: Unit) {
+    let base = report.artifacts.len();
+    for mut a in unit.artifacts {
+        a.parent = a.parent.map(|p| p + base);
+        report.artifacts.push(a);
+    }
+    for mut f in unit.findings {
+        f.artifact += base;
+        report.findings.push(f);
+    }
+    for mut i in unit.images {
+        i.artifact += base;
+        report.images.push(i);
+    }
+    report.notices.extend(unit.notices);
+}
+
+/// Expands the command-line paths into a sorted list of inputs. Directories are walked (links
+/// followed, so loops are detected and reported); explicit files are taken whatever their name.
+fn collect(paths: &[PathBuf]) -> (Vec<Input>, Vec<Notice>) {
+    let mut inputs = Vec::new();
+    let mut notices = Vec::new();
+    for root in paths {
+        match std::fs::metadata(root) {
+            Err(e) => notices.push(Notice {
+                subject: display_path(root),
+                message: format!("cannot read: {e}"),
+                level: Level::Error,
+            }),
+            Ok(m) if m.is_file() => inputs.push(Input {
+                path: root.clone(),
+                kind: kind_of_explicit(root),
+            }),
+            Ok(_) => {
+                for entry in WalkDir::new(root).follow_links(true).sort_by_file_name() {
+                    match entry {
+                        Err(e) => notices.push(Notice {
+                            subject: e.path().map_or_else(|| display_path(root), display_path),
+                            message: walk_error_message(&e),
+                            level: Level::Warning,
+                        }),
+                        Ok(e) if e.file_type().is_file() => {
+                            if let Some(kind) = kind_by_extension(e.path()) {
+                                inputs.push(Input {
+                                    path: e.into_path(),
+                                    kind,
+                                });
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    inputs.sort_by(|a, b| a.path.cmp(&b.path));
+    inputs.dedup_by(|a, b| a.path == b.path);
+    (inputs, notices)
+}
+
+fn walk_error_message(e: &walkdir::Error) -> String {
+    if let Some(ancestor) = e.loop_ancestor() {
+        format!(
+            "symbolic link loop back to {}; not followed",
+            display_path(ancestor)
+        )
+    } else if let Some(io) = e.io_error() {
+        format!("cannot read directory entry: {io}")
+    } else {
+        e.to_string()
+    }
+}
+
+fn kind_by_extension(path: &Path) -> Option<InputKind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "sys" => Some(InputKind::Image),
+        "zip" => Some(InputKind::Zip),
+        "cab" => Some(InputKind::Cab),
+        _ => None,
+    }
+}
+
+/// A file named on the command line: a package by extension, a dump by its `PAGE` signature,
+/// otherwise an image.
+fn kind_of_explicit(path: &Path) -> InputKind {
+    if let Some(k @ (InputKind::Zip | InputKind::Cab)) = kind_by_extension(path) {
+        return k;
+    }
+    let mut magic = [0u8; 8];
+    let is_dump = File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && (&magic == b"PAGEDU64" || &magic == b"PAGEDUMP");
+    if is_dump {
+        InputKind::Dump
+    } else {
+        InputKind::Image
+    }
+}
+
+/// The path as the user wrote it, with forward slashes.
+pub fn display_path(p: &Path) -> String {
+    p.to_string_lossy().replace('\\', "/")
+}
+
+/// The artifact URI of a path: relative to `root` when inside it, else absolute.
+fn uri_for(path: &Path, root: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match abs.strip_prefix(root) {
+        Ok(rel) => display_path(rel),
+        Err(_) => display_path(&abs),
+    }
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+fn analyze_input(
+    input: &Input,
+    settings: &Settings,
+    pooltag: Option<&HashMap<u32, String>>,
+) -> Unit {
+    let mut unit = Unit::default();
+    let uri = uri_for(&input.path, &settings.root);
+    let subject = display_path(&input.path);
+    let kind = match input.kind {
+        InputKind::Image => ArtifactKind::File,
+        InputKind::Zip | InputKind::Cab => ArtifactKind::Package,
+        InputKind::Dump => ArtifactKind::Dump,
+    };
+    unit.artifacts.push(Artifact {
+        name: file_name(&uri),
+        uri,
+        parent: None,
+        kind,
+        sha256: None,
+        length: None,
+        memory_only: false,
+    });
+    let map = match map_file(&input.path) {
+        Ok(m) => m,
+        Err(message) => {
+            unit.notices.push(Notice {
+                subject,
+                message,
+                level: Level::Error,
+            });
+            return unit;
+        }
+    };
+    let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+    unit.artifacts[0].length = Some(bytes.len() as u64);
+    match input.kind {
+        InputKind::Image => {
+            let name = unit.artifacts[0].name.clone();
+            audit_file_bytes(&mut unit, 0, &subject, &name, bytes, settings, pooltag);
+        }
+        InputKind::Zip | InputKind::Cab => {
+            unit.artifacts[0].sha256 = Some(crate::sha256_hex(bytes));
+            let members = if input.kind == InputKind::Zip {
+                crate::package::zip_members(bytes)
+            } else {
+                crate::package::cab_members(bytes)
+            };
+            match members {
+                Err(e) => unit.notices.push(Notice {
+                    subject,
+                    message: e,
+                    level: Level::Error,
+                }),
+                Ok((members, problems)) => {
+                    for p in problems {
+                        unit.notices.push(Notice {
+                            subject: subject.clone(),
+                            message: p,
+                            level: Level::Warning,
+                        });
+                    }
+                    for m in members {
+                        let idx = unit.artifacts.len();
+                        unit.artifacts.push(Artifact {
+                            name: file_name(&m.path),
+                            uri: m.path.clone(),
+                            parent: Some(0),
+                            kind: ArtifactKind::Member,
+                            sha256: None,
+                            length: Some(m.bytes.len() as u64),
+                            memory_only: false,
+                        });
+                        let member_subject = format!("{subject}:{}", m.path);
+                        let name = file_name(&m.path);
+                        audit_file_bytes(
+                            &mut unit,
+                            idx,
+                            &member_subject,
+                            &name,
+                            &m.bytes,
+                            settings,
+                            pooltag,
+                        );
+                    }
+                }
+            }
+        }
+        InputKind::Dump => {
+            unit.artifacts[0].sha256 = None;
+            unit.notices.push(Notice {
+                subject,
+                message: "crash dump analysis is not available in this build".into(),
+                level: Level::Error,
+            });
+        }
+    }
+    unit
+}
+
+/// Parses and audits one file-layout image into `unit`, or records why it could not.
+fn audit_file_bytes(
+    unit: &mut Unit,
+    artifact: usize,
+    subject: &str,
+    name: &str,
+    bytes: &[u8],
+    settings: &Settings,
+    pooltag: Option<&HashMap<u32, String>>,
+) {
+    unit.artifacts[artifact].sha256 = Some(crate::sha256_hex(bytes));
+    if bytes.is_empty() {
+        unit.notices.push(Notice {
+            subject: subject.to_string(),
+            message: "empty file: not a PE image".into(),
+            level: Level::Error,
+        });
+        return;
+    }
+    match audit_image(
+        bytes,
+        Layout::File,
+        artifact,
+        name,
+        None,
+        false,
+        &settings.rules,
+        pooltag,
+        |_| {},
+    ) {
+        Ok((summary, findings)) => {
+            unit.images.push(summary);
+            unit.findings.extend(findings);
+        }
+        Err(e) => unit.notices.push(Notice {
+            subject: subject.to_string(),
+            message: e.to_string(),
+            level: Level::Error,
+        }),
+    }
+}
+
+/// Builds the model of one image (file or loaded layout), analyses its code and runs the rules.
+/// `prepare` runs between parsing and code analysis (carved images use it to install the
+/// imports recovered from their IAT).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn audit_image(
+    bytes: &[u8],
+    layout: Layout,
+    artifact: usize,
+    name: &str,
+    identity: Option<String>,
+    memory_only: bool,
+    rules: &RuleSet,
+    pooltag: Option<&HashMap<u32, String>>,
+    prepare: impl FnOnce(&mut Image),
+) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
+    let mut image = Image::parse(bytes, layout)?;
+    prepare(&mut image);
+    image.analyze_code(bytes);
+    let identity = identity.unwrap_or_else(|| image.sha256.clone());
+    let ctx = ImageContext {
+        image: &image,
+        artifact,
+        name,
+        identity: &identity,
+        pooltag,
+        memory_only,
+    };
+    let findings = rules.check_image(&ctx);
+    Ok((summarize(&image, artifact), findings))
+}
+
+/// The tag inventory of an image: every tag its call sites use; for an image whose code
+/// yielded no site of an untagged or contiguous API it imports, that API's implied tag.
+pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
+    let mut tags: BTreeMap<u32, TagUse> = BTreeMap::new();
+    let mut note = |tag: u32, api: &'static str, allocates: bool, site: bool| {
+        let e = tags.entry(tag).or_insert(TagUse {
+            tag,
+            apis: Vec::new(),
+            sites: 0,
+            allocates: false,
+        });
+        if !e.apis.contains(&api) {
+            e.apis.push(api);
+        }
+        e.sites += usize::from(site);
+        e.allocates |= allocates;
+    };
+    for s in &image.call_sites {
+        if let Some(tag) = s.effective_tag() {
+            note(tag, s.api, s.spec().kind != ApiKind::Free, true);
+        }
+    }
+    for imp in &image.imports {
+        let Some(spec) = imp
+            .name
+            .as_deref()
+            .and_then(|n| crate::callsite::apis::for_import(&imp.dll, n))
+        else {
+            continue;
+        };
+        if let Some(tag) = spec.implied_tag {
+            if !image.call_sites.iter().any(|s| s.api == spec.name) {
+                note(tag, spec.name, true, false);
+            }
+        }
+    }
+    ImageSummary {
+        artifact,
+        machine: image.machine,
+        call_sites: image.call_sites.len(),
+        tags: tags.into_values().collect(),
+    }
+}
+
+/// Maps a file read-only. `Ok(None)` for an empty file (which cannot be mapped).
+fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read metadata: {e}"))?
+        .len();
+    if len == 0 {
+        return Ok(None);
+    }
+    map_readonly(&file)
+        .map(Some)
+        .map_err(|e| format!("cannot map into memory: {e}"))
+}
+
+/// SAFETY: the map is read-only and private to this process; drvaudit never writes the file.
+/// Another process truncating a file during the scan could fault, a risk every mmap-based
+/// reader (ripgrep included) accepts for the speed of not copying inputs.
+#[allow(unsafe_code)]
+pub(crate) fn map_readonly(file: &File) -> std::io::Result<memmap2::Mmap> {
+    unsafe { memmap2::Mmap::map(file) }
+}

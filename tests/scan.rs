@@ -1,0 +1,184 @@
+//! The scan pipeline on the project's fixture drivers and on the real corpus.
+
+mod common;
+
+use common::*;
+use drvaudit::finding::Level;
+
+fn findings_of(file: &str, rule: &str) -> Vec<Option<u32>> {
+    let report = scan_paths(&[testdata(&format!("bin/{file}"))]);
+    assert!(report.notices.is_empty(), "{:?}", report.notices);
+    triples(&report)
+        .into_iter()
+        .filter(|(r, _, _)| r == rule)
+        .map(|(_, _, rva)| rva)
+        .collect()
+}
+
+#[test]
+fn writable_executable_section_is_reported_at_its_header() {
+    // wxsection.c puts code in `.rwx`, linked ERW: the fourth section, at RVA 0x4000.
+    assert_eq!(
+        findings_of("wxsection_clang_x64_O2.sys", "DRV3001"),
+        vec![Some(0x4000)]
+    );
+    assert_eq!(findings_of("clean_clang_x64_O2.sys", "DRV3001"), vec![]);
+}
+
+#[test]
+fn small_section_alignment_is_reported_once() {
+    // Linked with --section-alignment 0x200: a header-level finding without an RVA.
+    let report = scan_paths(&[testdata("bin/misaligned_gcc_x64_O2.sys")]);
+    let f: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV3002")
+        .collect();
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].message.contains("SectionAlignment 0x200"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(findings_of("clean_gcc_x64_O2.sys", "DRV3002"), vec![]);
+}
+
+#[test]
+fn iat_merged_into_text_is_reported_at_its_first_slot() {
+    // Linked with /merge:.rdata=.text: the first IAT slot (ExAllocatePool2) is at 0x10d8.
+    assert_eq!(
+        findings_of("iatexec_clang_x64_O2.sys", "DRV3003"),
+        vec![Some(0x10d8)]
+    );
+    assert_eq!(findings_of("clean_clang_x64_O2.sys", "DRV3003"), vec![]);
+}
+
+#[test]
+fn ndis_allocate_memory_import_is_reported_at_its_iat_slot() {
+    assert_eq!(
+        findings_of("pooltest_gcc_x64_O2.sys", "DRV1008"),
+        vec![Some(0x6158)]
+    );
+    assert_eq!(
+        findings_of("pooltest_gcc_x86_O2.sys", "DRV1008"),
+        vec![Some(0x40dc)]
+    );
+    assert_eq!(findings_of("untagged_gcc_x64_O2.sys", "DRV1008"), vec![]);
+}
+
+#[test]
+fn control_flow_guard_note_applies_to_x64_and_arm64_only() {
+    assert_eq!(findings_of("clean_clang_x64_O2.sys", "DRV3007"), vec![None]);
+    assert_eq!(
+        findings_of("clean_clang_arm64_O2.sys", "DRV3007"),
+        vec![None]
+    );
+    assert_eq!(findings_of("clean_clang_x86_O2.sys", "DRV3007"), vec![]);
+}
+
+#[test]
+fn force_integrity_rule_is_off_by_default() {
+    assert_eq!(findings_of("clean_clang_x64_O2.sys", "DRV3006"), vec![]);
+}
+
+#[test]
+fn packages_are_opened_in_memory_and_members_nested() {
+    for pkg in ["packages/pkg.zip", "packages/pkg.cab"] {
+        let report = scan_paths(&[testdata(pkg)]);
+        assert!(report.notices.is_empty(), "{pkg}: {:?}", report.notices);
+        let members: Vec<_> = report
+            .artifacts
+            .iter()
+            .filter(|a| a.parent == Some(0))
+            .map(|a| a.uri.as_str())
+            .collect();
+        assert_eq!(
+            members,
+            vec!["drivers/amd64/clean.sys", "drivers/amd64/untagged.sys"],
+            "{pkg}"
+        );
+        let untagged = report
+            .findings
+            .iter()
+            .filter(|f| f.rule_id == "DRV1001")
+            .map(|f| report.artifacts[f.artifact].uri.as_str())
+            .collect::<Vec<_>>();
+        assert!(!untagged.is_empty(), "{pkg}");
+        assert!(
+            untagged.iter().all(|u| *u == "drivers/amd64/untagged.sys"),
+            "{pkg}"
+        );
+    }
+}
+
+#[test]
+fn bad_files_become_notices_and_do_not_lose_other_results() {
+    let report = scan_paths(&[
+        testdata("malformed"),
+        testdata("bin/untagged_gcc_x64_O2.sys"),
+    ]);
+    let notices: Vec<_> = report
+        .notices
+        .iter()
+        .map(|n| (n.subject.rsplit('/').next().unwrap().to_string(), n.level))
+        .collect();
+    assert_eq!(
+        notices,
+        vec![
+            ("empty.sys".to_string(), Level::Error),
+            ("notpe.sys".to_string(), Level::Error),
+            ("truncated.sys".to_string(), Level::Error),
+        ]
+    );
+    assert!(report
+        .notices
+        .iter()
+        .all(|n| n.subject.contains("testdata/malformed/")));
+    assert!(report.findings.iter().any(|f| f.rule_id == "DRV1001"));
+}
+
+#[test]
+fn output_is_identical_whatever_the_thread_count() {
+    let paths = [testdata("bin"), testdata("packages")];
+    let many = scan_paths(&paths);
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(|| scan_paths(&paths));
+    let ctx = drvaudit::output::sarif::SarifContext { root: &root() };
+    assert_eq!(
+        drvaudit::output::sarif::render(&many, &ctx),
+        drvaudit::output::sarif::render(&one, &ctx)
+    );
+}
+
+#[test]
+fn untagged_rule_fires_on_exactly_the_corpus_drivers_marked_untagged() {
+    let (Some(drivers), Some(truth)) =
+        (shared("corpus/drivers"), shared("corpus/truth/drivers.tsv"))
+    else {
+        return;
+    };
+    let report = scan_paths(&[drivers]);
+    assert!(report.notices.is_empty(), "{:?}", report.notices);
+    let mut flagged: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1001")
+        .map(|f| report.artifacts[f.artifact].name.clone())
+        .collect();
+    flagged.sort();
+    flagged.dedup();
+    let mut expected: Vec<String> = read(&truth)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols.get(2) == Some(&"yes")).then(|| cols[0].to_string())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(flagged, expected);
+}
