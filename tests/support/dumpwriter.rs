@@ -1273,6 +1273,10 @@ pub struct Scenario {
     pub size_variable: bool,
     /// Replace the built-in images with fixture files (driver, kernel stub).
     pub images: Option<(Vec<u8>, Vec<u8>)>,
+    /// Zero the driver's import descriptors in memory after binding (a wiped directory).
+    pub wipe_import_directory: bool,
+    /// Zero the driver's IAT data directory entry in its in-memory header.
+    pub wipe_iat_directory: bool,
 }
 
 /// Everything the tests compare against.
@@ -1306,6 +1310,8 @@ impl Scenario {
             kdbg_unset: false,
             size_variable: true,
             images: None,
+            wipe_import_directory: false,
+            wipe_iat_directory: false,
         }
     }
 
@@ -1348,13 +1354,35 @@ impl Scenario {
             let at = slot.0 as usize;
             putp(&mut driver.bytes, at, slot.3, arch.ps());
         }
+        // Data directories: after the optional header's fixed part (96 bytes PE32, 112 PE32+).
+        let dd = {
+            let b = &driver.bytes;
+            let opt = get32(b, 0x3C) as usize + 24;
+            opt + if get16(b, opt) == 0x20B { 112 } else { 96 }
+        };
+        if self.wipe_import_directory {
+            // Zero the descriptors (up to and including the null one); the IAT, which gcc
+            // places inside the directory's range, stays bound.
+            let mut d = get32(&driver.bytes, dd + 8) as usize;
+            loop {
+                let last = driver.bytes[d..d + 20].iter().all(|&b| b == 0);
+                driver.bytes[d..d + 20].fill(0);
+                if last {
+                    break;
+                }
+                d += 20;
+            }
+        }
+        if self.wipe_iat_directory {
+            driver.bytes[dd + 12 * 8..dd + 12 * 8 + 8].fill(0);
+        }
         let mut k = Kernel::new(arch);
         k.large_region(pool);
         k.place_image(nt_base, &nt, &[], &[]);
         // Driver holes besides INIT: the first .data page is left out of the dump, PAGE is paged
         // out. On 64-bit the second .data page is reached through a transition PTE (readable).
         let section = |name: &str| driver.sections.iter().find(|s| s.0 == name).map(|s| s.1);
-        let data_rva = section(".data");
+        let data_rva = section(".data").or_else(|| section(".bss"));
         let page_rva = section("PAGE");
         let not_in_dump: Vec<u32> = data_rva.into_iter().collect();
         let paged: Vec<u32> = page_rva.into_iter().collect();
