@@ -1018,6 +1018,7 @@ pub fn write_sparse_bitmap(
 // Kernel structures: LDR entries, KDBG, pool tracker tables
 
 /// One module to put in PsLoadedModuleList.
+#[derive(Debug, Clone)]
 pub struct ModuleSpec {
     pub base: u64,
     pub size: u32,
