@@ -226,3 +226,32 @@ fn corrupted_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn five_level_addresses_are_reported_unsupported() {
+    let (mut bytes, _) = x64().bytes();
+    // A PsLoadedModuleList that only 57-bit (LA57) paging could map.
+    bytes[0x20..0x28].copy_from_slice(&0xFF00_F800_1040_0800u64.to_le_bytes());
+    let (_dir, path) = to_file(&bytes, "la57.dmp");
+    let d = Dump::open(&path).unwrap();
+    assert!(
+        d.notices()
+            .iter()
+            .any(|n| n.contains("five-level paging (LA57) is not supported")),
+        "{:?}",
+        d.notices()
+    );
+    let err = d.modules().unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "cannot read PsLoadedModuleList head at 0xff00f80010400800: not a kernel address"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dump_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Dump>();
+}
