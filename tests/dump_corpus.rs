@@ -111,6 +111,14 @@ fn triage_x64_header_and_driver_list() {
     assert_eq!(&c.bytes[..2], b"MZ");
     assert!(c.present(0) && !c.holes.is_empty());
 
+    // JSON carries addresses as hex strings (kernel VAs do not survive a trip through doubles);
+    // a Comment holding only the PAGE fill is empty.
+    let j = serde_json::to_value(report(&d)).expect("json");
+    assert_eq!(j["header"]["kd_debugger_data_block"], "0xfffff8047c600b20");
+    assert_eq!(j["header"]["bugcheck_parameters"][1], "0xfffff8048b58334c");
+    assert_eq!(j["modules"][0]["base"], "0xfffff8047ba00000");
+    assert_eq!(j["header"]["comment"], "");
+
     let err = d
         .pool_usage()
         .expect_err("no pool table in a triage dump")

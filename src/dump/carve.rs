@@ -134,30 +134,29 @@ fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) {
             None if rva == 0 => "PE header missing".to_string(),
             None => "no PE header to name the section".to_string(),
             Some(h) => {
-                let hit: Vec<_> = h
-                    .sections
-                    .iter()
-                    .filter(|s| s.rva < end && s.rva.saturating_add(s.vsize.max(1)) > rva)
-                    .collect();
-                if hit.is_empty() {
-                    "outside every section".to_string()
-                } else if hit.iter().all(|s| s.characteristics & SCN_DISCARDABLE != 0) {
-                    format!(
-                        "{}: discardable, freed after load (expected)",
-                        hit.iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                } else {
-                    format!(
-                        "{}: not in the dump",
-                        hit.iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                // One note per section piece, so a discarded INIT next to a paged-out PAGE
+                // section is still labelled as expected.
+                let mut any = false;
+                for s in &h.sections {
+                    let (lo, hi) = (
+                        s.rva.max(rva),
+                        s.rva.saturating_add(s.vsize.max(1)).min(end),
+                    );
+                    if lo >= hi {
+                        continue;
+                    }
+                    any = true;
+                    let why = if s.characteristics & SCN_DISCARDABLE != 0 {
+                        "discardable, freed after load (expected)"
+                    } else {
+                        "not in the dump"
+                    };
+                    notes.push(format!("rva {lo:#x}..{hi:#x} missing ({}: {why})", s.name));
                 }
+                if any {
+                    continue;
+                }
+                "outside every section".to_string()
             }
         };
         notes.push(format!("rva {rva:#x}..{end:#x} missing ({label})"));

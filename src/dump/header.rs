@@ -81,20 +81,26 @@ pub struct DumpSummary {
     /// MinorVersion: the OS build number.
     pub build: u32,
     /// DirectoryTableBase as stored (PCID bits and PAE alignment not yet masked).
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub directory_table_base: u64,
     /// PfnDataBase as stored (an address of the variable or the database itself, §1.1).
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub pfn_database: u64,
     /// Address of the PsLoadedModuleList head.
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// Address of the PsActiveProcessHead list head.
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub ps_active_process_head: u64,
     /// Number of processors.
     pub processors: u32,
     /// Bugcheck code.
     pub bugcheck_code: u32,
     /// Bugcheck parameters 1..4 (32-bit values zero-extended on x86).
+    #[serde(serialize_with = "super::report::hex::arr4")]
     pub bugcheck_parameters: [u64; 4],
     /// KdDebuggerDataBlock VA, `None` when the field holds the `PAGE` fill.
+    #[serde(serialize_with = "super::report::hex::opt")]
     pub kd_debugger_data_block: Option<u64>,
     /// The writer's comment ("LiveKD live system view"), when present.
     pub comment: String,
@@ -154,9 +160,14 @@ fn need(data: &[u8], len: usize, what: &str) -> Result<(), String> {
     }
 }
 
+/// The Comment field, empty when it holds only the `PAGE` fill.
 fn comment(raw: &[u8]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
+    let text = &raw[..end];
+    if text.chunks(4).all(|c| b"PAGE".starts_with(c)) {
+        return String::new();
+    }
+    String::from_utf8_lossy(text).into_owned()
 }
 
 fn parse64(data: &[u8]) -> Result<Header, String> {

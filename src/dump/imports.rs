@@ -241,7 +241,9 @@ fn from_directory(
             });
         }
     }
-    Some(out)
+    // A directory whose first descriptor is already the null one did not survive (wiped, or
+    // zero-filled); let the caller fall back to the IAT.
+    (!out.is_empty()).then_some(out)
 }
 
 /// Scans non-executable sections (the whole image without headers) for IAT-like runs:

@@ -24,20 +24,26 @@ const SCAN_PAGES: usize = 1 << 18;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Kdbg {
     /// VA of the block, when known (unknown for a signature-scan hit or a triage copy).
+    #[serde(serialize_with = "super::report::hex::opt")]
     pub va: Option<u64>,
     /// Where the block came from.
     pub source: String,
     /// Header.Size (+0x14).
     pub size: u32,
     /// KernBase (+0x18), a value.
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub kern_base: u64,
     /// &PsLoadedModuleList (+0x48).
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// &MmPfnDatabase (+0xC0).
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub mm_pfn_database: u64,
     /// &PoolTrackTable (+0x1B8): the address of the variable holding the table pointer.
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub pool_track_table: u64,
     /// PteBase (+0x360), when the block is large enough (RS1+).
+    #[serde(serialize_with = "super::report::hex::opt")]
     pub pte_base: Option<u64>,
 }
 
@@ -162,5 +168,33 @@ pub fn decode_words(
         let mut v = (*w ^ ki_wait_never).rotate_left((ki_wait_never & 0xFF) as u32);
         v = (v ^ (kdp_data_block_encoded | 0xFFFF_0000_0000_0000)).swap_bytes();
         *w = v ^ ki_wait_always;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inverse of [`decode_words`], written from the same description, step by step backwards.
+    fn encode(w: u64, never: u64, always: u64, at: u64) -> u64 {
+        let v = (w ^ always).swap_bytes() ^ (at | 0xFFFF_0000_0000_0000);
+        v.rotate_right((never & 0xFF) as u32) ^ never
+    }
+
+    #[test]
+    fn decoding_inverts_the_documented_encoding() {
+        let (never, always, at) = (
+            0x1234_5678_9ABC_DEF1,
+            0x0FED_CBA9_8765_4321,
+            0xFFFF_F804_7C60_0000,
+        );
+        let plain = [0u64, 0x4742_444B_0000_0000 | 0x380, 0xFFFF_F804_7BA0_0000];
+        let mut words: Vec<u64> = plain
+            .iter()
+            .map(|&w| encode(w, never, always, at))
+            .collect();
+        assert_ne!(words, plain);
+        decode_words(&mut words, never, always, at);
+        assert_eq!(words, plain);
     }
 }

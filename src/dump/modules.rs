@@ -26,6 +26,7 @@ pub struct LoadedModule {
     /// FullDllName as stored (`\SystemRoot\system32\ntoskrnl.exe`).
     pub full_path: String,
     /// DllBase.
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub base: u64,
     /// SizeOfImage from the loader entry (authoritative when the PE header is gone, §6).
     pub size: u32,

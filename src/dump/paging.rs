@@ -221,3 +221,103 @@ pub(crate) fn canonical48(va: u64) -> bool {
     let top = va >> 47;
     top == 0 || top == 0x1_FFFF
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Sparse physical memory of u64 words.
+    struct Mem(HashMap<u64, u64>);
+
+    impl PhysRead for Mem {
+        fn phys_u64(&self, pa: u64) -> Option<u64> {
+            Some(self.0.get(&pa).copied().unwrap_or(0))
+        }
+        fn phys_u32(&self, pa: u64) -> Option<u32> {
+            let w = self.phys_u64(pa & !7)?;
+            Some(if pa & 4 == 0 {
+                w as u32
+            } else {
+                (w >> 32) as u32
+            })
+        }
+    }
+
+    #[test]
+    fn x86_4mb_page_uses_the_pse36_bits() {
+        // PDE for 0x80400000 (index 0x201) at 0x1000 + 0x804: PS, present, PA bits 32..35 = 0x3.
+        let pde = 0x0040_0000u64 | (0x3 << 13) | 0x83;
+        let m = Mem([(0x1800, pde << 32)].into_iter().collect());
+        let p = Paging::new(Arch::X86, 0x1000);
+        assert_eq!(p.translate(&m, 0x8041_2345), Ok(0x3_0041_2345));
+    }
+
+    #[test]
+    fn pae_root_keeps_32_byte_alignment_and_maps_2mb_pages() {
+        let p = Paging::new(Arch::X86Pae, 0xbf62_f2e0);
+        assert_eq!(p.root(), 0xbf62_f2e0);
+        // PDPTE[2] at 0xbf62f2f0 → PD at 0x5000; PDE[1] (va 0x80200000) is a 2 MB page.
+        let m = Mem([(0xbf62_f2f0, 0x5001), (0x5008, 0x1_2340_0000 | 0x83)]
+            .into_iter()
+            .collect());
+        assert_eq!(p.translate(&m, 0x8021_0004), Ok(0x1_2341_0004));
+    }
+
+    #[test]
+    fn x64_masks_pcid_maps_1gb_pages_reads_transition_ptes() {
+        let p = Paging::new(Arch::X64, 0x1000 | 0x2);
+        assert_eq!(p.root(), 0x1000);
+        let va = 0xFFFF_F800_4000_1234u64;
+        let (i4, i3) = ((va >> 39) & 0x1FF, (va >> 30) & 0x1FF);
+        let mut m = Mem([
+            (0x1000 + i4 * 8, 0x2003),
+            (0x2000 + i3 * 8, 0x8000_0000 | 0x83),
+        ]
+        .into_iter()
+        .collect());
+        assert_eq!(p.translate(&m, va), Ok(0x8000_1234));
+        // A 4 KB page through a transition PTE (valid bit clear, bit 11 set).
+        let va2 = 0xFFFF_F800_0020_3000u64;
+        let (a, b, c, d) = (
+            (va2 >> 39) & 0x1FF,
+            (va2 >> 30) & 0x1FF,
+            (va2 >> 21) & 0x1FF,
+            (va2 >> 12) & 0x1FF,
+        );
+        m.0.insert(0x1000 + a * 8, 0x2003);
+        m.0.insert(0x2000 + b * 8, 0x3003);
+        m.0.insert(0x3000 + c * 8, 0x4003);
+        m.0.insert(0x4000 + d * 8, 0x77000 | 0x800);
+        assert_eq!(p.translate(&m, va2 + 8), Ok(0x77008));
+        m.0.insert(0x4000 + d * 8, 0x1234_0080);
+        assert_eq!(
+            p.translate(&m, va2),
+            Err(Miss::NotPresent {
+                level: "PTE",
+                entry: 0x1234_0080
+            })
+        );
+        assert_eq!(
+            p.translate(&m, 0x00F0_0000_0000_0000),
+            Err(Miss::NotCanonical)
+        );
+    }
+
+    #[test]
+    fn arm64_block_descriptors_are_not_tables() {
+        let p = Paging::new(Arch::Arm64, 0x946a_a000);
+        let va = 0xFFFF_F803_F2E0_1000u64;
+        let (a, b, c) = ((va >> 39) & 0x1FF, (va >> 30) & 0x1FF, (va >> 21) & 0x1FF);
+        // Bit 7 (AP[2]) set in the block descriptor must not matter.
+        let m = Mem([
+            (0x946a_a000 + a * 8, 0x2003),
+            (0x2000 + b * 8, 0x3003),
+            (0x3000 + c * 8, 0x4000_0000 | 0x481),
+        ]
+        .into_iter()
+        .collect());
+        assert_eq!(p.translate(&m, va), Ok(0x4000_1000));
+    }
+}

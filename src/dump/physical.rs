@@ -347,3 +347,51 @@ pub(crate) fn from_rdmp(
     }
     Ok(finish_runs(runs, data.len() as u64, "range list", notes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmap_pages_are_packed_from_an_unaligned_first_page() {
+        // Bits 1, 64 and 70 set; pages start at 0x38 + 16 bytes of bitmap (not page aligned).
+        let mut data = vec![0u8; 0x48 + 3 * 0x1000];
+        data[0x38] = 0b10;
+        data[0x38 + 8] = 0b0100_0001;
+        let mut notes = Vec::new();
+        let m = from_bitmap(&data, 0x38, 128, 0x48, &mut notes);
+        assert_eq!(m.offset(&data, 1), Some(0x48));
+        assert_eq!(m.offset(&data, 64), Some(0x1048));
+        assert_eq!(m.offset(&data, 70), Some(0x2048));
+        assert_eq!(m.offset(&data, 2), None);
+        assert_eq!(m.page_count(), 3);
+        assert_eq!(m.pfns(&data, 10), [1, 64, 70]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn runs_are_packed_in_header_order_and_clipped_to_the_file() {
+        let runs = [
+            HeaderRun {
+                base_page: 0x100,
+                page_count: 2,
+            },
+            HeaderRun {
+                base_page: 0x10,
+                page_count: 1,
+            },
+        ];
+        let data = vec![0u8; 0x1000 + 3 * 0x1000];
+        let mut notes = Vec::new();
+        let m = from_runs(&runs, 0x1000, data.len() as u64, &mut notes);
+        assert_eq!(m.offset(&data, 0x100), Some(0x1000));
+        assert_eq!(m.offset(&data, 0x101), Some(0x2000));
+        assert_eq!(m.offset(&data, 0x10), Some(0x3000));
+        let short = &data[..0x2800];
+        let mut notes = Vec::new();
+        let m = from_runs(&runs, 0x1000, short.len() as u64, &mut notes);
+        assert_eq!(m.offset(short, 0x100), Some(0x1000));
+        assert_eq!(m.offset(short, 0x101), None);
+        assert_eq!(notes, ["run list claims 0x3 pages but the file holds only 0x1: the rest of physical memory is missing (truncated or header-only file)"]);
+    }
+}

@@ -370,3 +370,30 @@ fn check_array(
     }
     (!out.is_empty()).then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_layout_follows_arch_and_build() {
+        assert_eq!(layout(Arch::X86, 7601).size, 0x1C);
+        assert_eq!(layout(Arch::X86Pae, 16299).size, 0x30);
+        assert_eq!(layout(Arch::X64, 15063).size, 0x28);
+        assert_eq!(layout(Arch::X64, 16299).size, 0x38);
+        assert_eq!(layout(Arch::Arm64, 22000).size, 0x38);
+        assert_eq!(layout(Arch::X64, 26100).size, 0x50);
+    }
+
+    #[test]
+    fn protected_bit_is_stripped_and_garbage_is_implausible() {
+        let l = layout(Arch::X64, 19041);
+        let mut b = vec![0u8; 0x38];
+        b[0..4].copy_from_slice(&(0x656E_6F42u32 | 0x8000_0000).to_le_bytes());
+        b[0x10] = 3;
+        let e = decode(&b, &l);
+        assert_eq!(e.key, 0x656E_6F42);
+        assert!(plausible(&e));
+        assert!(!plausible(&decode(&[0xFF; 0x38], &l)));
+    }
+}

@@ -19,12 +19,15 @@ pub struct HeaderReport {
     #[serde(flatten)]
     pub summary: DumpSummary,
     /// The DTB after masking (PCID bits, PAE alignment).
+    #[serde(serialize_with = "super::report::hex::u64")]
     pub directory_table_base_masked: u64,
     /// Where KDBG was found, when it was.
+    #[serde(serialize_with = "super::report::hex::opt")]
     pub kdbg_address: Option<u64>,
     /// How KDBG was found.
     pub kdbg_source: Option<String>,
     /// KernBase from KDBG.
+    #[serde(serialize_with = "super::report::hex::opt")]
     pub kern_base: Option<u64>,
     /// Number of physical pages the file holds.
     pub physical_pages: u64,
@@ -200,4 +203,25 @@ pub fn render_text(r: &DumpReport) -> String {
         }
     }
     o
+}
+
+/// Addresses are serialised as `"0x…"` strings: kernel VAs exceed 2^53, and JSON readers that
+/// hold numbers as doubles (jq, JavaScript) would silently round them.
+pub(crate) mod hex {
+    use serde::Serializer;
+
+    pub(crate) fn u64<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#x}"))
+    }
+
+    pub(crate) fn opt<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&format!("{v:#x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn arr4<S: Serializer>(v: &[u64; 4], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| format!("{x:#x}")))
+    }
 }

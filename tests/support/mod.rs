@@ -1,0 +1,4 @@
+//! Test-only helpers shared by the dump tests.
+#![allow(dead_code)]
+
+pub mod dumpwriter;
