@@ -227,6 +227,9 @@ impl State {
             }
         };
         let first = states[0];
+        if consts && states.iter().all(|s| *s == first) {
+            return first.clone();
+        }
         let mut out = State::unknown(epoch);
         out.wiped = states.iter().any(|s| s.wiped);
         for r in 0..16 {
@@ -235,19 +238,30 @@ impl State {
         if !states.iter().all(|s| s.regs[RSP] == first.regs[RSP]) {
             out.regs[RSP] = Val::Stack(epoch, 0);
         }
-        let mut keys: Vec<(u32, i64, u8)> = Vec::new();
-        for s in states {
-            for sl in &s.slots {
-                if !keys.contains(&(sl.epoch, sl.off, sl.size)) {
-                    keys.push((sl.epoch, sl.off, sl.size));
-                }
-            }
-        }
+        let mut keys: Vec<(u32, i64, u8)> = states
+            .iter()
+            .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         for (e, o, z) in keys {
             let v = agree(&mut states.iter().map(|s| s.load(e, o, z, param_base)));
             out.store(e, o, z, v);
         }
+        out.collect_garbage();
         out
+    }
+
+    /// Drops slots no register or slot can address any more (x86 starts a new stack epoch
+    /// after each call): they cost time at every merge and can never be read.
+    fn collect_garbage(&mut self) {
+        let mut live: Vec<u32> = vec![0];
+        for v in self.regs.iter().chain(self.slots.iter().map(|s| &s.val)) {
+            if let Val::Stack(e, _) = v {
+                live.push(*e);
+            }
+        }
+        self.slots.retain(|s| live.contains(&s.epoch));
     }
 }
 
@@ -738,9 +752,15 @@ impl<'a> Ctx<'a> {
         let pb = self.param_base();
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
+        // Worklist in address order: a block is recomputed only when a predecessor's exit
+        // state changed.
+        let mut dirty = vec![true; nb];
         for pass in 0..64 {
             let mut changed = false;
             for b in 0..nb {
+                if !std::mem::take(&mut dirty[b]) {
+                    continue;
+                }
                 let known: Vec<&State> =
                     preds[b].iter().filter_map(|&p| outs[p].as_ref()).collect();
                 let epoch = EPOCH_BLOCK + b as u32;
@@ -753,14 +773,10 @@ impl<'a> Ctx<'a> {
                         all.push(&e);
                         State::merge(&all, epoch, pb, !indirect)
                     }
-                } else if root[b] && preds[b].is_empty() {
+                } else if root[b] {
                     State::unknown(epoch)
                 } else if known.is_empty() {
-                    if root[b] {
-                        State::unknown(epoch)
-                    } else {
-                        continue;
-                    }
+                    continue;
                 } else if preds[b].len() == 1 && !indirect && !root[b] {
                     known[0].clone()
                 } else {
@@ -782,6 +798,9 @@ impl<'a> Ctx<'a> {
                 if outs[b].as_ref() != Some(&out) {
                     outs[b] = Some(out);
                     changed = true;
+                    for &s in &succs[b] {
+                        dirty[s] = true;
+                    }
                 }
             }
             if !changed {
@@ -1273,6 +1292,7 @@ impl<'a> Ctx<'a> {
                 }
                 _ => st.regs[RSP] = Val::Stack(EPOCH_CALL + k as u32, 0),
             }
+            st.collect_garbage();
         }
     }
 
