@@ -337,3 +337,69 @@ fn fixture_sites_and_values_match_truth() {
         failures.join("\n")
     );
 }
+
+// ----- hostile bytes ------------------------------------------------------------------------
+
+/// Mutated and truncated images must not panic (debug build: overflow checks on).
+#[test]
+fn hostile_bytes_do_not_panic() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = [
+        "pooltest_gcc_x86_O0.sys",
+        "pooltest_clang_x86_O2.sys",
+        "pooltest_gcc_x64_O2.sys",
+        "pooltest_clang_x64_O0.sys",
+    ]
+    .iter()
+    .map(|f| root.join("testdata/bin").join(f))
+    .filter(|p| p.is_file())
+    .collect();
+    if let Some(c) = corpus() {
+        for f in [
+            "kprocesshacker-i386-dfdc8f6e6.sys",
+            "wine8.0-x64-winebus.sys",
+        ] {
+            files.push(c.join("drivers").join(f));
+        }
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for path in files {
+        let orig = std::fs::read(&path).unwrap();
+        let Ok(image) = Image::parse(&orig, Layout::File) else {
+            continue;
+        };
+        let code: Vec<(usize, usize)> = image
+            .sections
+            .iter()
+            .filter(|s| s.is_executable())
+            .map(|s| (s.raw_offset as usize, s.raw_size as usize))
+            .collect();
+        for round in 0..12 {
+            let mut data = orig.clone();
+            for &(off, len) in &code {
+                for _ in 0..(len / 50).max(1) {
+                    let i = off + (rnd() as usize) % len.max(1);
+                    if let Some(b) = data.get_mut(i) {
+                        *b = rnd() as u8;
+                    }
+                }
+            }
+            if round % 3 == 2 {
+                let cut = (rnd() as usize) % data.len();
+                data.truncate(cut.max(0x400));
+            }
+            if let Ok(image) = Image::parse(&data, Layout::File) {
+                let _ = callsite::analyze(&image, &data);
+            }
+            // The unmutated model over mutated or truncated bytes: sections may now point
+            // past the end of the buffer.
+            let _ = callsite::analyze(&image, &data);
+        }
+    }
+}
