@@ -181,6 +181,7 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
     let Some(c) = corpus() else { return };
     let text = std::fs::read_to_string(c.join("truth/wine8.0-x64-sites.txt")).unwrap();
     let mut want: std::collections::BTreeMap<String, BTreeSet<u64>> = Default::default();
+    let mut types: std::collections::BTreeMap<(String, u64), String> = Default::default();
     for l in text.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() < 4 {
@@ -188,6 +189,10 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
         }
         let va = u64::from_str_radix(f[2].trim_start_matches("0x"), 16).unwrap();
         want.entry(f[1].to_string()).or_default().insert(va);
+        types.insert(
+            (f[1].to_string(), va),
+            f[4].trim_start_matches("type=").to_string(),
+        );
     }
     let mut failures = Vec::new();
     for (drv, vas) in want {
@@ -198,6 +203,24 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
             .collect();
         if got != vas {
             failures.push(format!("{drv}: got {got:x?}, truth {vas:x?}"));
+        }
+        // The pool type at each site (`?` = a parameter of an exported function: unknown).
+        for s in sites.iter().filter(|s| s.via.is_none()) {
+            let va = image.image_base + u64::from(s.rva);
+            let Some(want) = types.get(&(drv.clone(), va)) else {
+                continue;
+            };
+            let want = match want.as_str() {
+                "-" => continue,
+                "?" => "unknown",
+                w => w,
+            };
+            if !value_matches(want, s.arg(Role::PoolType)) {
+                failures.push(format!(
+                    "{drv}: {va:#x} type {:?}, truth {want}",
+                    s.arg(Role::PoolType)
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
