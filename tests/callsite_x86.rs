@@ -426,3 +426,26 @@ fn hostile_bytes_do_not_panic() {
         }
     }
 }
+
+/// drivers.tsv notes 19 ExAllocatePoolWithTag sites in BlackBone: 13 PagedPool, 6 NonPagedPool
+/// (one PagedPool is materialised as `test rax,rax; jne; lea ecx,[rax+1]`).
+#[test]
+fn blackbone_pool_types_per_site() {
+    let Some(c) = corpus() else { return };
+    for f in [
+        "BlackBoneDrv7",
+        "BlackBoneDrv8",
+        "BlackBoneDrv81",
+        "BlackBoneDrv10",
+    ] {
+        let (_, sites) = sites_of(&c.join("drivers").join(format!("{f}.sys")));
+        let types: Vec<Option<u64>> = sites
+            .iter()
+            .filter(|s| s.api == "ExAllocatePoolWithTag")
+            .map(|s| s.arg(Role::PoolType).and_then(|v| v.constant()))
+            .collect();
+        assert_eq!(types.len(), 19, "{f}");
+        assert_eq!(types.iter().filter(|t| **t == Some(1)).count(), 13, "{f}");
+        assert_eq!(types.iter().filter(|t| **t == Some(0)).count(), 6, "{f}");
+    }
+}

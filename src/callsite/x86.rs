@@ -750,6 +750,45 @@ impl<'a> Ctx<'a> {
             }
         }
         let pb = self.param_base();
+        // The edge of `test r,r; jne` that falls through (or of `je` that is taken) knows
+        // r = 0: MSVC's `test rax,rax; jne ok; lea ecx,[rax+1]` in an allocation-failure retry
+        // path (BlackBone) materialises PagedPool that way. Only whole registers (64-bit on
+        // x64, 32-bit on x86) are refined.
+        let x64 = self.x64;
+        let zero_on_edge = |p: usize, b: usize| -> Option<usize> {
+            let last = block_end(p).checked_sub(1)?;
+            if last <= block_starts[p] {
+                return None;
+            }
+            let (t, j) = (&insns[last - 1], &insns[last]);
+            let target = ip_index(j.near_branch_target()).map(block_of);
+            let on_zero_edge = match j.mnemonic() {
+                Mnemonic::Jne => b == p + 1 && target != Some(b),
+                Mnemonic::Je => target == Some(b) && b != p + 1,
+                _ => false,
+            };
+            if !on_zero_edge || t.op0_kind() != OpKind::Register {
+                return None;
+            }
+            let r = t.op0_register();
+            let zero_test = match t.mnemonic() {
+                Mnemonic::Test => t.op1_kind() == OpKind::Register && t.op1_register() == r,
+                Mnemonic::Cmp => {
+                    matches!(
+                        t.op1_kind(),
+                        OpKind::Immediate8to32
+                            | OpKind::Immediate8to64
+                            | OpKind::Immediate32
+                            | OpKind::Immediate32to64
+                            | OpKind::Immediate8
+                    ) && t.immediate(1) == 0
+                }
+                _ => false,
+            };
+            let (n, part) = reg_part(r)?;
+            let whole = part == Part::Full || (!x64 && part == Part::Low(4));
+            (zero_test && whole && n != RSP).then_some(n)
+        };
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
         // Worklist in address order: a block is recomputed only when a predecessor's exit
@@ -761,8 +800,21 @@ impl<'a> Ctx<'a> {
                 if !std::mem::take(&mut dirty[b]) {
                     continue;
                 }
-                let known: Vec<&State> =
-                    preds[b].iter().filter_map(|&p| outs[p].as_ref()).collect();
+                let refined: Vec<State> = preds[b]
+                    .iter()
+                    .filter_map(|&p| {
+                        let o = outs[p].as_ref()?;
+                        Some(match zero_on_edge(p, b) {
+                            Some(n) => {
+                                let mut o = o.clone();
+                                o.regs[n] = Val::Const(0, Provenance::Propagated);
+                                o
+                            }
+                            None => o.clone(),
+                        })
+                    })
+                    .collect();
+                let known: Vec<&State> = refined.iter().collect();
                 let epoch = EPOCH_BLOCK + b as u32;
                 let st = if b == 0 {
                     let e = State::entry(self.x64);
