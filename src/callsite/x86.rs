@@ -1490,7 +1490,14 @@ impl<'a> Ctx<'a> {
                 if p.wide && !self.x64 {
                     match (st.load(e, at, 4, pb), st.load(e, at + 4, 4, pb)) {
                         (Val::Const(lo, h1), Val::Const(hi, h2)) => {
-                            Val::Const((hi << 32) | mask(lo, 4), combine(h1, h2).min_imm(h1, h2))
+                            // `push 0; push 40h` (gcc, `toolchains-and-patterns.md` §2.2): two
+                            // immediates are still an immediate.
+                            let how = if h1 == Provenance::Immediate && h2 == h1 {
+                                h1
+                            } else {
+                                combine(h1, h2)
+                            };
+                            Val::Const((hi << 32) | mask(lo, 4), how)
                         }
                         _ => Val::Unknown,
                     }
@@ -1617,20 +1624,6 @@ impl<'a> Ctx<'a> {
             }
         }
         out.push(own);
-    }
-}
-
-trait MinImm {
-    fn min_imm(self, a: Provenance, b: Provenance) -> Provenance;
-}
-impl MinImm for Provenance {
-    /// Two immediates pushed as one 64-bit argument are still an immediate.
-    fn min_imm(self, a: Provenance, b: Provenance) -> Provenance {
-        if a == Provenance::Immediate && b == Provenance::Immediate {
-            Provenance::Immediate
-        } else {
-            self
-        }
     }
 }
 
