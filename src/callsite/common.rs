@@ -140,8 +140,9 @@ pub(crate) fn code_sections<'a>(image: &'a Image, data: &'a [u8]) -> Vec<(&'a Se
         .collect()
 }
 
-/// The site seen from one caller of a wrapper: the wrapper's own call (`rva`, `function`) with
-/// `via` set to the caller's call and each argument replaced by `resolve(role, own value)`.
+/// The site seen from one caller of a wrapper: the wrapper's own call (`rva`, `api`, `reach`,
+/// `function`) with `via` set to the caller's call and the arguments as recovered at that
+/// caller (`args`, by role, in the API's order).
 pub(crate) fn site_via(
     own: &CallSite,
     caller_call: u32,

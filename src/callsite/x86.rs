@@ -227,6 +227,9 @@ impl State {
             }
         };
         let first = states[0];
+        if consts && states.iter().all(|s| *s == first) {
+            return first.clone();
+        }
         let mut out = State::unknown(epoch);
         out.wiped = states.iter().any(|s| s.wiped);
         for r in 0..16 {
@@ -235,19 +238,30 @@ impl State {
         if !states.iter().all(|s| s.regs[RSP] == first.regs[RSP]) {
             out.regs[RSP] = Val::Stack(epoch, 0);
         }
-        let mut keys: Vec<(u32, i64, u8)> = Vec::new();
-        for s in states {
-            for sl in &s.slots {
-                if !keys.contains(&(sl.epoch, sl.off, sl.size)) {
-                    keys.push((sl.epoch, sl.off, sl.size));
-                }
-            }
-        }
+        let mut keys: Vec<(u32, i64, u8)> = states
+            .iter()
+            .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         for (e, o, z) in keys {
             let v = agree(&mut states.iter().map(|s| s.load(e, o, z, param_base)));
             out.store(e, o, z, v);
         }
+        out.collect_garbage();
         out
+    }
+
+    /// Drops slots no register or slot can address any more (x86 starts a new stack epoch
+    /// after each call): they cost time at every merge and can never be read.
+    fn collect_garbage(&mut self) {
+        let mut live: Vec<u32> = vec![0];
+        for v in self.regs.iter().chain(self.slots.iter().map(|s| &s.val)) {
+            if let Val::Stack(e, _) = v {
+                live.push(*e);
+            }
+        }
+        self.slots.retain(|s| live.contains(&s.epoch));
     }
 }
 
@@ -736,13 +750,71 @@ impl<'a> Ctx<'a> {
             }
         }
         let pb = self.param_base();
+        // The edge of `test r,r; jne` that falls through (or of `je` that is taken) knows
+        // r = 0: MSVC's `test rax,rax; jne ok; lea ecx,[rax+1]` in an allocation-failure retry
+        // path (BlackBone) materialises PagedPool that way. Only whole registers (64-bit on
+        // x64, 32-bit on x86) are refined.
+        let x64 = self.x64;
+        let zero_on_edge = |p: usize, b: usize| -> Option<usize> {
+            let last = block_end(p).checked_sub(1)?;
+            if last <= block_starts[p] {
+                return None;
+            }
+            let (t, j) = (&insns[last - 1], &insns[last]);
+            let target = ip_index(j.near_branch_target()).map(block_of);
+            let on_zero_edge = match j.mnemonic() {
+                Mnemonic::Jne => b == p + 1 && target != Some(b),
+                Mnemonic::Je => target == Some(b) && b != p + 1,
+                _ => false,
+            };
+            if !on_zero_edge || t.op0_kind() != OpKind::Register {
+                return None;
+            }
+            let r = t.op0_register();
+            let zero_test = match t.mnemonic() {
+                Mnemonic::Test => t.op1_kind() == OpKind::Register && t.op1_register() == r,
+                Mnemonic::Cmp => {
+                    matches!(
+                        t.op1_kind(),
+                        OpKind::Immediate8to32
+                            | OpKind::Immediate8to64
+                            | OpKind::Immediate32
+                            | OpKind::Immediate32to64
+                            | OpKind::Immediate8
+                    ) && t.immediate(1) == 0
+                }
+                _ => false,
+            };
+            let (n, part) = reg_part(r)?;
+            let whole = part == Part::Full || (!x64 && part == Part::Low(4));
+            (zero_test && whole && n != RSP).then_some(n)
+        };
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
+        // Worklist in address order: a block is recomputed only when a predecessor's exit
+        // state changed.
+        let mut dirty = vec![true; nb];
         for pass in 0..64 {
             let mut changed = false;
             for b in 0..nb {
-                let known: Vec<&State> =
-                    preds[b].iter().filter_map(|&p| outs[p].as_ref()).collect();
+                if !std::mem::take(&mut dirty[b]) {
+                    continue;
+                }
+                let refined: Vec<State> = preds[b]
+                    .iter()
+                    .filter_map(|&p| {
+                        let o = outs[p].as_ref()?;
+                        Some(match zero_on_edge(p, b) {
+                            Some(n) => {
+                                let mut o = o.clone();
+                                o.regs[n] = Val::Const(0, Provenance::Propagated);
+                                o
+                            }
+                            None => o.clone(),
+                        })
+                    })
+                    .collect();
+                let known: Vec<&State> = refined.iter().collect();
                 let epoch = EPOCH_BLOCK + b as u32;
                 let st = if b == 0 {
                     let e = State::entry(self.x64);
@@ -753,14 +825,10 @@ impl<'a> Ctx<'a> {
                         all.push(&e);
                         State::merge(&all, epoch, pb, !indirect)
                     }
-                } else if root[b] && preds[b].is_empty() {
+                } else if root[b] {
                     State::unknown(epoch)
                 } else if known.is_empty() {
-                    if root[b] {
-                        State::unknown(epoch)
-                    } else {
-                        continue;
-                    }
+                    continue;
                 } else if preds[b].len() == 1 && !indirect && !root[b] {
                     known[0].clone()
                 } else {
@@ -782,6 +850,9 @@ impl<'a> Ctx<'a> {
                 if outs[b].as_ref() != Some(&out) {
                     outs[b] = Some(out);
                     changed = true;
+                    for &s in &succs[b] {
+                        dirty[s] = true;
+                    }
                 }
             }
             if !changed {
@@ -1273,6 +1344,7 @@ impl<'a> Ctx<'a> {
                 }
                 _ => st.regs[RSP] = Val::Stack(EPOCH_CALL + k as u32, 0),
             }
+            st.collect_garbage();
         }
     }
 
@@ -1418,7 +1490,14 @@ impl<'a> Ctx<'a> {
                 if p.wide && !self.x64 {
                     match (st.load(e, at, 4, pb), st.load(e, at + 4, 4, pb)) {
                         (Val::Const(lo, h1), Val::Const(hi, h2)) => {
-                            Val::Const((hi << 32) | mask(lo, 4), combine(h1, h2).min_imm(h1, h2))
+                            // `push 0; push 40h` (gcc, `toolchains-and-patterns.md` §2.2): two
+                            // immediates are still an immediate.
+                            let how = if h1 == Provenance::Immediate && h2 == h1 {
+                                h1
+                            } else {
+                                combine(h1, h2)
+                            };
+                            Val::Const((hi << 32) | mask(lo, 4), how)
                         }
                         _ => Val::Unknown,
                     }
@@ -1545,20 +1624,6 @@ impl<'a> Ctx<'a> {
             }
         }
         out.push(own);
-    }
-}
-
-trait MinImm {
-    fn min_imm(self, a: Provenance, b: Provenance) -> Provenance;
-}
-impl MinImm for Provenance {
-    /// Two immediates pushed as one 64-bit argument are still an immediate.
-    fn min_imm(self, a: Provenance, b: Provenance) -> Provenance {
-        if a == Provenance::Immediate && b == Provenance::Immediate {
-            Provenance::Immediate
-        } else {
-            self
-        }
     }
 }
 
