@@ -36,6 +36,9 @@ pub enum Role {
     Priority,
     /// `MEMORY_CACHING_TYPE` of contiguous allocations (`MmCached` = 1 is executable).
     CacheType,
+    /// `FLT_CONTEXT_TYPE` of `FltAllocateContext`: selects the registered context, whose
+    /// `FLT_CONTEXT_REGISTRATION.PoolTag` is the tag.
+    ContextType,
     /// Anything drvaudit does not track (pointers, handles, addresses).
     Other,
 }
@@ -244,6 +247,15 @@ pub static APIS: &[ApiSpec] = &[
         dlls: FLTMGR,
         kind: ApiKind::Allocate,
         params: &[p(Other), p(PoolType), p(Size), p(Tag)],
+        implied_tag: None,
+    },
+    // The tag is not an argument: it is the PoolTag of the FLT_CONTEXT_REGISTRATION whose
+    // ContextType the call passes (see `fltctx`).
+    ApiSpec {
+        name: "FltAllocateContext",
+        dlls: FLTMGR,
+        kind: ApiKind::Allocate,
+        params: &[p(Other), p(ContextType), p(Size), p(PoolType), p(Other)],
         implied_tag: None,
     },
     ApiSpec {

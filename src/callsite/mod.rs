@@ -12,6 +12,7 @@
 pub mod apis;
 mod arm64;
 mod common;
+mod fltctx;
 mod x86;
 
 use serde::Serialize;
@@ -163,6 +164,7 @@ pub fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         Machine::Arm64 => arm64::analyze(image, data),
         Machine::Other(_) => Vec::new(),
     };
+    fltctx::resolve_context_tags(image, data, &mut sites);
     sites.sort_by_key(|s| (s.rva, s.via));
     sites.dedup();
     sites

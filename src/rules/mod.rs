@@ -565,6 +565,7 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
             Role::Tag => "tag",
             Role::Priority => "priority",
             Role::CacheType => "cache type",
+            Role::ContextType => "context type",
             Role::Other => continue,
         };
         let text = match (role, v.value) {
@@ -746,6 +747,7 @@ fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Val
             Role::Tag => "tag",
             Role::Priority => "priority",
             Role::CacheType => "cacheType",
+            Role::ContextType => "contextType",
             Role::Other => continue,
         };
         match (role, v.value) {
