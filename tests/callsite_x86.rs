@@ -230,60 +230,6 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
 /// Prints, per x86/x64 driver of the corpus and the fixtures: own sites, wrapper-resolved
 /// sites, argument values recovered and unknown, time, tags (`cargo test --release --test
 /// callsite_x86 corpus_table -- --nocapture`).
-#[test]
-fn corpus_table() {
-    let mut paths: Vec<PathBuf> = Vec::new();
-    if let Some(c) = corpus() {
-        paths.extend(
-            truth_rows(&c)
-                .iter()
-                .map(|r| c.join("drivers").join(&r.file)),
-        );
-    }
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bin");
-    if let Ok(dir) = std::fs::read_dir(&bin) {
-        let mut v: Vec<PathBuf> = dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let n = p.file_name().unwrap().to_string_lossy().to_string();
-                n.ends_with(".sys") && (n.contains("_x64_") || n.contains("_x86_"))
-            })
-            .collect();
-        v.sort();
-        paths.extend(v);
-    }
-    println!(
-        "{:<36} {:>5} {:>5} {:>6} {:>6} {:>7}  tags",
-        "driver", "sites", "via", "known", "unkn", "ms"
-    );
-    for path in paths {
-        let (image, data) = load(&path);
-        let t = std::time::Instant::now();
-        let sites = callsite::analyze(&image, &data);
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        let (mut known, mut unknown) = (0, 0);
-        for s in &sites {
-            for (_, v) in &s.args {
-                if v.value.is_some() {
-                    known += 1;
-                } else {
-                    unknown += 1;
-                }
-            }
-        }
-        let via = sites.iter().filter(|s| s.via.is_some()).count();
-        println!(
-            "{:<36} {:>5} {:>5} {:>6} {:>6} {:>7.2}  {}",
-            path.file_name().unwrap().to_string_lossy(),
-            sites.len() - via,
-            via,
-            known,
-            unknown,
-            ms,
-            tag_set(&sites).into_iter().collect::<Vec<_>>().join(",")
-        );
-    }
-}
 
 // ----- fixture drivers (testdata/bin, truth in testdata/truth/sites.tsv) --------------------
 
