@@ -227,10 +227,6 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Prints, per x86/x64 driver of the corpus and the fixtures: own sites, wrapper-resolved
-/// sites, argument values recovered and unknown, time, tags (`cargo test --release --test
-/// callsite_x86 corpus_table -- --nocapture`).
-
 // ----- fixture drivers (testdata/bin, truth in testdata/truth/sites.tsv) --------------------
 
 /// Whether an argument matches a sites.tsv value: hex = that constant of the image, `unknown`
