@@ -168,8 +168,14 @@ impl Dump {
                 );
                 summary64(data, &mut notes).map_err(format)?
             }
+            // A damaged or 32-bit triage header still leaves the main header readable.
             4 => {
-                triage = Some(Triage::parse(data, &summary).map_err(format)?);
+                match Triage::parse(data, &summary) {
+                    Ok(t) => triage = Some(t),
+                    Err(why) => notes.push(format!(
+                        "triage dump without a usable TRIAGE_DUMP header: {why}"
+                    )),
+                }
                 PhysMap::None
             }
             5 | 6 => physical::from_bitmap_dump(data, hs as usize, &mut notes).map_err(format)?,

@@ -130,9 +130,10 @@ fn entries(dump: &Dump, table: u64, l: &Layout, from: u64, to: u64) -> Vec<Optio
 }
 
 /// Smallest and largest table exponent considered (WRK uses at least 64 entries; the size is a
-/// registry-overridable power of two, and 2^24 entries would already be gigabytes).
+/// registry-overridable power of two; 2^20 entries is far above any table seen and bounds
+/// the probing work on a hostile dump).
 const MIN_EXP: u32 = 6;
-const MAX_EXP: u32 = 24;
+const MAX_EXP: u32 = 20;
 
 fn size_of_table(dump: &Dump, var: u64, table: u64, l: &Layout) -> Option<(u64, &'static str)> {
     let ps = dump.pointer_size() as u64;
