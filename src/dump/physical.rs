@@ -100,7 +100,7 @@ impl PhysMap {
             PhysMap::None => {}
             PhysMap::Runs(runs) => {
                 'o: for r in runs {
-                    for p in r.base_pfn..r.base_pfn + r.pages {
+                    for p in r.base_pfn..r.base_pfn.saturating_add(r.pages) {
                         if out.len() >= limit {
                             break 'o;
                         }
@@ -205,7 +205,7 @@ fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<St
     let mut clean: Vec<Run> = Vec::with_capacity(runs.len());
     for r in runs {
         if let Some(prev) = clean.last() {
-            if r.base_pfn < prev.base_pfn + prev.pages {
+            if r.base_pfn < prev.base_pfn.saturating_add(prev.pages) {
                 notes.push(format!(
                     "{what}: run at pfn {:#x} overlaps the previous one; ignored",
                     r.base_pfn

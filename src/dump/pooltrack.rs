@@ -293,7 +293,10 @@ fn per_cpu(
                 o += ps;
             }
         }
-        at += 0x1000;
+        at = match at.checked_add(0x1000) {
+            Some(a) => a,
+            None => break,
+        };
     }
     None
 }
@@ -307,7 +310,7 @@ fn search_range(dump: &Dump, var: u64) -> (u64, u64) {
     };
     let Some(m) = mods
         .iter()
-        .find(|m| var >= m.base && var < m.base + u64::from(m.size))
+        .find(|m| var >= m.base && var < m.base.saturating_add(u64::from(m.size)))
     else {
         return fallback;
     };
@@ -321,8 +324,8 @@ fn search_range(dump: &Dump, var: u64) -> (u64, u64) {
     let rva = (var - m.base) as u32;
     match h.section_at(rva) {
         Some(sec) if sec.characteristics & SCN_EXECUTE == 0 => {
-            let lo = m.base + u64::from(sec.rva);
-            (lo, lo + u64::from(sec.vsize).min(MAX_SCAN))
+            let lo = m.base.saturating_add(u64::from(sec.rva));
+            (lo, lo.saturating_add(u64::from(sec.vsize).min(MAX_SCAN)))
         }
         _ => fallback,
     }
