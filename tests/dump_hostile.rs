@@ -201,6 +201,8 @@ fn corrupted_bytes_never_panic() {
         x64(),
         Scenario::new(Arch::X86Pae, 2, 17763, 2, ImportPlacement::InInit),
         Scenario::new(Arch::Arm64, 6, 22000, 2, ImportPlacement::InInit),
+        Scenario::new(Arch::X86, 1, 7601, 1, ImportPlacement::InRdata),
+        Scenario::new(Arch::X64, 8, 26100, 1, ImportPlacement::InRdata),
     ] {
         let (clean, _) = s.bytes();
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
