@@ -394,6 +394,15 @@ impl Dump {
         carve::carve(self, m)
     }
 
+    /// Carves every module, in parallel (rayon), keeping the module order.
+    pub fn carve_all(&self, modules: &[LoadedModule]) -> Vec<(LoadedModule, CarvedImage)> {
+        use rayon::prelude::*;
+        modules
+            .par_iter()
+            .map(|m| (m.clone(), self.carve(m)))
+            .collect()
+    }
+
     /// Per-tag pool usage from the pool tracker tables.
     ///
     /// # Errors
