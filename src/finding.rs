@@ -45,6 +45,8 @@ pub enum ArtifactKind {
     Member,
     /// A crash dump.
     Dump,
+    /// A pool usage export given with `--pool`.
+    PoolExport,
     /// A driver image carved from a dump (its parent is the dump), loaded at `base`.
     Carved {
         /// Kernel virtual address the module was loaded at.
@@ -128,6 +130,9 @@ pub struct Finding {
     pub properties: BTreeMap<String, serde_json::Value>,
     /// Pool tags the finding is tied to (for ranking by observed usage).
     pub tags: Vec<u32>,
+    /// About the driver as a whole (an import, a section, a header flag) rather than one call
+    /// site: ranked by the sum over all of the driver's allocation tags.
+    pub driver_level: bool,
     /// Observed pool figures for those tags, when any source was supplied.
     pub evidence: Option<Evidence>,
     /// 0–100 by share of pool in use; only findings with evidence are ranked.
@@ -167,8 +172,13 @@ pub struct ImageSummary {
     pub artifact: usize,
     /// Processor.
     pub machine: Machine,
+    /// Lower-case hex SHA-256 of the image bytes.
+    pub sha256: String,
     /// Number of pool call sites found.
     pub call_sites: usize,
+    /// `TimeDateStamp` and `SizeOfImage` as `XXXXXXXXxxxx` (the symbol-server key): the same
+    /// image on disk and carved from memory share it, whereas their bytes never hash alike.
+    pub pe_key: String,
     /// Tags used, sorted by tag.
     pub tags: Vec<TagUse>,
 }

@@ -7,12 +7,14 @@
 
 pub mod callsite;
 pub mod dump;
+mod dumpscan;
 pub mod finding;
 pub mod model;
 pub mod output;
 pub mod package;
 pub mod poolsrc;
 pub mod poolusage;
+pub mod rank;
 pub mod rules;
 pub mod scan;
 

@@ -40,6 +40,17 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
+    /// Read a kernel crash dump without symbols: header, loaded modules, pool tag usage.
+    Dump {
+        /// The dump file.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TagsFormat::Text)]
+        format: TagsFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
     Tags {
         /// Files, folders or packages.
@@ -151,6 +162,25 @@ fn run(cli: Cli) -> Result<u8> {
             write_output(None, &drvaudit::rules::explain(rule))?;
             Ok(0)
         }
+        Command::Dump {
+            file,
+            format,
+            output,
+        } => {
+            let dump = drvaudit::dump::Dump::open(&file)?;
+            let report = drvaudit::dump::report(&dump);
+            let text = match format {
+                TagsFormat::Text => drvaudit::dump::render_text(&report),
+                TagsFormat::Json => {
+                    let mut s = serde_json::to_string_pretty(&report)
+                        .context("cannot encode the dump report")?;
+                    s.push('\n');
+                    s
+                }
+            };
+            write_output(output.as_ref(), &text)?;
+            Ok(0)
+        }
         Command::Tags {
             paths,
             format,
@@ -203,16 +233,25 @@ fn run(cli: Cli) -> Result<u8> {
                 },
             };
             let report = scan::scan(&settings);
-            let text = match args.format {
-                Format::Sarif => output::sarif::render(
-                    &report,
-                    &output::sarif::SarifContext {
+            match args.format {
+                Format::Sarif => {
+                    let ctx = output::sarif::SarifContext {
                         root: &settings.root,
-                    },
-                ),
-                Format::Text => output::text::render(&report),
-            };
-            write_output(args.output.as_ref(), &text)?;
+                    };
+                    // Streamed, so memory does not grow with the size of the log.
+                    match args.output.as_ref() {
+                        Some(p) => std::fs::File::create(p)
+                            .and_then(|f| output::sarif::write(&report, &ctx, f))
+                            .with_context(|| format!("{}: cannot write output", p.display()))?,
+                        None => match output::sarif::write(&report, &ctx, std::io::stdout().lock())
+                        {
+                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                            r => r.context("cannot write to standard output")?,
+                        },
+                    }
+                }
+                Format::Text => write_output(args.output.as_ref(), &output::text::render(&report))?,
+            }
             Ok(report.exit_code as u8)
         }
     }

@@ -59,11 +59,11 @@ struct Input {
 
 /// The result of analysing one input, with artifact indices local to it (0 = the input).
 #[derive(Debug, Default)]
-struct Unit {
-    artifacts: Vec<Artifact>,
-    findings: Vec<Finding>,
-    images: Vec<ImageSummary>,
-    notices: Vec<Notice>,
+pub(crate) struct Unit {
+    pub(crate) artifacts: Vec<Artifact>,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) images: Vec<ImageSummary>,
+    pub(crate) notices: Vec<Notice>,
 }
 
 /// Runs a whole scan and returns its report (unranked findings are sorted by artifact, rule
@@ -75,12 +75,20 @@ pub fn scan(settings: &Settings) -> Report {
         kind: InputKind::Dump,
     }));
     let pooltag = load_pooltag(settings, &mut notices);
+    let owners = pooltag.as_ref().map(|db| {
+        db.entries()
+            .iter()
+            .map(|e| (e.tag, e.binary.clone()))
+            .collect::<HashMap<u32, String>>()
+    });
+    let (dumps, files): (Vec<Input>, Vec<Input>) =
+        inputs.into_iter().partition(|i| i.kind == InputKind::Dump);
 
-    let bar = progress_bar(settings.progress, inputs.len() as u64);
-    let units: Vec<Unit> = inputs
+    let bar = progress_bar(settings.progress, files.len() as u64);
+    let units: Vec<Unit> = files
         .par_iter()
         .progress_with(bar.clone())
-        .map(|input| analyze_input(input, settings, pooltag.as_ref()))
+        .map(|input| analyze_input(input, settings, owners.as_ref()))
         .collect();
     bar.finish_and_clear();
 
@@ -98,6 +106,43 @@ pub fn scan(settings: &Settings) -> Report {
     for unit in units {
         merge(&mut report, unit);
     }
+    // Dumps come after the files, so that a carved driver can be recognised as one that was
+    // also scanned on disk (same name and PE key) and otherwise called memory-only.
+    let mut snapshots = Vec::new();
+    for input in &dumps {
+        let on_disk = on_disk_keys(&report);
+        let (unit, snapshot) = crate::dumpscan::analyze_dump(
+            &input.path,
+            uri_for(&input.path, &settings.root),
+            &on_disk,
+            &settings.rules,
+            owners.as_ref(),
+        );
+        merge(&mut report, unit);
+        snapshots.extend(snapshot);
+    }
+    for path in &settings.pool_files {
+        let subject = display_path(path);
+        match crate::poolsrc::load_pool_file(path) {
+            Ok(snapshot) => {
+                report.artifacts.push(Artifact {
+                    name: file_name(&subject),
+                    uri: uri_for(path, &settings.root),
+                    parent: None,
+                    kind: ArtifactKind::PoolExport,
+                    sha256: std::fs::read(path).ok().map(|b| crate::sha256_hex(&b)),
+                    length: std::fs::metadata(path).ok().map(|m| m.len()),
+                    memory_only: false,
+                });
+                snapshots.push(snapshot);
+            }
+            Err(e) => report.notices.push(Notice {
+                subject,
+                message: e.to_string(),
+                level: Level::Error,
+            }),
+        }
+    }
     report.findings.sort_by(|a, b| {
         (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
             b.artifact,
@@ -106,8 +151,32 @@ pub fn scan(settings: &Settings) -> Report {
             &b.fingerprint,
         ))
     });
+    if !snapshots.is_empty() {
+        let usage = crate::poolsrc::rank::merge_sources(&snapshots);
+        crate::rank::apply(&mut report, usage, pooltag.as_ref());
+    }
     report.exit_code = exit_code(&report, settings.fail_on);
     report
+}
+
+/// `(lower-case name, PE key)` of every image scanned from a file or package.
+fn on_disk_keys(report: &Report) -> std::collections::HashSet<(String, String)> {
+    report
+        .images
+        .iter()
+        .filter(|i| {
+            !matches!(
+                report.artifacts[i.artifact].kind,
+                ArtifactKind::Carved { .. }
+            )
+        })
+        .map(|i| {
+            (
+                report.artifacts[i.artifact].name.to_ascii_lowercase(),
+                i.pe_key.clone(),
+            )
+        })
+        .collect()
 }
 
 /// 1 when a finding reaches the `--fail-on` level, else 0.
@@ -129,9 +198,23 @@ fn progress_bar(wanted: bool, len: u64) -> ProgressBar {
     bar
 }
 
-fn load_pooltag(settings: &Settings, _notices: &mut [Notice]) -> Option<HashMap<u32, String>> {
-    settings.pooltag.as_ref()?;
-    None
+/// Reads `--pooltag`; a bad file is a notice, and the scan goes on without owners.
+fn load_pooltag(
+    settings: &Settings,
+    notices: &mut Vec<Notice>,
+) -> Option<crate::poolsrc::PoolTagDb> {
+    let path = settings.pooltag.as_ref()?;
+    match crate::poolsrc::load_pooltag_file(path) {
+        Ok(db) => Some(db),
+        Err(e) => {
+            notices.push(Notice {
+                subject: display_path(path),
+                message: e.to_string(),
+                level: Level::Error,
+            });
+            None
+        }
+    }
 }
 
 /// Shifts a unit's local artifact indices and appends it to the report.
@@ -242,7 +325,7 @@ pub fn display_path(p: &Path) -> String {
 }
 
 /// The artifact URI of a path: relative to `root` when inside it, else absolute.
-fn uri_for(path: &Path, root: &Path) -> String {
+pub(crate) fn uri_for(path: &Path, root: &Path) -> String {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     match abs.strip_prefix(root) {
         Ok(rel) => display_path(rel),
@@ -250,7 +333,7 @@ fn uri_for(path: &Path, root: &Path) -> String {
     }
 }
 
-fn file_name(path: &str) -> String {
+pub(crate) fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
@@ -341,14 +424,8 @@ fn analyze_input(
                 }
             }
         }
-        InputKind::Dump => {
-            unit.artifacts[0].sha256 = None;
-            unit.notices.push(Notice {
-                subject,
-                message: "crash dump analysis is not available in this build".into(),
-                level: Level::Error,
-            });
-        }
+        // Dumps are analysed by `dumpscan` after every file (see `scan`).
+        InputKind::Dump => {}
     }
     unit
 }
@@ -363,7 +440,6 @@ fn audit_file_bytes(
     settings: &Settings,
     pooltag: Option<&HashMap<u32, String>>,
 ) {
-    unit.artifacts[artifact].sha256 = Some(crate::sha256_hex(bytes));
     if bytes.is_empty() {
         unit.notices.push(Notice {
             subject: subject.to_string(),
@@ -378,26 +454,30 @@ fn audit_file_bytes(
         artifact,
         name,
         None,
-        false,
         &settings.rules,
         pooltag,
-        |_| {},
+        |_| false,
     ) {
         Ok((summary, findings)) => {
+            // The model hashed the bytes already; hashing is most of a scan's CPU time.
+            unit.artifacts[artifact].sha256 = Some(summary.sha256.clone());
             unit.images.push(summary);
             unit.findings.extend(findings);
         }
-        Err(e) => unit.notices.push(Notice {
-            subject: subject.to_string(),
-            message: e.to_string(),
-            level: Level::Error,
-        }),
+        Err(e) => {
+            unit.artifacts[artifact].sha256 = Some(crate::sha256_hex(bytes));
+            unit.notices.push(Notice {
+                subject: subject.to_string(),
+                message: e.to_string(),
+                level: Level::Error,
+            })
+        }
     }
 }
 
 /// Builds the model of one image (file or loaded layout), analyses its code and runs the rules.
 /// `prepare` runs between parsing and code analysis (carved images use it to install the
-/// imports recovered from their IAT).
+/// imports recovered from their IAT) and says whether the image exists only in memory.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn audit_image(
     bytes: &[u8],
@@ -405,13 +485,12 @@ pub(crate) fn audit_image(
     artifact: usize,
     name: &str,
     identity: Option<String>,
-    memory_only: bool,
     rules: &RuleSet,
     pooltag: Option<&HashMap<u32, String>>,
-    prepare: impl FnOnce(&mut Image),
+    prepare: impl FnOnce(&mut Image) -> bool,
 ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
     let mut image = Image::parse(bytes, layout)?;
-    prepare(&mut image);
+    let memory_only = prepare(&mut image);
     image.analyze_code(bytes);
     let identity = identity.unwrap_or_else(|| image.sha256.clone());
     let ctx = ImageContext {
@@ -464,6 +543,8 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
     }
     ImageSummary {
         artifact,
+        pe_key: format!("{:08X}{:x}", image.timestamp, image.size_of_image),
+        sha256: image.sha256.clone(),
         machine: image.machine,
         call_sites: image.call_sites.len(),
         tags: tags.into_values().collect(),

@@ -2,7 +2,7 @@
 # build.sh - rebuild every drvaudit test fixture under testdata/ from source, byte for byte.
 #
 # Needs (Debian 12 bookworm, x86-64):
-#   apt-get install -y mingw-w64 binutils-mingw-w64 clang lld llvm gcab python3 zip
+#   apt-get install -y mingw-w64 binutils-mingw-w64 clang lld llvm gcab python3 coreutils
 #     mingw-w64 10.0.0 / gcc 12.2 (x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, their dlltool);
 #     clang, lld (lld-link), llvm (llvm-dlltool) 14.0.6; gcab 1.5; python3 (stdlib only).
 #   testdata/truth/make_truth.py additionally needs: python3 -m pip install pefile capstone
@@ -114,6 +114,9 @@ for arch in x86 x64 arm64; do
     clang_build untagged $arch O2 "untagged_clang_${arch}_O2" -- /section:INIT,ERD
     clang_build clean $arch O2 "clean_clang_${arch}_O2"
 done
+
+# The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
+clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf
 
 # Image-level HVCI hazards, one toolchain each.
 clang_build hazards x64 O2 wxsection_clang_x64_O2 -DWX_SECTION -- /section:.rwx,ERW

@@ -302,3 +302,28 @@ fn pooltag_bad_line_gives_file_and_line() {
         )
     );
 }
+
+#[test]
+fn serialised_snapshot_loads_back_as_json() {
+    let original = load("incident_poolmon.log");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let back = load_pool_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.tags, original.tags);
+}
+
+#[test]
+fn utf16_debugger_log_reads_like_utf8() {
+    // `.logopen /u` and PowerShell redirection write UTF-16LE with a byte order mark.
+    let text = std::fs::read_to_string(sample("incident_poolused.txt")).unwrap();
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd-unicode.log");
+    std::fs::write(&path, bytes).unwrap();
+    let s = load_pool_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(figures(&s), figures(&load("incident_poolused.txt")));
+}

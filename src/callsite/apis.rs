@@ -217,6 +217,14 @@ pub static APIS: &[ApiSpec] = &[
         ],
         implied_tag: None,
     },
+    // Obsolete and untagged (DRV1008); listed so that its call sites and sizes are found.
+    ApiSpec {
+        name: "NdisAllocateMemory",
+        dlls: NDIS,
+        kind: ApiKind::Allocate,
+        params: &[p(Other), p(Size), p(Other), wide(Other)],
+        implied_tag: None,
+    },
     ApiSpec {
         name: "NdisAllocateMemoryWithTag",
         dlls: NDIS,

@@ -11,6 +11,7 @@
 
 pub mod apis;
 mod arm64;
+mod common;
 mod x86;
 
 use serde::Serialize;

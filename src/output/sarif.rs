@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Write as _;
+
 use serde_sarif::sarif;
 
 use crate::finding::{Artifact, ArtifactKind, Finding, Level, Report};
@@ -24,10 +26,54 @@ pub struct SarifContext<'a> {
 
 /// Renders the report as a SARIF 2.1.0 log (pretty JSON).
 pub fn render(report: &Report, ctx: &SarifContext<'_>) -> String {
-    let log = build(report, ctx);
-    let mut text = serde_json::to_string_pretty(&log).expect("SARIF values always serialise");
-    text.push('\n');
-    text
+    let mut out = Vec::new();
+    write(report, ctx, &mut out).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("SARIF JSON is UTF-8")
+}
+
+/// Writes the SARIF log to `out`. Results are converted one at a time while serialising, so a
+/// scan of thousands of drivers never holds the whole SARIF object tree in memory.
+pub fn write(
+    report: &Report,
+    ctx: &SarifContext<'_>,
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &build(report, ctx))?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// The log with a lazily serialised `results` array spliced into its single run.
+#[derive(serde::Serialize)]
+struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [RunWithResults<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct RunWithResults<'a> {
+    #[serde(flatten)]
+    run: sarif::Run,
+    results: LazyResults<'a>,
+}
+
+struct LazyResults<'a> {
+    report: &'a Report,
+    rule_index: BTreeMap<&'a str, usize>,
+}
+
+impl serde::Serialize for LazyResults<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.report.findings.len()))?;
+        for f in &self.report.findings {
+            seq.serialize_element(&result(f, self.report, &self.rule_index))?;
+        }
+        seq.end()
+    }
 }
 
 fn level(l: Level) -> sarif::ResultLevel {
@@ -97,7 +143,7 @@ fn artifact_location(a: &Artifact, index: usize) -> sarif::ArtifactLocation {
     }
 }
 
-fn build(report: &Report, ctx: &SarifContext<'_>) -> sarif::Sarif {
+fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
     let rule_index: BTreeMap<&str, usize> = report
         .rules
         .iter()
@@ -150,12 +196,6 @@ fn build(report: &Report, ctx: &SarifContext<'_>) -> sarif::Sarif {
         })
         .collect();
 
-    let results = report
-        .findings
-        .iter()
-        .map(|f| result(f, report, &rule_index))
-        .collect();
-
     let notifications = report
         .notices
         .iter()
@@ -194,14 +234,15 @@ fn build(report: &Report, ctx: &SarifContext<'_>) -> sarif::Sarif {
     )]));
     run.artifacts = Some(artifacts);
     run.invocations = Some(vec![invocation]);
-    run.results = Some(results);
     run.column_kind = Some(serde_json::json!("utf16CodeUnits"));
-    let mut log = sarif::Sarif::builder()
-        .version(serde_json::json!("2.1.0"))
-        .runs(vec![run])
-        .build();
-    log.schema = Some("https://json.schemastore.org/sarif-2.1.0.json".into());
-    log
+    Log {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [RunWithResults {
+            run,
+            results: LazyResults { report, rule_index },
+        }],
+    }
 }
 
 fn result(f: &Finding, report: &Report, rule_index: &BTreeMap<&str, usize>) -> sarif::Result {

@@ -38,7 +38,7 @@ pub fn render(report: &Report) -> String {
             if drivers.is_empty() {
                 drivers = c.owner.clone().unwrap_or_else(|| "-".into());
             } else if let Some(o) = &c.owner {
-                drivers.push_str(&format!(" (pooltag.txt: {o})"));
+                drivers.push_str(&format!(" (owner: {o})"));
             }
             if c.ambiguous {
                 drivers.push_str(" [ambiguous]");
@@ -75,15 +75,6 @@ pub fn render(report: &Report) -> String {
             rule_name(&f.rule_id),
             f.message
         );
-        if let Some(e) = &f.evidence {
-            let _ = write!(
-                out,
-                " [pool: {} NonPaged bytes, {} Paged bytes, {} live allocations]",
-                group(e.nonpaged.bytes),
-                group(e.paged.bytes),
-                group(e.live())
-            );
-        }
         out.push('\n');
     }
     for n in &report.notices {

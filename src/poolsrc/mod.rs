@@ -72,6 +72,7 @@
 //!   lifetime counts (if only outstanding allocations are known, put them in `*_allocs` and 0
 //!   in `*_frees`).
 //! * Blank lines and lines starting with `#` are ignored.
+//! * [`snapshot_to_csv`] writes this form (tags that need quoting are written as `0x…`).
 //!
 //! ## JSON
 //!
@@ -99,8 +100,9 @@
 //!   `!poolused 4` give the figures once, and a nonpaged-only screen plus a paged-only screen
 //!   (PoolMon `p` key) give their union.
 //!
-//! Empty input, input with no tag rows, and text that is none of the above are errors naming
-//! the file and the 1-based line.
+//! Text that is none of the above, or a line that breaks the detected format, is an error
+//! naming the file, the 1-based line and what was expected there; empty input and input
+//! without a single tag row are errors naming the file.
 //!
 //! # pooltag.txt
 //!
@@ -119,6 +121,8 @@ use std::fmt;
 use std::path::Path;
 
 use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
+
+pub use tabular::{snapshot_to_csv, CSV_COLUMNS};
 
 pub use pooltag::{
     load_pooltag_file, owner_is_kernel, parse_pooltag_text, PoolTagDb, PoolTagEntry,

@@ -68,12 +68,22 @@ fn prompt_command(line: &str) -> Option<&str> {
     }
 }
 
-/// The flags argument of a `!poolused` command (hex, as the extension reads it); switches
-/// such as `/t2` are skipped because they do not change the columns.
+/// The flags argument of a `!poolused` command (hex, as the extension reads it). The `/t`
+/// switch (top N tags; written `/t 5` or `/t5`) is skipped with its count, since the count is
+/// not the flags and the switch does not change the columns.
 fn poolused_flags(command: &str) -> Option<u64> {
     let mut words = command.split_whitespace();
     words.find(|w| w.eq_ignore_ascii_case("!poolused"))?;
-    let flags = words.find(|w| !w.starts_with('/') && !w.starts_with('-'))?;
+    let mut flags = None;
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("/t") || word.eq_ignore_ascii_case("-t") {
+            words.next();
+        } else if !word.starts_with('/') && !word.starts_with('-') {
+            flags = Some(word);
+            break;
+        }
+    }
+    let flags = flags?;
     let hex = flags
         .strip_prefix("0x")
         .or_else(|| flags.strip_prefix("0X"))
@@ -81,10 +91,13 @@ fn poolused_flags(command: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Lines kdexts prints around the table that carry no figures.
+/// Lines kdexts prints around the table that carry no figures. Debugger warnings
+/// (`*** ERROR: Symbol file could not be found…`) start at column 0 with `*`, where a row
+/// never starts: kdexts indents rows by one blank.
 fn is_decoration(line: &str, words: &[&str]) -> bool {
     let t = line.trim();
     words.is_empty()
+        || line.starts_with('*')
         || t.chars().all(|c| c == '.')
         || t.starts_with("Sorting by")
         || t == "Pool Used:"
@@ -293,6 +306,23 @@ mod tests {
     }
 
     #[test]
+    fn debugger_warnings_inside_a_table_are_skipped() {
+        let text = " Tag     Allocs         Used     Allocs         Used\n*** ERROR: Module load completed but symbols could not be loaded for x.sys\n None    246479     50827424          0            0\n";
+        let (_, snap) = parse_pool_text(text, "t").unwrap();
+        assert_eq!(snap.tags[0].nonpaged.bytes, 50_827_424);
+        let e = parse_pool_text(
+            " Tag     Allocs         Used     Allocs         Used\nsomething else\n",
+            "w.txt",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("w.txt:2: `something` is not a pool tag;"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn verbose_listing_keeps_lifetime_counts() {
         let text = " Tag    Allocs    Frees     Diff     Used   Allocs    Frees     Diff     Used\n Irp      5000     4000     1000   600000        0        0        0        0\n";
         let (_, snap) = parse_pool_text(text, "t").unwrap();
@@ -324,6 +354,9 @@ mod tests {
             "s.txt:1: `!poolused 8` lists session pool (flag 0x8); expected a listing of the system pools (`!poolused` without flag 8)"
         );
         assert_eq!(poolused_flags("!poolused /t2 2"), Some(2));
+        assert_eq!(poolused_flags("!poolused /t 8  0x2"), Some(2));
+        assert_eq!(poolused_flags("!poolused /t 20"), None);
+        assert_eq!(poolused_flags("!poolused"), None);
         assert_eq!(prompt_command("1: kd> !vm"), Some(" !vm"));
         assert_eq!(prompt_command("lkd> x"), Some(" x"));
         assert_eq!(prompt_command("see kd> x"), None);

@@ -6,7 +6,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::{parse_count, parse_tag_field, shorten, Collector, Pool, PoolSourceError};
-use crate::poolusage::{PoolCounters, TagUsage};
+use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
 
 /// The CSV header, in order.
 pub const CSV_COLUMNS: [&str; 7] = [
@@ -149,6 +149,35 @@ pub(super) fn parse_csv(text: &str, name: &str) -> Result<Vec<TagUsage>, PoolSou
         collector.add(tag, Pool::Paged, pool(&counts[3..6]));
     }
     Ok(collector.finish())
+}
+
+/// Writes a snapshot in the CSV form, one row per tag in snapshot order. A tag is written as
+/// PoolMon shows it (trailing blanks dropped: reading pads them back) when that text reads
+/// back as the same tag without quoting; otherwise as `0x` and 8 hex digits.
+pub fn snapshot_to_csv(snapshot: &PoolSnapshot) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for t in &snapshot.tags {
+        let shown = tag_display(t.tag);
+        let shown = shown.trim_end();
+        let plain = !shown.is_empty()
+            && !shown.starts_with([' ', '#'])
+            && !shown.contains([',', '"', '\\'])
+            && !shown.starts_with("0x")
+            && !shown.starts_with("0X")
+            && parse_tag_field(shown) == Some(t.tag);
+        let tag = if plain {
+            shown.to_string()
+        } else {
+            format!("0x{:08X}", t.tag)
+        };
+        let (n, p) = (&t.nonpaged, &t.paged);
+        out.push_str(&format!(
+            "{tag},{},{},{},{},{},{}\n",
+            n.allocs, n.frees, n.bytes, p.allocs, p.frees, p.bytes
+        ));
+    }
+    out
 }
 
 /// A tag in JSON: a string in the CSV tag syntax or the u32 itself.
@@ -306,6 +335,49 @@ mod tests {
             e,
             format!("c.csv:1: header `tag,bytes`; expected the header `{h}`")
         );
+    }
+
+    #[test]
+    fn csv_export_reads_back() {
+        let mut tags = Vec::new();
+        for (i, tag) in [
+            TAG_NONE,
+            0x2020_6F49,
+            0x6F49_2020,
+            0x3184,
+            0x2C41_4141,
+            0x3078_4141,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = i as u64;
+            tags.push(TagUsage {
+                tag,
+                nonpaged: PoolCounters {
+                    allocs: n + 10,
+                    frees: n,
+                    bytes: n * 64,
+                },
+                paged: PoolCounters {
+                    allocs: n,
+                    frees: 0,
+                    bytes: n * 8,
+                },
+            });
+        }
+        let snapshot = PoolSnapshot {
+            source: "x".to_string(),
+            tags,
+        };
+        let csv = snapshot_to_csv(&snapshot);
+        assert!(csv.contains("\nNone,10,0,0,0,0,0\n"), "{csv}");
+        assert!(csv.contains("\nIo,11,1,64,1,0,8\n"), "{csv}");
+        assert!(csv.contains("\n0x6F492020,"), "{csv}");
+        let (_, back) = parse_pool_text(&csv, "e.csv").unwrap();
+        let mut expected = snapshot.tags.clone();
+        expected.sort_by_key(|t| tag_display(t.tag));
+        assert_eq!(back.tags, expected);
     }
 
     #[test]

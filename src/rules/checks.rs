@@ -113,24 +113,17 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
     hits
 }
 
-/// DRV1006: a constant nonzero tag freed but never allocated in the image. Only judged when
-/// every allocation site's tag is known, since an unknown allocation tag may be the one freed.
+/// DRV1006: a constant nonzero tag freed but never allocated with a constant in the image.
+/// An allocation whose tag is not a constant could be the one freed, which is why this is only
+/// a note.
 fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let sites = &ctx.image.call_sites;
-    let mut allocated = BTreeSet::new();
-    for s in sites
+    let allocated: BTreeSet<u32> = sites
         .iter()
-        .filter(|s| allocates(s) && s.spec().implied_tag.is_none())
-    {
-        match s.arg(Role::Tag).and_then(|v| v.constant()) {
-            Some(t) => {
-                allocated.insert(t as u32);
-            }
-            // A wrapper's own site has an unknown tag but is resolved at its callers.
-            None if sites.iter().any(|o| o.via.is_some() && o.rva == s.rva) => {}
-            None => return Vec::new(),
-        }
-    }
+        .filter(|s| allocates(s))
+        .filter_map(|s| s.arg(Role::Tag).and_then(|v| v.constant()))
+        .map(|t| t as u32)
+        .collect();
     let mut hits = Vec::new();
     for (i, s) in sites.iter().enumerate() {
         if s.spec().kind != ApiKind::Free {

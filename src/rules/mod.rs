@@ -579,20 +579,23 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
         };
         parts.push(format!("{label} {text}{suffix}"));
     }
-    let func = function_name(image, site.function);
-    let via = site
-        .via
-        .map(|v| format!(" reached through a wrapper called at 0x{v:x};"))
-        .unwrap_or_default();
     let args = if parts.is_empty() {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
     };
-    format!(
-        "calls {} at RVA 0x{:x} in {}{}{}",
-        site.api, site.rva, func, args, via
-    )
+    let func = function_name(image, site.function);
+    match site.via {
+        // The values were recovered at the wrapper's caller, which is where the finding is.
+        Some(caller) => format!(
+            "calls {} through wrapper {} from RVA 0x{:x}{}",
+            site.api, func, caller, args
+        ),
+        None => format!(
+            "calls {} at RVA 0x{:x} in {}{}",
+            site.api, site.rva, func, args
+        ),
+    }
 }
 
 /// Export name or `sub_<rva>` of a function start.
@@ -712,6 +715,7 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
         logical,
         properties,
         tags: hit.tags,
+        driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
         evidence: None,
         rank: None,
         fingerprint,
@@ -762,7 +766,7 @@ fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Val
 
 /// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
 /// so the same driver gives the same fingerprint on any machine.
-fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
+pub(crate) fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
     h.update(b"\0");

@@ -24,8 +24,10 @@ volatile ULONG g_Selector;
    NonPagedPoolNx. The initial value in the image is 0 (executable). */
 POOL_TYPE g_DefaultNpType = NonPagedPool;
 
-/* A tag kept in a read-only global. */
+/* A tag kept in a read-only global (.rdata). It is read through a volatile lvalue, so every
+   build loads it from memory; a plain read is folded into an immediate even at -O0. */
 const ULONG g_ReadOnlyTag = 'oRdR'; /* 0x6F526452, shown "RdRo" */
+#define READ_ONLY_TAG (*(const volatile ULONG *)&g_ReadOnlyTag)
 
 NPAGED_LOOKASIDE_LIST g_NpExecList;
 NPAGED_LOOKASIDE_LIST g_NpNxList;
@@ -80,7 +82,7 @@ NOINLINE void TagShapes(void)
     g_Sink[8] = ExAllocatePool2(POOL_FLAG_PAGED, 0x20, ' mdW'); /* SITE api=ExAllocatePool2 type=0x100 size=0x20 tag=0x206D6457 */
     g_Sink[9] = ExAllocatePoolWithTag(NonPagedPoolNx, 0x18, 0x3184); /* SITE api=ExAllocatePoolWithTag type=0x200 size=0x18 tag=0x3184 */
     g_Sink[10] = ExAllocatePoolWithTag(NonPagedPoolNx, 0x48, 'Bone'); /* SITE api=ExAllocatePoolWithTag type=0x200 size=0x48 tag=0x426F6E65 */
-    g_Sink[11] = ExAllocatePoolWithTag(NonPagedPoolNx, 0x28, g_ReadOnlyTag); /* SITE api=ExAllocatePoolWithTag type=0x200 size=0x28 tag=0x6F526452 */
+    g_Sink[11] = ExAllocatePoolWithTag(NonPagedPoolNx, 0x28, READ_ONLY_TAG); /* SITE api=ExAllocatePoolWithTag type=0x200 size=0x28 tag=0x6F526452 */
 }
 
 NOINLINE void PoolTypeShapes(void)

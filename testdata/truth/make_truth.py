@@ -63,7 +63,7 @@ POOL_APIS = {
     "MmAllocateContiguousMemorySpecifyCacheNode": (None, 1, None),
 }
 
-SOURCE_OF = {"wxsection": "hazards", "misaligned": "hazards", "iatexec": "hazards"}
+SOURCE_OF = {"wxsection": "hazards", "misaligned": "hazards", "iatexec": "hazards", "cfguard": "clean"}
 
 problems = []
 review = []
@@ -321,6 +321,7 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
     volatile = X64_VOLATILE if arch == "x64" else X86_VOLATILE
     reg = {}      # canonical register -> api loaded from the IAT
     spill = {}    # (base register, displacement) -> api
+    reloaded = set()
     sites, direct = [], []
 
     def mem_slot(insn, op):
@@ -351,7 +352,7 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
             elif op.type == X86.X86_OP_REG:
                 r = canon_x86(cs, op.reg)
                 if r in reg:
-                    api, how = reg[r], how + " reg"
+                    api, how = reg[r], how + " reg" + (" (reloaded from stack)" if r in reloaded else "")
             elif op.type == X86.X86_OP_IMM:
                 t = op.imm - base
                 if t in thunks:
@@ -372,11 +373,13 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
                 d = canon_x86(cs, dst.reg)
                 if slot in slots:
                     reg[d] = slots[slot][1]
+                    reloaded.discard(d)
                     continue
                 if src.mem.base in (X86.X86_REG_RSP, X86.X86_REG_RBP, X86.X86_REG_ESP, X86.X86_REG_EBP):
                     key = (canon_x86(cs, src.mem.base), src.mem.disp)
                     if key in spill:
                         reg[d] = spill[key]
+                        reloaded.add(d)
                         continue
             if dst.type == X86.X86_OP_MEM and src.type == X86.X86_OP_REG and \
                     dst.mem.base in (X86.X86_REG_RSP, X86.X86_REG_RBP, X86.X86_REG_ESP, X86.X86_REG_EBP):
@@ -418,7 +421,7 @@ def scan_a64(pe, cs, insns, slots, thunks):
             r = canon_a64(cs, ops[0].reg)
             v = val.get(r)
             if v and v[0] == "api":
-                sites.append(Site(rva, v[1], mn + " reg", i))
+                sites.append(Site(rva, v[1], mn + " reg" + (" (%s)" % v[2] if len(v) > 2 else ""), i))
             elif mn == "blr":
                 pass
             if mn == "blr":
@@ -442,7 +445,7 @@ def scan_a64(pe, cs, insns, slots, thunks):
                 val[d] = ("api", slots[v[1] + ops[1].mem.disp - base][1])
                 handled = True
             elif b in ("sp", "x29") and (b, ops[1].mem.disp) in spill:
-                val[d] = ("api", spill[(b, ops[1].mem.disp)])
+                val[d] = ("api", spill[(b, ops[1].mem.disp)], "reloaded from stack")
                 handled = True
         elif mn in ("str", "stur") and len(ops) == 2 and ops[1].type == A64.ARM64_OP_MEM:
             b = canon_a64(cs, ops[1].mem.base)
@@ -513,6 +516,123 @@ def arg_value_x64(pe, cs, insns, idx, regname, starts):
     return "unknown"
 
 
+def stack_arg_x64(pe, cs, insns, idx, pos, starts):
+    """x64 argument pos >= 5: the last store to [rsp + 0x20 + 8*(pos-5)] in the call's block."""
+    off = 0x20 + 8 * (pos - 5)
+    for k in range(idx - 1, -1, -1):
+        insn = insns[k]
+        ops = insn.operands
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_MEM and ops[0].mem.base == X86.X86_REG_RSP \
+                and not ops[0].mem.index and ops[0].mem.disp == off:
+            if ops[1].type == X86.X86_OP_IMM:
+                return "0x%x" % (ops[1].imm & 0xFFFFFFFF)
+            if ops[1].type == X86.X86_OP_REG:
+                return arg_value_x64(pe, cs, insns, k, canon_x86(cs, ops[1].reg), starts)
+            return "unknown"
+        if insn.address in starts:
+            return "unknown"
+    return "unknown"
+
+
+def arg_values_x86(pe, cs, insns, idx, starts):
+    """x86: simulate the call's basic block forward (pushes, esp arithmetic, stores through esp or a
+    copy of esp, register constants) and return {stack slot (1-based dword): value} at the call."""
+    base = pe.OPTIONAL_HEADER.ImageBase
+    k0 = 0
+    for k in range(idx, -1, -1):
+        if insns[k].address in starts:
+            k0 = k
+            break
+    esp, mem, alias, regs = 0, {}, {}, {}
+
+    def read(op):
+        if op.type == X86.X86_OP_IMM:
+            return "0x%x" % (op.imm & 0xFFFFFFFF)
+        if op.type == X86.X86_OP_REG:
+            r = canon_x86(cs, op.reg)
+            return regs.get(r, "unknown")
+        if op.type == X86.X86_OP_MEM:
+            b = canon_x86(cs, op.mem.base) if op.mem.base else None
+            if op.mem.index:
+                return "unknown"
+            if b is None:
+                r = read_u32(pe, (op.mem.disp & 0xFFFFFFFF) - base)
+                return ("runtime:0x%x" if r[1] else "0x%x") % r[0] if r else "unknown"
+            if b == "rsp":
+                return mem.get(esp + op.mem.disp, "unknown")
+            if b in alias:
+                return mem.get(alias[b] + op.mem.disp, "unknown")
+        return "unknown"
+
+    def store_addr(op):
+        b = canon_x86(cs, op.mem.base) if op.mem.base else None
+        if op.mem.index or b is None:
+            return None
+        if b == "rsp":
+            return esp + op.mem.disp
+        if b in alias:
+            return alias[b] + op.mem.disp
+        return None
+
+    for k in range(k0, idx):
+        insn = insns[k]
+        ops = insn.operands
+        if insn.group(capstone.CS_GRP_CALL):
+            esp, mem, alias = 0, {}, {}
+            for r in X86_VOLATILE:
+                regs.pop(r, None)
+            continue
+        if insn.id == X86.X86_INS_PUSH:
+            v = read(ops[0])
+            esp -= 4
+            mem[esp] = v
+            continue
+        if insn.id == X86.X86_INS_POP:
+            regs[canon_x86(cs, ops[0].reg)] = mem.get(esp, "unknown")
+            esp += 4
+            continue
+        if insn.id in (X86.X86_INS_SUB, X86.X86_INS_ADD) and ops[0].type == X86.X86_OP_REG and \
+                canon_x86(cs, ops[0].reg) == "rsp":
+            if ops[1].type == X86.X86_OP_IMM:
+                esp += ops[1].imm if insn.id == X86.X86_INS_ADD else -ops[1].imm
+            else:
+                esp, mem, alias = 0, {}, {}
+            continue
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_MEM:
+            a = store_addr(ops[0])
+            if a is not None:
+                mem[a] = read(ops[1]) if ops[0].size == 4 else "unknown"
+            continue
+        if insn.id == X86.X86_INS_MOV and ops[0].type == X86.X86_OP_REG:
+            d = canon_x86(cs, ops[0].reg)
+            if ops[1].type == X86.X86_OP_REG and canon_x86(cs, ops[1].reg) == "rsp":
+                alias[d] = esp
+                regs.pop(d, None)
+            else:
+                regs[d] = read(ops[1])
+                alias.pop(d, None)
+            continue
+        if insn.id == X86.X86_INS_XOR and ops[0].type == ops[1].type == X86.X86_OP_REG and ops[0].reg == ops[1].reg:
+            regs[canon_x86(cs, ops[0].reg)] = "0x0"
+            alias.pop(canon_x86(cs, ops[0].reg), None)
+            continue
+        if insn.id == X86.X86_INS_LEA and ops[1].mem.base and canon_x86(cs, ops[1].mem.base) == "rsp" \
+                and not ops[1].mem.index:
+            alias[canon_x86(cs, ops[0].reg)] = esp + ops[1].mem.disp
+            continue
+        try:
+            _, written = insn.regs_access()
+        except capstone.CsError:
+            written = []
+        for w in written:
+            c = canon_x86(cs, w)
+            if c == "rsp":
+                esp, mem, alias = 0, {}, {}
+            regs.pop(c, None)
+            alias.pop(c, None)
+    return {n: mem.get(esp + 4 * (n - 1), "unknown") for n in range(1, 9)}
+
+
 def arg_value_a64(pe, cs, insns, idx, regname, starts):
     base = pe.OPTIONAL_HEADER.ImageBase
     want = regname
@@ -570,6 +690,12 @@ def analyse(binary):
     src = SOURCE_OF.get(drv, drv)
     marks = parse_markers(src)
     cs, arch = make_cs(pe)
+    if arch != binary.split("_")[-2]:
+        problem("%s: machine is %s" % (binary, arch))
+    if pe.OPTIONAL_HEADER.Subsystem != 1:
+        problem("%s: subsystem %d, not NATIVE (1)" % (binary, pe.OPTIONAL_HEADER.Subsystem))
+    if pe.OPTIONAL_HEADER.CheckSum != pe.generate_checksum():
+        problem("%s: checksum is not valid" % binary)
     slots = image_imports(pe)
     thunks = find_thunks(pe, cs, arch, slots)
     if toolchain == "gcc":
@@ -594,12 +720,19 @@ def analyse(binary):
             s.func = name
             s.fstart = start
             s.seen = {}
-            if s.api in POOL_APIS and arch in ("x64", "arm64"):
+            if s.api in POOL_APIS:
+                x86_slots = arg_values_x86(pe, cs, insns, s.idx, starts) if arch == "x86" else None
                 for col, pos in zip(("type", "size", "tag"), POOL_APIS[s.api]):
                     if pos is None:
                         continue
-                    if arch == "x64" and pos <= 4:
+                    if arch == "x86":
+                        # ExAllocatePool2/3 take a 64-bit Flags first: the later arguments move one slot.
+                        slot = pos + 1 if s.api in ("ExAllocatePool2", "ExAllocatePool3") and pos > 1 else pos
+                        s.seen[col] = x86_slots[slot]
+                    elif arch == "x64" and pos <= 4:
                         s.seen[col] = arg_value_x64(pe, cs, insns, s.idx, X64_ARGS[pos], starts)
+                    elif arch == "x64":
+                        s.seen[col] = stack_arg_x64(pe, cs, insns, s.idx, pos, starts)
                     elif arch == "arm64":
                         s.seen[col] = arg_value_a64(pe, cs, insns, s.idx, "x%d" % (pos - 1), starts)
         all_sites += [s for s in sites if s.api in POOL_APIS]
@@ -686,6 +819,30 @@ def main():
         os.path.join(TD, "truth", "imports.tsv"): "\n".join(imp_lines) + "\n",
         os.path.join(TD, "truth", "sites_detail.tsv"): "\n".join(det_lines) + "\n",
     }
+    # Every ntoskrnl.exe import of every fixture must be exported by the kernel stubs.
+    stub_exports = {}
+    for arch in ("x86", "x64", "arm64"):
+        spe = pefile.PE(os.path.join(TD, "bin", "ntoskrnl_stub_%s.exe" % arch))
+        if make_cs(spe)[1] != arch or spe.OPTIONAL_HEADER.Subsystem != 1 or \
+                spe.OPTIONAL_HEADER.CheckSum != spe.generate_checksum():
+            problem("ntoskrnl_stub_%s.exe: wrong machine, subsystem or checksum" % arch)
+        if spe.DIRECTORY_ENTRY_EXPORT.name != b"ntoskrnl.exe":
+            problem("ntoskrnl_stub_%s.exe: export directory name is %r" % (arch, spe.DIRECTORY_ENTRY_EXPORT.name))
+        addrs = [e.address for e in spe.DIRECTORY_ENTRY_EXPORT.symbols]
+        if len(set(addrs)) != len(addrs):
+            problem("ntoskrnl_stub_%s.exe: two exports share an address" % arch)
+        stub_exports[arch] = {e.name.decode() for e in spe.DIRECTORY_ENTRY_EXPORT.symbols}
+    for line in imp_lines[1:]:
+        b, dll, name, _ = line.split("\t")
+        arch = b.split("_")[-2]
+        if dll.lower() == "ntoskrnl.exe" and name not in stub_exports[arch]:
+            problem("%s imports ntoskrnl.exe!%s, which ntoskrnl_stub_%s.exe does not export" % (b, name, arch))
+    review_text = ("# make_truth.py: call sites where reading the x64/ARM64 argument registers inside the\n"
+                   "# call's basic block does not give the marker's value (stack slots at -O0, values\n"
+                   "# kept in callee-saved registers or computed from them at -O2). The marker value is\n"
+                   "# still what the call receives; these are the hard cases for a static reader.\n"
+                   + "".join(r + "\n" for r in review))
+    outs[os.path.join(TD, "truth", "review.txt")] = review_text
     for b, n, direct in counts:
         print("%-34s %3d rows (%d call instructions, %d wrapper-resolved)" % (b, n, direct, n - direct))
     if review:

@@ -1,0 +1,159 @@
+//! Architecture-neutral helpers shared by the x86/x64 and ARM64 call-site backends: which IAT
+//! slots belong to pool APIs, what a load from a global yields, where executable bytes are, and
+//! the bookkeeping that turns a wrapper's call site into one site per caller.
+
+use super::apis::{self, ApiSpec};
+use super::{ArgValue, CallSite, Provenance};
+use crate::model::{Image, Section};
+
+/// The IAT slots of pool APIs, sorted by slot RVA, with a cheap range pre-check so a byte scan
+/// can test every position without hashing.
+pub(crate) struct PoolSlots {
+    slots: Vec<(u32, &'static ApiSpec)>,
+    /// Every import's slot (pool or not), sorted: a load from any IAT slot is a function
+    /// pointer, never a constant argument.
+    all: Vec<u32>,
+    lo: u32,
+    hi: u32,
+}
+
+impl PoolSlots {
+    /// Collects the slots of imports that [`apis::for_import`] recognises.
+    pub(crate) fn new(image: &Image) -> PoolSlots {
+        let mut slots: Vec<(u32, &'static ApiSpec)> = image
+            .imports
+            .iter()
+            .filter_map(|i| {
+                let name = i.name.as_deref()?;
+                Some((i.iat_rva, apis::for_import(&i.dll, name)?))
+            })
+            .collect();
+        slots.sort_by_key(|s| s.0);
+        slots.dedup_by_key(|s| s.0);
+        let mut all: Vec<u32> = image.imports.iter().map(|i| i.iat_rva).collect();
+        all.sort_unstable();
+        all.dedup();
+        let lo = slots.first().map_or(u32::MAX, |s| s.0);
+        let hi = slots.last().map_or(0, |s| s.0);
+        PoolSlots { slots, all, lo, hi }
+    }
+
+    /// Whether the image imports no pool API at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The pool API whose IAT slot is exactly at `rva`.
+    #[inline]
+    pub(crate) fn api_at(&self, rva: u32) -> Option<&'static ApiSpec> {
+        if rva < self.lo || rva > self.hi {
+            return None;
+        }
+        self.slots
+            .binary_search_by_key(&rva, |s| s.0)
+            .ok()
+            .map(|i| self.slots[i].1)
+    }
+
+    /// Whether `rva` is any import's IAT slot.
+    pub(crate) fn is_import_slot(&self, rva: u32) -> bool {
+        self.all.binary_search(&rva).is_ok()
+    }
+}
+
+/// Index of `spec` in [`apis::APIS`] (a small `Copy` handle for dataflow values).
+pub(crate) fn api_index(spec: &'static ApiSpec) -> u8 {
+    apis::APIS
+        .iter()
+        .position(|a| std::ptr::eq(a, spec))
+        .unwrap_or(0) as u8
+}
+
+/// The API with index `i` from [`api_index`].
+pub(crate) fn api_by_index(i: u8) -> &'static ApiSpec {
+    &apis::APIS[usize::from(i).min(apis::APIS.len() - 1)]
+}
+
+/// The value a load of `size` bytes (1, 2, 4 or 8) from global `rva` yields, as far as the
+/// image tells: from a read-only section the constant itself ([`Provenance::Global`]); from a
+/// writable one the initial value, which the driver may overwrite before the load
+/// ([`Provenance::Runtime`] — the `POOL_NX_OPTIN` `ExDefaultNonPagedPoolType` pattern,
+/// `toolchains-and-patterns.md` §3). Bytes past a section's raw data are zero-initialised
+/// (`.bss`-like). IAT slots and unmapped addresses yield `None`.
+pub(crate) fn global_value(
+    image: &Image,
+    data: &[u8],
+    slots: &PoolSlots,
+    rva: u32,
+    size: u32,
+) -> Option<ArgValue> {
+    if !matches!(size, 1 | 2 | 4 | 8) {
+        return None;
+    }
+    let s = image.section_of(rva)?;
+    if rva.checked_add(size)? > s.rva.checked_add(s.mapped_size())? {
+        return None;
+    }
+    // A slot (or any part of one) of the IAT is a function pointer filled by the loader.
+    let ptr = image.machine.pointer_size();
+    if (0..ptr.max(size)).any(|d| {
+        rva.checked_sub(d)
+            .is_some_and(|r| d < ptr && slots.is_import_slot(r))
+            || (d < size && slots.is_import_slot(rva + d))
+    }) {
+        return None;
+    }
+    let mut v = [0u8; 8];
+    let avail = image.bytes_at(data, rva).unwrap_or(&[]);
+    let raw_end = s.rva.saturating_add(s.raw_size.min(s.mapped_size()));
+    for (i, b) in v.iter_mut().take(size as usize).enumerate() {
+        if let Some(&x) = avail.get(i) {
+            *b = x;
+        } else if rva + (i as u32) < raw_end {
+            // Inside the raw data but not readable (truncated file, hole in a dump).
+            return None;
+        }
+    }
+    let how = if s.is_writable() {
+        Provenance::Runtime
+    } else {
+        Provenance::Global
+    };
+    Some(ArgValue {
+        value: Some(u64::from_le_bytes(v)),
+        how,
+    })
+}
+
+/// The executable sections with the bytes the buffer holds for each (possibly shorter than the
+/// section when the file is truncated).
+pub(crate) fn code_sections<'a>(image: &'a Image, data: &'a [u8]) -> Vec<(&'a Section, &'a [u8])> {
+    image
+        .sections
+        .iter()
+        .filter(|s| s.is_executable())
+        .filter_map(|s| {
+            let b = image.bytes_at(data, s.rva)?;
+            let n = (s.mapped_size() as usize).min(b.len());
+            Some((s, &b[..n]))
+        })
+        .collect()
+}
+
+/// The site seen from one caller of a wrapper: the wrapper's own call (`rva`, `api`, `reach`,
+/// `function`) with `via` set to the caller's call and the arguments as recovered at that
+/// caller (`args`, by role, in the API's order).
+pub(crate) fn site_via(
+    own: &CallSite,
+    caller_call: u32,
+    args: Vec<(super::Role, ArgValue)>,
+) -> CallSite {
+    CallSite {
+        rva: own.rva,
+        api: own.api,
+        reach: own.reach,
+        function: own.function,
+        via: Some(caller_call),
+        args,
+    }
+}

@@ -1,0 +1,192 @@
+//! Auditing the drivers loaded in a crash dump: list, carve, name their imports, run the rules.
+//!
+//! Each carved module becomes an artifact nested in its dump (`MEMORY.DMP` → `name@0xbase`)
+//! and goes through exactly the same model and rules as a file, in loaded layout. Imports come
+//! from the surviving import directory or, where `INIT` took it away, from matching each IAT
+//! slot's value against the exports of every loaded module ([`crate::dump::recover_imports`]).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::dump::{self, CarvedImage, Dump, ImportSource, LoadedModule};
+use crate::finding::{Artifact, ArtifactKind, Level, Notice};
+use crate::model::{Import, ImportOrigin, Layout};
+use crate::poolusage::PoolSnapshot;
+use crate::rules::RuleSet;
+use crate::scan::{audit_image, display_path, file_name, Unit};
+
+/// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
+/// unit and the dump's pool usage, when its pool tracker table could be read.
+pub(crate) fn analyze_dump(
+    path: &Path,
+    uri: String,
+    on_disk: &HashSet<(String, String)>,
+    rules: &RuleSet,
+    pooltag: Option<&HashMap<u32, String>>,
+) -> (Unit, Option<PoolSnapshot>) {
+    let subject = display_path(path);
+    let mut unit = Unit::default();
+    unit.artifacts.push(Artifact {
+        name: file_name(&uri),
+        uri,
+        parent: None,
+        kind: ArtifactKind::Dump,
+        sha256: None,
+        length: std::fs::metadata(path).ok().map(|m| m.len()),
+        memory_only: false,
+    });
+    let notice = |unit: &mut Unit, message: String, level| {
+        unit.notices.push(Notice {
+            subject: subject.clone(),
+            message,
+            level,
+        })
+    };
+    let dump = match Dump::open(path) {
+        Ok(d) => d,
+        Err(e) => {
+            notice(&mut unit, e.to_string(), Level::Error);
+            return (unit, None);
+        }
+    };
+    let modules = match dump.modules() {
+        Ok(m) => m,
+        Err(e) => {
+            notice(
+                &mut unit,
+                format!("cannot list loaded modules: {e}"),
+                Level::Error,
+            );
+            Vec::new()
+        }
+    };
+    let carved: Vec<(LoadedModule, CarvedImage)> = if dump.is_triage() {
+        // A triage dump holds the driver list but not the images.
+        Vec::new()
+    } else {
+        modules
+            .par_iter()
+            .map(|m| (m.clone(), dump.carve(m)))
+            .collect()
+    };
+    let imports = dump::recover_imports(&carved);
+    let analysed: Vec<_> = carved
+        .par_iter()
+        .zip(imports.par_iter())
+        .enumerate()
+        .map(|(i, ((module, image), recovered))| {
+            audit_module(i + 1, module, image, recovered, on_disk, rules, pooltag)
+        })
+        .collect();
+    for (module, (artifact, result, notes)) in carved.iter().map(|(m, _)| m).zip(analysed) {
+        unit.artifacts.push(artifact);
+        let idx = unit.artifacts.len() - 1;
+        let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
+        for n in notes {
+            unit.notices.push(Notice {
+                subject: module_subject.clone(),
+                message: n,
+                level: Level::Warning,
+            });
+        }
+        match result {
+            Ok((mut summary, findings)) => {
+                summary.artifact = idx;
+                unit.artifacts[idx].sha256 = Some(summary.sha256.clone());
+                unit.images.push(summary);
+                unit.findings.extend(findings.into_iter().map(|mut f| {
+                    f.artifact = idx;
+                    f
+                }));
+            }
+            Err(e) => unit.notices.push(Notice {
+                subject: module_subject,
+                message: format!("carved image not analysed: {e}"),
+                level: Level::Warning,
+            }),
+        }
+    }
+    for n in dump.notices() {
+        notice(&mut unit, n, Level::Warning);
+    }
+    let pool = match dump.pool_usage() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            notice(&mut unit, format!("no pool usage: {e}"), Level::Warning);
+            None
+        }
+    };
+    (unit, pool)
+}
+
+type Audited = (
+    Artifact,
+    Result<(crate::finding::ImageSummary, Vec<crate::finding::Finding>), crate::model::ImageError>,
+    Vec<String>,
+);
+
+/// Audits one carved module; the artifact index is fixed up by the caller.
+fn audit_module(
+    local_index: usize,
+    module: &LoadedModule,
+    carved: &CarvedImage,
+    recovered: &[dump::RecoveredImport],
+    on_disk: &HashSet<(String, String)>,
+    rules: &RuleSet,
+    pooltag: Option<&HashMap<u32, String>>,
+) -> Audited {
+    let mut notes: Vec<String> = carved.notes.clone();
+    notes.extend(recovered.iter().filter_map(|r| r.note.clone()));
+    let mut artifact = Artifact {
+        uri: format!("{}@0x{:x}", module.name, module.base),
+        name: module.name.clone(),
+        parent: Some(0),
+        kind: ArtifactKind::Carved {
+            base: module.base,
+            full_path: module.full_path.clone(),
+        },
+        sha256: None,
+        length: Some(carved.bytes.len() as u64),
+        memory_only: false,
+    };
+    let mut memory_only = false;
+    let result = audit_image(
+        &carved.bytes,
+        Layout::Loaded,
+        local_index,
+        &module.name,
+        // Carved bytes never hash like the file: identify the image by its name instead.
+        Some(format!("carved:{}", module.name.to_ascii_lowercase())),
+        rules,
+        pooltag,
+        |image| {
+            image.holes = carved.holes.clone();
+            let named: Vec<Import> = recovered
+                .iter()
+                .filter(|r| r.dll != "?")
+                .map(|r| Import {
+                    dll: r.dll.clone(),
+                    name: r.name.clone(),
+                    ordinal: r.ordinal,
+                    iat_rva: r.iat_rva,
+                    delay: false,
+                    origin: match r.how {
+                        ImportSource::FromImportDirectory => ImportOrigin::Directory,
+                        ImportSource::FromExportMatch => ImportOrigin::ExportMatch,
+                    },
+                })
+                .collect();
+            if !named.is_empty() {
+                image.imports = named;
+            }
+            // Same name and symbol-server key as a scanned file: the same driver.
+            let key = format!("{:08X}{:x}", image.timestamp, image.size_of_image);
+            memory_only = !on_disk.contains(&(module.name.to_ascii_lowercase(), key));
+            memory_only
+        },
+    );
+    artifact.memory_only = memory_only;
+    (artifact, result, notes)
+}
