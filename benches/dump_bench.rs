@@ -61,16 +61,29 @@ fn build(path: &std::path::Path) -> u64 {
     write_sparse_bitmap(path, &w.header, &built, TOTAL_PFNS).expect("write sparse dump")
 }
 
-fn once(path: &std::path::Path) -> (Duration, usize, usize, usize) {
+/// One full pass; returns the total, the per-phase times and what was found.
+fn once(path: &std::path::Path) -> (Duration, [Duration; 5], usize, usize, usize) {
     let t = Instant::now();
     let d = Dump::open(path).expect("open");
+    let t_open = t.elapsed();
     let mods = d.modules().expect("modules");
-    let carved: Vec<_> = mods.iter().map(|m| (m.clone(), d.carve(m))).collect();
+    let t_mods = t.elapsed();
+    let carved = d.carve_all(&mods);
+    let t_carve = t.elapsed();
     let imports = recover_imports(&carved);
+    let t_imports = t.elapsed();
     let pool = d.pool_usage().expect("pool");
     let el = t.elapsed();
+    let phases = [
+        t_open,
+        t_mods - t_open,
+        t_carve - t_mods,
+        t_imports - t_carve,
+        el - t_imports,
+    ];
     (
         el,
+        phases,
         mods.len(),
         imports.iter().map(Vec::len).sum(),
         pool.tags.len(),
@@ -88,13 +101,19 @@ fn run_bench() {
         t.elapsed()
     );
     assert!(len >= 4 << 30);
-    let (cold, n, imp, tags) = once(&path);
+    let (cold, _, n, imp, tags) = once(&path);
     println!("first run (cache warming): {cold:?}  modules {n}, imports {imp}, pool tags {tags}");
-    let mut times: Vec<Duration> = (0..5).map(|_| once(&path).0).collect();
-    times.sort();
+    let mut runs: Vec<_> = (0..5).map(|_| once(&path)).collect();
+    runs.sort_by_key(|r| r.0);
+    let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
     println!(
         "warm runs (open + modules + carve all + imports + pool): min {:?}, median {:?}, max {:?}",
         times[0], times[2], times[4]
+    );
+    let p = runs[2].1;
+    println!(
+        "median run by phase: open {:?}, modules {:?}, carve {:?}, imports {:?}, pool {:?}",
+        p[0], p[1], p[2], p[3], p[4]
     );
     assert!(
         times[2] < Duration::from_secs(1),

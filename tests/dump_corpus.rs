@@ -242,3 +242,51 @@ fn livekd_win10_x64_header() {
     assert!(text.contains("LiveKD live system view"));
     assert!(text.contains("unavailable"));
 }
+
+/// The real triage dumps with corrupted header, triage header, driver list and block table:
+/// no panic, bounded time.
+#[test]
+fn corrupted_triage_dumps_never_panic() {
+    for name in ["triage_x64.dmp", "triage_arm64.dmp"] {
+        let Some(p) = sample(name) else { return };
+        let clean = std::fs::read(&p).expect("read sample");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..40 {
+            let mut b = clean.clone();
+            for _ in 0..12 {
+                // The structures that steer parsing sit in the first 0x20000 bytes.
+                let at = (next() as usize) % 0x20000;
+                if round % 2 == 0 {
+                    b[at] = next() as u8;
+                } else {
+                    let at = at & !3;
+                    b[at..at + 4].copy_from_slice(&(next() as u32).to_le_bytes());
+                }
+            }
+            let path = dir.path().join("corrupt.dmp");
+            std::fs::write(&path, &b).expect("write");
+            let t = std::time::Instant::now();
+            if let Ok(d) = Dump::open(&path) {
+                if let Ok(mods) = d.modules() {
+                    for m in mods.iter().take(4) {
+                        let _ = d.carve(m);
+                    }
+                }
+                let _ = d.pool_usage();
+                let _ = report(&d);
+            }
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "round {round} took {:?}",
+                t.elapsed()
+            );
+        }
+    }
+}

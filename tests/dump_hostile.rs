@@ -201,6 +201,8 @@ fn corrupted_bytes_never_panic() {
         x64(),
         Scenario::new(Arch::X86Pae, 2, 17763, 2, ImportPlacement::InInit),
         Scenario::new(Arch::Arm64, 6, 22000, 2, ImportPlacement::InInit),
+        Scenario::new(Arch::X86, 1, 7601, 1, ImportPlacement::InRdata),
+        Scenario::new(Arch::X64, 8, 26100, 1, ImportPlacement::InRdata),
     ] {
         let (clean, _) = s.bytes();
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -210,7 +212,12 @@ fn corrupted_bytes_never_panic() {
             seed ^= seed << 17;
             seed
         };
-        for round in 0..80 {
+        // DRVAUDIT_FUZZ_ROUNDS raises the count for a longer local run.
+        let rounds: usize = std::env::var("DRVAUDIT_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(80);
+        for round in 0..rounds {
             let mut b = clean.clone();
             // Every other round aims at the headers, where a flipped byte changes the most.
             let span = if round % 2 == 0 {
@@ -221,6 +228,20 @@ fn corrupted_bytes_never_panic() {
             for _ in 0..16 {
                 let at = (next() as usize) % span;
                 b[at] = next() as u8;
+            }
+            let _ = timed(|| exercise(&b));
+            // Pointer-shaped corruption of the page data: kernel-looking values (including
+            // ones near the top of the address space) in aligned slots.
+            let mut b = clean.clone();
+            for _ in 0..24 {
+                let at = ((next() as usize) % (b.len() - 8)) & !7;
+                let v = match next() % 4 {
+                    0 => u64::MAX - (next() % 0x2000),
+                    1 => 0xFFFF_F800_0000_0000 | (next() & 0xFFFF_FFFF),
+                    2 => next() & 0xFFFF_FFFF,
+                    _ => next(),
+                };
+                b[at..at + 8].copy_from_slice(&v.to_le_bytes());
             }
             let _ = timed(|| exercise(&b));
         }

@@ -257,3 +257,34 @@ fn arm64_bitmap_without_iat_directory_or_size_variable() {
         imports: by_export_match(8),
     });
 }
+
+#[test]
+fn x86_pae_bitmap_dump_win81_at_0x1000() {
+    // Win8+ 32-bit kernels write BITMAP_DUMP right after the 0x1000-byte header (§1.4.3).
+    let s = Scenario::new(Arch::X86Pae, 5, 9600, 2, ImportPlacement::InInit);
+    run(Case {
+        s,
+        arch: RArch::X86Pae,
+        imports: by_export_match(4),
+    });
+}
+
+#[test]
+fn x64_full_run_list() {
+    let s = Scenario::new(Arch::X64, 1, 17134, 2, ImportPlacement::InInit);
+    run(Case {
+        s,
+        arch: RArch::X64,
+        imports: by_export_match(8),
+    });
+}
+
+#[test]
+fn x64_kernel_and_user_range_list() {
+    let s = Scenario::new(Arch::X64, 9, 18362, 2, ImportPlacement::InInit);
+    run(Case {
+        s,
+        arch: RArch::X64,
+        imports: by_export_match(8),
+    });
+}

@@ -124,7 +124,8 @@ fn one(
         }
         if let Some((rva, size)) = h.dir(12) {
             let mut out = Vec::new();
-            let end = u64::from(rva) + u64::from(size);
+            // A damaged size must not make us walk far past the image.
+            let end = (u64::from(rva) + u64::from(size)).min(c.bytes.len() as u64);
             let mut at = u64::from(rva);
             while at + ps as u64 <= end && out.len() < MAX_THUNKS {
                 let slot = at as u32;
@@ -176,6 +177,11 @@ fn from_directory(
             None
         };
         for i in 0..MAX_THUNKS {
+            // The whole directory, not each descriptor, shares the thunk budget: a damaged
+            // directory of many descriptors over garbage must not multiply the work.
+            if out.len() >= MAX_THUNKS {
+                break;
+            }
             let slot = ft.wrapping_add((i * ps) as u32);
             if !c.present(slot) {
                 break;

@@ -103,7 +103,7 @@ pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
             return None;
         }
         let size = (u32_at(&raw, 0x14).unwrap_or(0) as usize).clamp(0x20, 0x380);
-        if let Err(miss) = dump.read_virt(va + 0x20, &mut raw[0x20..size]) {
+        if let Err(miss) = dump.read_virt(va.wrapping_add(0x20), &mut raw[0x20..size]) {
             dump.notice(format!(
                 "KdDebuggerDataBlock {va:#x} is only partly readable: {miss}"
             ));

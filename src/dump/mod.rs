@@ -168,8 +168,14 @@ impl Dump {
                 );
                 summary64(data, &mut notes).map_err(format)?
             }
+            // A damaged or 32-bit triage header still leaves the main header readable.
             4 => {
-                triage = Some(Triage::parse(data, &summary).map_err(format)?);
+                match Triage::parse(data, &summary) {
+                    Ok(t) => triage = Some(t),
+                    Err(why) => notes.push(format!(
+                        "triage dump without a usable TRIAGE_DUMP header: {why}"
+                    )),
+                }
                 PhysMap::None
             }
             5 | 6 => physical::from_bitmap_dump(data, hs as usize, &mut notes).map_err(format)?,
@@ -386,6 +392,15 @@ impl Dump {
     /// Carves a module's image in loaded layout; missing pages are zero-filled holes.
     pub fn carve(&self, m: &LoadedModule) -> CarvedImage {
         carve::carve(self, m)
+    }
+
+    /// Carves every module, in parallel (rayon), keeping the module order.
+    pub fn carve_all(&self, modules: &[LoadedModule]) -> Vec<(LoadedModule, CarvedImage)> {
+        use rayon::prelude::*;
+        modules
+            .par_iter()
+            .map(|m| (m.clone(), self.carve(m)))
+            .collect()
     }
 
     /// Per-tag pool usage from the pool tracker tables.

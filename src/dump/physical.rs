@@ -9,6 +9,9 @@ use super::header::HeaderRun;
 
 pub(crate) const PAGE: u64 = 0x1000;
 
+/// Bitmap words per rank entry (4096 PFNs).
+const BLOCK_WORDS: usize = 64;
+
 /// A contiguous run of PFNs stored contiguously in the file.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
@@ -31,7 +34,8 @@ pub(crate) enum PhysMap {
         bits: u64,
         /// File offset of the first page.
         first_page: u64,
-        /// Number of set bits before each 64-bit word: a rank index, so a lookup is O(1).
+        /// Number of set bits before each block of [`BLOCK_WORDS`] words: a lookup counts at
+        /// most one block's words, and the index stays 1/64 of the bitmap's size.
         rank: Vec<u64>,
     },
 }
@@ -64,8 +68,13 @@ impl PhysMap {
                 if w & (1 << bit) == 0 {
                     return None;
                 }
-                let before =
-                    rank[(pfn / 64) as usize] + u64::from((w & ((1u64 << bit) - 1)).count_ones());
+                let wi = (pfn / 64) as usize;
+                let block = wi / BLOCK_WORDS;
+                let mut before = rank[block];
+                for j in block * BLOCK_WORDS..wi {
+                    before += u64::from(word(data, *bitmap_at, j, *bits).count_ones());
+                }
+                before += u64::from((w & ((1u64 << bit) - 1)).count_ones());
                 first_page.checked_add(before.checked_mul(PAGE)?)?
             }
         };
@@ -91,7 +100,7 @@ impl PhysMap {
             PhysMap::None => {}
             PhysMap::Runs(runs) => {
                 'o: for r in runs {
-                    for p in r.base_pfn..r.base_pfn + r.pages {
+                    for p in r.base_pfn..r.base_pfn.saturating_add(r.pages) {
                         if out.len() >= limit {
                             break 'o;
                         }
@@ -196,7 +205,7 @@ fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<St
     let mut clean: Vec<Run> = Vec::with_capacity(runs.len());
     for r in runs {
         if let Some(prev) = clean.last() {
-            if r.base_pfn < prev.base_pfn + prev.pages {
+            if r.base_pfn < prev.base_pfn.saturating_add(prev.pages) {
                 notes.push(format!(
                     "{what}: run at pfn {:#x} overlaps the previous one; ignored",
                     r.base_pfn
@@ -222,18 +231,24 @@ pub(crate) fn from_bitmap(
     first_page: u64,
     notes: &mut Vec<String>,
 ) -> PhysMap {
-    // A hostile bit count would make the rank index huge: clip it to the bitmap bytes present.
-    let room = (data.len().saturating_sub(bitmap_at) as u64).saturating_mul(8);
+    // A hostile bit count would make the rank index huge: clip it to the bitmap bytes present,
+    // which end where the first page starts.
+    let mut room = (data.len().saturating_sub(bitmap_at) as u64).saturating_mul(8);
+    if first_page > bitmap_at as u64 {
+        room = room.min((first_page - bitmap_at as u64).saturating_mul(8));
+    }
     let mut bits = bits;
     if bits > room {
         notes.push(format!("bitmap claims {bits:#x} pages but the file holds only {room:#x} bits of bitmap; clipped"));
         bits = room;
     }
     let words = bits.div_ceil(64) as usize;
-    let mut rank = Vec::with_capacity(words + 1);
+    let mut rank = Vec::with_capacity(words / BLOCK_WORDS + 2);
     let mut total = 0u64;
     for i in 0..words {
-        rank.push(total);
+        if i % BLOCK_WORDS == 0 {
+            rank.push(total);
+        }
         total += u64::from(word(data, bitmap_at, i, bits).count_ones());
     }
     rank.push(total);
@@ -366,6 +381,29 @@ mod tests {
         assert_eq!(m.offset(&data, 2), None);
         assert_eq!(m.page_count(), 3);
         assert_eq!(m.pfns(&data, 10), [1, 64, 70]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn rank_blocks_count_across_block_boundaries() {
+        let set = [0u64, 4095, 4096, 10_000, 20_479];
+        let bits = 20_480u64;
+        let first = 0x38 + bits / 8;
+        let mut data = vec![0u8; (first + set.len() as u64 * 0x1000) as usize];
+        for p in set {
+            data[0x38 + (p / 8) as usize] |= 1 << (p % 8);
+        }
+        let mut notes = Vec::new();
+        let m = from_bitmap(&data, 0x38, bits, first, &mut notes);
+        for (i, p) in set.iter().enumerate() {
+            assert_eq!(
+                m.offset(&data, *p),
+                Some(first + i as u64 * 0x1000),
+                "pfn {p}"
+            );
+        }
+        assert_eq!(m.offset(&data, 4097), None);
+        assert_eq!(m.page_count(), 5);
         assert!(notes.is_empty(), "{notes:?}");
     }
 

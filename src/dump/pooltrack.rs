@@ -130,9 +130,10 @@ fn entries(dump: &Dump, table: u64, l: &Layout, from: u64, to: u64) -> Vec<Optio
 }
 
 /// Smallest and largest table exponent considered (WRK uses at least 64 entries; the size is a
-/// registry-overridable power of two, and 2^24 entries would already be gigabytes).
+/// registry-overridable power of two; 2^20 entries is far above any table seen and bounds
+/// the probing work on a hostile dump).
 const MIN_EXP: u32 = 6;
-const MAX_EXP: u32 = 24;
+const MAX_EXP: u32 = 20;
 
 fn size_of_table(dump: &Dump, var: u64, table: u64, l: &Layout) -> Option<(u64, &'static str)> {
     let ps = dump.pointer_size() as u64;
@@ -292,7 +293,10 @@ fn per_cpu(
                 o += ps;
             }
         }
-        at += 0x1000;
+        at = match at.checked_add(0x1000) {
+            Some(a) => a,
+            None => break,
+        };
     }
     None
 }
@@ -306,7 +310,7 @@ fn search_range(dump: &Dump, var: u64) -> (u64, u64) {
     };
     let Some(m) = mods
         .iter()
-        .find(|m| var >= m.base && var < m.base + u64::from(m.size))
+        .find(|m| var >= m.base && var < m.base.saturating_add(u64::from(m.size)))
     else {
         return fallback;
     };
@@ -320,8 +324,8 @@ fn search_range(dump: &Dump, var: u64) -> (u64, u64) {
     let rva = (var - m.base) as u32;
     match h.section_at(rva) {
         Some(sec) if sec.characteristics & SCN_EXECUTE == 0 => {
-            let lo = m.base + u64::from(sec.rva);
-            (lo, lo + u64::from(sec.vsize).min(MAX_SCAN))
+            let lo = m.base.saturating_add(u64::from(sec.rva));
+            (lo, lo.saturating_add(u64::from(sec.vsize).min(MAX_SCAN)))
         }
         _ => fallback,
     }
