@@ -1195,6 +1195,16 @@ pub const GUID_DRIVER_PATH: &str =
     r"\??\C:\Windows\Temp\{5E5B3A60-1C2D-4E8F-9A0B-7C6D5E4F3A21}.sys";
 pub const NT_PATH: &str = r"\SystemRoot\system32\ntoskrnl.exe";
 
+/// Where the `i`-th extra driver of a scenario is loaded (2 MiB apart, clear of the rest).
+pub fn extra_base(arch: Arch, i: usize) -> u64 {
+    let first = if arch.ps() == 8 {
+        0xFFFF_F800_2000_0000
+    } else {
+        0x8200_0000
+    };
+    first + 0x20_0000 * i as u64
+}
+
 /// Kernel addresses per pointer size: (ntoskrnl, driver, data page, pool large page).
 pub fn layout_of(arch: Arch) -> (u64, u64, u64, u64) {
     if arch.ps() == 8 {
@@ -1278,6 +1288,11 @@ pub struct Scenario {
     pub wipe_import_directory: bool,
     /// Zero the driver's IAT data directory entry in its in-memory header.
     pub wipe_iat_directory: bool,
+    /// Further ordinary drivers (module name, file bytes), loaded after the GUID driver; their
+    /// imports from modules other than ntoskrnl are bound to addresses no module owns.
+    pub extra_drivers: Vec<(String, Vec<u8>)>,
+    /// The global tracker table's tags, instead of [`global_tags`].
+    pub tags: Option<Vec<TagCounts>>,
 }
 
 /// Everything the tests compare against.
@@ -1313,6 +1328,8 @@ impl Scenario {
             images: None,
             wipe_import_directory: false,
             wipe_iat_directory: false,
+            extra_drivers: Vec::new(),
+            tags: None,
         }
     }
 
@@ -1421,9 +1438,10 @@ impl Scenario {
             },
         );
         k.write_ptr(var, global);
+        let tags = self.tags.clone().unwrap_or_else(global_tags);
         k.write(
             global,
-            &tracker_table(arch, self.build, TRACKER_ENTRIES, &global_tags()),
+            &tracker_table(arch, self.build, TRACKER_ENTRIES, &tags),
         );
         k.write_ptr(data + 0x40, global);
         if self.processors > 1 {
@@ -1440,7 +1458,7 @@ impl Scenario {
             _ => 0x380,
         };
         write_kdbg(&mut k, data + 0x100, kdbg_size, nt_base, head, var);
-        let modules = vec![
+        let mut modules = vec![
             ModuleSpec {
                 base: nt_base,
                 size: nt.bytes.len() as u32,
@@ -1454,6 +1472,25 @@ impl Scenario {
                 name: GUID_DRIVER.into(),
             },
         ];
+        for (i, (name, file)) in self.extra_drivers.iter().enumerate() {
+            let base = extra_base(arch, i);
+            let mapped = map_pe(file, &|dll, f| {
+                if dll.eq_ignore_ascii_case("ntoskrnl.exe") {
+                    let rva = nt_exports.iter().find(|(n, _)| n == f)?.1;
+                    Some(nt_base + u64::from(rva))
+                } else {
+                    // ndis.sys, fltmgr.sys, …: not loaded in these dumps.
+                    Some(extra_base(arch, 15) + 0x10 * u64::from(f.len() as u32))
+                }
+            });
+            k.place_image(base, &mapped, &[], &[]);
+            modules.push(ModuleSpec {
+                base,
+                size: mapped.bytes.len() as u32,
+                full: format!(r"\SystemRoot\system32\drivers\{name}"),
+                name: name.clone(),
+            });
+        }
         let entries_va = data + 0x1000;
         write_module_list(&mut k, head, entries_va, data + 0x2000, &modules);
         let header = HeaderSpec {
