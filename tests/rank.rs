@@ -141,3 +141,39 @@ fn unreadable_pool_export_is_a_notice_naming_file_and_line() {
     );
     assert!(r.findings.iter().all(|f| f.rank.is_none()));
 }
+
+#[test]
+fn tags_owned_by_another_binary_in_pooltag_txt_are_collisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let pooltag = dir.path().join("pooltag.txt");
+    std::fs::write(
+        &pooltag,
+        "rem test pooltag\n\
+         Loop - otherdrv.sys - somebody else's loop buffers\n\
+         Pool - pooltest_clang_arm64_O2.sys - our own tag\n\
+         MmCm - nt!mm - Calls made to MmAllocateContiguousMemory\n",
+    )
+    .unwrap();
+    let mut s = settings(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);
+    s.pooltag = Some(pooltag);
+    let r = drvaudit::scan::scan(&s);
+    let hits: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1005")
+        .collect();
+    // pooltest.c allocates 'Loop' four times (clang -O2 unrolls the loop); 'Pool' is its own
+    // and MmCm is the kernel's tag for contiguous memory, not a driver's choice.
+    assert_eq!(hits.len(), 4, "{hits:#?}");
+    assert!(hits.iter().all(|f| f.level == Level::Warning));
+    assert!(
+        hits[0]
+            .message
+            .contains("pooltag.txt assigns 'Loop' to otherdrv.sys"),
+        "{}",
+        hits[0].message
+    );
+    // Without --pooltag the rule is silent.
+    let plain = scan_paths(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);
+    assert!(plain.findings.iter().all(|f| f.rule_id != "DRV1005"));
+}
