@@ -183,3 +183,28 @@ fn untagged_rule_fires_on_exactly_the_corpus_drivers_marked_untagged() {
     assert_eq!(expected.len(), 6);
     assert_eq!(flagged, expected);
 }
+
+#[test]
+fn symlink_loops_are_notices_not_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("pkg");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::copy(
+        testdata("bin/untagged_gcc_x64_O2.sys"),
+        sub.join("UNTAGGED.SYS"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+    let report = scan_paths(&[dir.path().to_path_buf()]);
+    assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+    assert!(
+        report.notices[0]
+            .message
+            .starts_with("symbolic link loop back to"),
+        "{:?}",
+        report.notices
+    );
+    assert_eq!(report.notices[0].level, Level::Warning);
+    // The upper-case .SYS file is still analysed.
+    assert!(report.findings.iter().any(|f| f.rule_id == "DRV1001"));
+}
