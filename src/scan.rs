@@ -121,6 +121,30 @@ pub fn scan(settings: &Settings) -> Report {
         merge(&mut report, unit);
         snapshots.extend(snapshot);
     }
+    snapshots.extend(load_pool_files(settings, &mut report));
+    report.findings.sort_by(|a, b| {
+        (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
+            b.artifact,
+            &b.rule_id,
+            b.rva,
+            &b.fingerprint,
+        ))
+    });
+    if !snapshots.is_empty() {
+        let usage = crate::poolsrc::rank::merge_sources(&snapshots);
+        crate::rank::apply(&mut report, usage, pooltag.as_ref());
+    }
+    report.exit_code = exit_code(&report, settings.fail_on);
+    report
+}
+
+/// Reads every `--pool` export; each becomes an artifact (DRV9001 of a tag no driver uses is
+/// anchored there), and one that cannot be read a notice naming the file and line.
+fn load_pool_files(
+    settings: &Settings,
+    report: &mut Report,
+) -> Vec<crate::poolusage::PoolSnapshot> {
+    let mut snapshots = Vec::new();
     for path in &settings.pool_files {
         let subject = display_path(path);
         match crate::poolsrc::load_pool_file(path) {
@@ -143,20 +167,7 @@ pub fn scan(settings: &Settings) -> Report {
             }),
         }
     }
-    report.findings.sort_by(|a, b| {
-        (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
-            b.artifact,
-            &b.rule_id,
-            b.rva,
-            &b.fingerprint,
-        ))
-    });
-    if !snapshots.is_empty() {
-        let usage = crate::poolsrc::rank::merge_sources(&snapshots);
-        crate::rank::apply(&mut report, usage, pooltag.as_ref());
-    }
-    report.exit_code = exit_code(&report, settings.fail_on);
-    report
+    snapshots
 }
 
 /// `(lower-case name, PE key)` of every image scanned from a file or package.
