@@ -164,3 +164,43 @@ fn the_same_figures_as_poolused_or_poolmon_rank_the_same() {
         assert_eq!(r.findings[0].rule_id, "DRV1001");
     }
 }
+
+#[test]
+fn the_incident_report_is_valid_sarif() {
+    let (_dir, dump) = incident_dump();
+    let r = scan(&dump, &[]);
+    let text = drvaudit::output::sarif::render(
+        &r,
+        &drvaudit::output::sarif::SarifContext { root: &root() },
+    );
+    let log: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let first = &log["runs"][0]["results"][0];
+    assert_eq!(first["ruleId"], "DRV1001");
+    assert_eq!(first["rank"], 45.0);
+    assert_eq!(first["properties"]["nonPagedBytes"], 50_827_424);
+    assert_eq!(first["properties"]["liveAllocations"], 246_479);
+    assert_eq!(first["properties"]["memoryOnly"], true);
+    let artifact = first["locations"][0]["physicalLocation"]["artifactLocation"]["index"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        log["runs"][0]["artifacts"][artifact as usize]["parentIndex"],
+        0
+    );
+    if let Some(schema) = shared("reference/sarif-schema-2.1.0.json") {
+        let schema: serde_json::Value = serde_json::from_str(&read(&schema)).unwrap();
+        let v = jsonschema::JSONSchema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .compile(&schema)
+            .unwrap();
+        let errors: Vec<String> = match v.validate(&log) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.map(|e| format!("{}: {e}", e.instance_path)).collect(),
+        };
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+    // CI hands this log to Microsoft's SARIF Multitool as well.
+    if let Some(dir) = std::env::var_os("DRVAUDIT_SARIF_OUT") {
+        std::fs::write(std::path::Path::new(&dir).join("incident.sarif"), &text).unwrap();
+    }
+}
