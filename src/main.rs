@@ -54,8 +54,11 @@ enum Command {
     /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
     Tags {
         /// Files, folders or packages.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "dump")]
         paths: Vec<PathBuf>,
+        /// Crash dump whose loaded drivers are carved and inventoried too (repeatable).
+        #[arg(long, value_name = "FILE")]
+        dump: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = TagsFormat::Text)]
         format: TagsFormat,
@@ -183,12 +186,13 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Tags {
             paths,
+            dump,
             format,
             output,
         } => {
             let settings = Settings {
                 paths,
-                dumps: Vec::new(),
+                dumps: dump,
                 pool_files: Vec::new(),
                 pooltag: None,
                 rules: load_rules(None)?,

@@ -198,3 +198,30 @@ fn text_report_is_compiler_style_with_a_summary() {
     );
     assert!(out.contains("1 file(s), 1 image(s) analysed: 1 error(s), 0 warning(s), 1 note(s); 0 notification(s)"), "{out}");
 }
+
+#[test]
+fn tag_inventory_is_in_pooltag_format() {
+    let (code, out, _) = drvaudit(&[
+        "tags",
+        "testdata/bin/untagged_gcc_x86_O2.sys",
+        "testdata/bin/clean_clang_arm64_O2.sys",
+    ]);
+    assert_eq!(code, 0);
+    // untagged.c: ExAllocatePool (charged to `None`) and a free with tag 0; clean.c: one tag
+    // for ExAllocatePool2 and the matching free. Inputs are listed in path order.
+    assert_eq!(
+        out,
+        "cCln - clean_clang_arm64_O2.sys - ExFreePoolWithTag, ExAllocatePool2: 2 call site(s)\n\
+         None - untagged_gcc_x86_O2.sys - ExAllocatePool: 1 call site(s)\n"
+    );
+    let (_, json, _) = drvaudit(&[
+        "tags",
+        "--format",
+        "json",
+        "testdata/bin/pooltest_gcc_x86_O2.sys",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tags = v["drivers"][0]["tags"].as_array().unwrap();
+    let non_printable = tags.iter().find(|t| t["value"] == 0x3184).unwrap();
+    assert_eq!(non_printable["tag"], "\\x841\\x00\\x00");
+}
