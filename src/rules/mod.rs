@@ -661,21 +661,28 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
                     .map_or(f, |r| r.end);
                 (f, end)
             });
-            let caller_fn = if site.via.is_some() {
-                image.function_of(at).map(|r| r.begin).or(site.function)
-            } else {
-                site.function
-            };
-            let fname = function_name(image, caller_fn);
+            // A wrapper-resolved site is reported in the caller, whose function is known only
+            // from `.pdata`; without it the logical location is left out rather than naming
+            // the wrapper.
+            let logical = match site.via {
+                None => Some((site.function, bounds)),
+                Some(_) => image
+                    .function_of(at)
+                    .map(|r| (Some(r.begin), Some((r.begin, r.end)))),
+            }
+            .map(|(start, bounds)| {
+                let fname = function_name(image, start);
+                Logical {
+                    fully_qualified: format!("{}!{}", ctx.name, fname),
+                    name: fname,
+                    kind: "function",
+                    bounds,
+                }
+            });
             (
                 Some(at),
                 image.offset_of(at).map(|o| (o, 1)),
-                Some(Logical {
-                    name: fname.clone(),
-                    fully_qualified: format!("{}!{}", ctx.name, fname),
-                    kind: "function",
-                    bounds: if site.via.is_some() { None } else { bounds },
-                }),
+                logical,
                 format!(
                     "site:{}:{:x}:{:x}",
                     site.api,
