@@ -174,7 +174,7 @@ fn pool_consumer(
     let owner = c
         .owner
         .as_ref()
-        .map(|o| format!("; pooltag: {o}"))
+        .map(|o| format!("; owner: {o}"))
         .unwrap_or_default();
     let message = format!(
         "tag '{}' holds {} bytes of NonPagedPool and {} bytes of PagedPool ({} live allocations, {:.1}% of pool in use); {who}{owner}: {}",

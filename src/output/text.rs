@@ -65,7 +65,12 @@ pub fn render(report: &Report) -> String {
     for f in &report.findings {
         let mut path = artifact_path(report, f.artifact);
         if let Some(rva) = f.rva {
-            path.push_str(&format!("@0x{rva:x}"));
+            // A carved image's path already ends in `@base`: show base+rva, the address.
+            let sep = match report.artifacts[f.artifact].kind {
+                crate::finding::ArtifactKind::Carved { .. } => "+",
+                _ => "@",
+            };
+            path.push_str(&format!("{sep}0x{rva:x}"));
         }
         let _ = write!(
             out,
