@@ -188,5 +188,8 @@ fn audit_module(
         },
     );
     artifact.memory_only = memory_only;
+    if let Ok((summary, _)) = &result {
+        notes.extend(crate::scan::anomaly_notice(&summary.anomalies));
+    }
     (artifact, result, notes)
 }

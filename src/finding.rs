@@ -181,6 +181,8 @@ pub struct ImageSummary {
     pub pe_key: String,
     /// Tags used, sorted by tag.
     pub tags: Vec<TagUse>,
+    /// Malformed structures parsing worked around (each also becomes a notice).
+    pub anomalies: Vec<String>,
 }
 
 /// One row of the "top pool consumers" table.

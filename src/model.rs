@@ -246,6 +246,8 @@ pub struct Image {
     pub holes: Vec<(u32, u32)>,
     /// Pool-API call sites found in the code (filled by [`Image::analyze_code`]).
     pub call_sites: Vec<CallSite>,
+    /// Malformed structures that parsing worked around, for notices (what, where, why).
+    pub anomalies: Vec<String>,
 }
 
 /// Why an image could not be modelled.
@@ -264,7 +266,7 @@ impl Image {
             Layout::File => pelite::PeFile::from_bytes(bytes).map(Parsed::from_file),
             Layout::Loaded => pelite::PeView::from_bytes(bytes).map(Parsed::from_view),
         }
-        .map_err(|e| ImageError::NotPe(e.to_string()))?;
+        .map_err(|e| ImageError::NotPe(explain(e)))?;
         let mut image = match wrap {
             Parsed::File32(pe) => extract32(pe, layout),
             Parsed::File64(pe) => extract64(pe, layout),
@@ -277,6 +279,14 @@ impl Image {
         image.codeview = image.read_codeview(bytes);
         image.functions = image.read_pdata(bytes);
         image.guard_flags = image.read_guard_flags(bytes);
+        // Drivers are kilobytes to a few MiB; ntoskrnl is ~16 MiB. Past 256 MiB the header
+        // is damaged or hostile (a loader would refuse to map it).
+        if image.size_of_image > 0x1000_0000 {
+            image.anomaly(format!(
+                "SizeOfImage 0x{:x} is implausible for a driver (over 256 MiB)",
+                image.size_of_image
+            ));
+        }
         Ok(image)
     }
 
@@ -392,17 +402,36 @@ impl Image {
     /// Regular imports (directory 1, `IMAGE_IMPORT_DESCRIPTOR`, 20 bytes each) and delay imports
     /// (directory 13, `IMAGE_DELAYLOAD_DESCRIPTOR`, 32 bytes each). Read by hand rather than
     /// with pelite because pelite rejects import directories that are not 4-byte aligned, and
-    /// lld-link writes such images, which Windows loads without complaint.
+    /// lld-link writes such images, which Windows loads without complaint. Like the loader,
+    /// the walk runs to the null descriptor rather than trusting the directory's Size; every
+    /// bound that stops it early is recorded as an anomaly.
     fn read_imports(&mut self, data: &[u8]) {
+        const MAX_DESCRIPTORS: u32 = 1024;
         let mut found = Vec::new();
-        if let Some((dir, size)) = self.directory(data, 1) {
-            for i in 0..(size / 20).min(1024) {
-                let d = dir + i * 20;
+        if let Some((dir, _)) = self.directory(data, 1) {
+            if self.offset_of(dir).is_none() {
+                self.anomaly(format!(
+                    "import directory at RVA 0x{dir:x} lies outside the image"
+                ));
+            }
+            for i in 0..=MAX_DESCRIPTORS {
+                if i == MAX_DESCRIPTORS {
+                    self.anomaly(format!(
+                        "import directory: no null descriptor within {MAX_DESCRIPTORS} entries; stopped"
+                    ));
+                    break;
+                }
+                let d = dir.saturating_add(i * 20);
                 let (Some(int), Some(name_rva), Some(iat)) = (
                     self.read_u32(data, d),
-                    self.read_u32(data, d + 12),
-                    self.read_u32(data, d + 16),
+                    self.read_u32(data, d.saturating_add(12)),
+                    self.read_u32(data, d.saturating_add(16)),
                 ) else {
+                    if i > 0 {
+                        self.anomaly(format!(
+                            "import descriptor #{i} at RVA 0x{d:x} runs past the image"
+                        ));
+                    }
                     break;
                 };
                 if name_rva == 0 && iat == 0 {
@@ -414,15 +443,18 @@ impl Image {
                 self.read_thunks(data, name_rva, names, iat, false, &mut found);
             }
         }
-        if let Some((dir, size)) = self.directory(data, 13) {
-            for i in 0..(size / 32).min(256) {
-                let d = dir + i * 32;
+        if let Some((dir, _)) = self.directory(data, 13) {
+            for i in 0..256u32 {
+                let d = dir.saturating_add(i * 32);
                 let (Some(attrs), Some(name_rva), Some(iat), Some(int)) = (
                     self.read_u32(data, d),
-                    self.read_u32(data, d + 4),
-                    self.read_u32(data, d + 12),
-                    self.read_u32(data, d + 16),
+                    self.read_u32(data, d.saturating_add(4)),
+                    self.read_u32(data, d.saturating_add(12)),
+                    self.read_u32(data, d.saturating_add(16)),
                 ) else {
+                    self.anomaly(format!(
+                        "delay-import descriptor #{i} at RVA 0x{d:x} runs past the image"
+                    ));
                     break;
                 };
                 // Only RVA-based descriptors (Attributes bit 0), as every modern linker writes.
@@ -437,7 +469,7 @@ impl Image {
 
     /// Walks one descriptor's name table (INT) in step with its IAT.
     fn read_thunks(
-        &self,
+        &mut self,
         data: &[u8],
         name_rva: u32,
         int: u32,
@@ -445,13 +477,35 @@ impl Image {
         delay: bool,
         out: &mut Vec<Import>,
     ) {
+        const MAX_THUNKS: u32 = 16384;
         let ptr = self.machine.pointer_size();
-        let dll = self.c_string(data, name_rva).unwrap_or_else(|| "?".into());
-        for n in 0..16384u32 {
+        let dll = match self.c_string(data, name_rva) {
+            Some(d) => d,
+            None => {
+                self.anomaly(format!(
+                    "import descriptor names its DLL at RVA 0x{name_rva:x}, outside the image"
+                ));
+                "?".into()
+            }
+        };
+        if self.offset_of(int).is_none() {
+            self.anomaly(format!(
+                "imports of {dll}: name table at RVA 0x{int:x} lies outside the image"
+            ));
+            return;
+        }
+        for n in 0..=MAX_THUNKS {
+            if n == MAX_THUNKS {
+                self.anomaly(format!(
+                    "imports of {dll}: no terminating entry within {MAX_THUNKS}; stopped"
+                ));
+                return;
+            }
+            let at = int.saturating_add(n * ptr);
             let entry = if ptr == 8 {
-                self.read_u64(data, int + n * 8)
+                self.read_u64(data, at)
             } else {
-                self.read_u32(data, int + n * 4).map(u64::from)
+                self.read_u32(data, at).map(u64::from)
             };
             let Some(entry) = entry.filter(|&e| e != 0) else {
                 break;
@@ -466,10 +520,17 @@ impl Image {
                 dll: dll.clone(),
                 name,
                 ordinal,
-                iat_rva: iat + n * ptr,
+                iat_rva: iat.saturating_add(n * ptr),
                 delay,
                 origin: ImportOrigin::Directory,
             });
+        }
+    }
+
+    /// Records something malformed that parsing worked around (reported as a notice).
+    fn anomaly(&mut self, what: String) {
+        if !self.anomalies.contains(&what) {
+            self.anomalies.push(what);
         }
     }
 
@@ -579,6 +640,23 @@ impl Image {
     }
 }
 
+/// pelite's errors name a category, not the structure; say what it means for a PE image.
+fn explain(e: pelite::Error) -> String {
+    let what = match e {
+        pelite::Error::BadMagic => "no MZ/PE signature",
+        pelite::Error::Bounds => {
+            "the headers or section table run past the end of the file (truncated?)"
+        }
+        pelite::Error::Insanity => {
+            "the headers are inconsistent (absurd NumberOfSections, SizeOfHeaders or alignment)"
+        }
+        pelite::Error::Misaligned => "a header is misaligned",
+        pelite::Error::PeMagic => "unknown optional header magic",
+        _ => "the headers cannot be read",
+    };
+    format!("{what} (pelite: {e})")
+}
+
 /// The four shapes pelite can hand back; collapsed into one `Image` by the extract functions.
 enum Parsed<'a> {
     File32(pelite::pe32::PeFile<'a>),
@@ -680,6 +758,7 @@ macro_rules! extractor {
                 functions: Vec::new(),
                 holes: Vec::new(),
                 call_sites: Vec::new(),
+                anomalies: Vec::new(),
             })
         }
     };

@@ -472,6 +472,13 @@ fn audit_file_bytes(
         Ok((summary, findings)) => {
             // The model hashed the bytes already; hashing is most of a scan's CPU time.
             unit.artifacts[artifact].sha256 = Some(summary.sha256.clone());
+            if let Some(message) = anomaly_notice(&summary.anomalies) {
+                unit.notices.push(Notice {
+                    subject: subject.to_string(),
+                    message,
+                    level: Level::Warning,
+                });
+            }
             unit.images.push(summary);
             unit.findings.extend(findings);
         }
@@ -484,6 +491,21 @@ fn audit_file_bytes(
             })
         }
     }
+}
+
+/// One notice for all of an image's anomalies: a damaged directory can yield dozens of them,
+/// and the reader needs to know the file is damaged and how, not every entry.
+pub(crate) fn anomaly_notice(anomalies: &[String]) -> Option<String> {
+    let (first, rest) = anomalies.split_first()?;
+    let mut m = format!("malformed image, analysed as far as it could be read: {first}");
+    for a in rest.iter().take(2) {
+        m.push_str("; ");
+        m.push_str(a);
+    }
+    if rest.len() > 2 {
+        m.push_str(&format!(" (and {} more)", rest.len() - 2));
+    }
+    Some(m)
 }
 
 /// Builds the model of one image (file or loaded layout), analyses its code and runs the rules.
@@ -559,6 +581,7 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
         machine: image.machine,
         call_sites: image.call_sites.len(),
         tags: tags.into_values().collect(),
+        anomalies: image.anomalies.clone(),
     }
 }
 

@@ -208,3 +208,66 @@ fn symlink_loops_are_notices_not_failures() {
     // The upper-case .SYS file is still analysed.
     assert!(report.findings.iter().any(|f| f.rule_id == "DRV1001"));
 }
+
+/// A copy of untagged_gcc_x64_O2.sys with bytes overwritten at the given file offsets.
+fn patched(dir: &std::path::Path, name: &str, edit: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+    let mut b = std::fs::read(testdata("bin/untagged_gcc_x64_O2.sys")).unwrap();
+    edit(&mut b);
+    let p = dir.join(name);
+    std::fs::write(&p, b).unwrap();
+    p
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn hostile_inputs_give_one_notice_each_and_the_scan_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(testdata("bin/untagged_gcc_x64_O2.sys")).unwrap();
+    let pe = u32::from_le_bytes(good[0x3c..0x40].try_into().unwrap()) as usize;
+    let opt = pe + 24;
+    let image = drvaudit::model::Image::parse(&good, drvaudit::model::Layout::File).unwrap();
+    let import_dir = u32::from_le_bytes(good[opt + 120..opt + 124].try_into().unwrap());
+    let first_descriptor = image.offset_of(import_dir).unwrap() as usize;
+    let text_rva = image.sections[0].rva;
+    let cases = [
+        patched(dir.path(), "sizeofimage.sys", |b| {
+            put32(b, opt + 56, 0xFFFF_F000)
+        }),
+        patched(dir.path(), "sections.sys", |b| {
+            b[pe + 6..pe + 8].copy_from_slice(&[0xFF, 0xFF])
+        }),
+        // OriginalFirstThunk of the first descriptor far outside the image.
+        patched(dir.path(), "int-outside.sys", |b| {
+            put32(b, first_descriptor, 0x7FFF_FFF0)
+        }),
+        // The import directory moved onto code: descriptors that never end in a null one.
+        patched(dir.path(), "import-loop.sys", |b| {
+            put32(b, opt + 120, text_rva)
+        }),
+        patched(dir.path(), "directory-outside.sys", |b| {
+            put32(b, opt + 120, 0x7FFF_0000)
+        }),
+    ];
+    let zip = dir.path().join("corrupt.zip");
+    std::fs::write(&zip, b"PK\x03\x04 this is not really a zip archive").unwrap();
+    for case in cases.iter().chain([&zip]) {
+        let report = scan_paths(&[case.clone(), testdata("bin/clean_gcc_x64_O2.sys")]);
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(report.notices.len(), 1, "{name}: {:#?}", report.notices);
+        assert!(
+            report.notices[0].subject.ends_with(&name),
+            "{name}: {:?}",
+            report.notices
+        );
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| report.artifacts[f.artifact].name == "clean_gcc_x64_O2.sys"),
+            "{name}: the good file's results were lost"
+        );
+    }
+}
