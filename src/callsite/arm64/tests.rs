@@ -152,6 +152,7 @@ fn build(code: &Code, functions: &[(u32, u32)], data_init: &[u8]) -> (Image, Vec
             .collect(),
         holes: Vec::new(),
         call_sites: Vec::new(),
+        anomalies: Vec::new(),
     };
     (image, bytes)
 }
