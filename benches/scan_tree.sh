@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Benchmark: full analysis (imports, call sites, every rule, SARIF) of a tree of N drivers,
-# next to the floor of reading the same bytes, and peak memory at N/2 and N files.
+# Benchmark: full analysis (imports, call sites, every rule, SARIF) of a DriverStore-like tree
+# of N drivers, next to the floor of reading the same bytes with cat, and peak memory at N/2
+# and N drivers.
 #
 #   bash benches/scan_tree.sh [N]          (default N = 2400)
 #
-# The tree is built from the fixture drivers and, when present, ../shared/corpus/drivers, each
-# copy made unique by rewriting its PE TimeDateStamp, in nested folders of 100 files.
+# The tree imitates System32\DriverStore\FileRepository: one folder per package
+# (`name.inf_amd64_<hash>`) holding the .sys with its .inf and .cat beside it, the packages
+# grouped 100 to a parent folder. The drivers are the fixtures and, when present,
+# ../shared/corpus/drivers, each copy made unique by rewriting its PE TimeDateStamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2400}
 cargo build --release --locked --quiet
 bin=target/release/drvaudit
-tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
+base=$(mktemp -d)
+tree="$base/tree"
+trap 'rm -rf "$base"' EXIT
 
 sources=(testdata/bin/*.sys)
 [ -d ../shared/corpus/drivers ] && sources+=(../shared/corpus/drivers/*.sys)
@@ -24,14 +28,18 @@ for i in range(n):
     data = bytearray(blobs[i % len(blobs)])
     pe = struct.unpack_from("<I", data, 0x3C)[0]
     struct.pack_into("<I", data, pe + 8, 0x5F000000 + i)   # TimeDateStamp: unique bytes
-    d = os.path.join(tree, f"pkg{i // 100:03d}", "x64")
+    d = os.path.join(tree, f"repo{i // 100:03d}", f"drv{i:05d}.inf_amd64_{i * 2654435761 % 2**32:08x}")
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, f"drv{i:05d}.sys"), "wb").write(data)
+    open(os.path.join(d, f"drv{i:05d}.inf"), "w").write(
+        f"[Version]\nSignature=\"$WINDOWS NT$\"\nClass=System\nCatalogFile=drv{i:05d}.cat\n"
+        f"[SourceDisksFiles]\ndrv{i:05d}.sys=1\n")
+    open(os.path.join(d, f"drv{i:05d}.cat"), "wb").write(b"0\x82" + os.urandom(600))
 PY
-bytes=$(du -sb "$tree" | cut -f1)
-echo "tree: $n drivers, $bytes bytes ($(nproc) cores)"
+bytes=$(find "$tree" -name '*.sys' -print0 | du -cb --files0-from=- | tail -1 | cut -f1)
+echo "tree: $n drivers ($bytes bytes of .sys, with .inf and .cat beside each), $(nproc) cores"
 
-# Warm the cache, then time the read floor: every byte read once (cat to /dev/null).
+# Warm the cache, then time the read floor: every driver byte read once (cat to /dev/null).
 find "$tree" -name '*.sys' -print0 | xargs -0 cat > /dev/null
 t0=$(date +%s.%N); find "$tree" -name '*.sys' -print0 | xargs -0 cat > /dev/null; t1=$(date +%s.%N)
 read_s=$(echo "$t1 - $t0" | bc -l)
@@ -45,12 +53,15 @@ for run in 1 2 3; do
   if [ -z "$best" ] || [ "$(echo "$s < $best" | bc -l)" = 1 ]; then best=$s; fi
 done
 
-half="$tree/half"; mkdir -p "$half"
-i=0; for d in "$tree"/pkg*; do [ $((i++ % 2)) = 0 ] && cp -r "$d" "$half/"; done
+half="$base/half"; mkdir -p "$half"
+i=0; for d in "$tree"/repo*; do [ $((i++ % 2)) = 0 ] && cp -r "$d" "$half/"; done
 rss_full=$( { /usr/bin/time -f '%M' "$bin" scan "$tree" --format sarif --fail-on never --no-progress -o /dev/null; } 2>&1 | tail -1)
 rss_half=$( { /usr/bin/time -f '%M' "$bin" scan "$half" --format sarif --fail-on never --no-progress -o /dev/null; } 2>&1 | tail -1)
 half_n=$(find "$half" -name '*.sys' | wc -l)
+double="$base/double"; mkdir -p "$double"
+for d in "$tree"/repo*; do cp -r "$d" "$double/a-$(basename "$d")"; cp -r "$d" "$double/b-$(basename "$d")"; done
+rss_double=$( { /usr/bin/time -f '%M' "$bin" scan "$double" --format sarif --fail-on never --no-progress -o /dev/null; } 2>&1 | tail -1)
 
 printf 'read floor:   %.3f s  (%.1f us/file)\n' "$read_s" "$(echo "$read_s * 1000000 / $n" | bc -l)"
 printf 'full scan:    %.3f s  (%.1f us/file, %.2fx the read floor)\n' "$best" "$(echo "$best * 1000000 / $n" | bc -l)" "$(echo "$best / $read_s" | bc -l)"
-printf 'peak RSS:     %s KiB at %s files, %s KiB at %s files\n' "$rss_half" "$half_n" "$rss_full" "$n"
+printf 'peak RSS:     %s KiB at %s drivers, %s KiB at %s, %s KiB at %s\n' "$rss_half" "$half_n" "$rss_full" "$n" "$rss_double" "$((2 * n))"

@@ -130,6 +130,9 @@ pub struct Finding {
     pub properties: BTreeMap<String, serde_json::Value>,
     /// Pool tags the finding is tied to (for ranking by observed usage).
     pub tags: Vec<u32>,
+    /// The call site a call-site finding is about; its facts (api, tag, pool type, how each
+    /// was recovered) become SARIF properties when the log is written.
+    pub site: Option<crate::callsite::CallSite>,
     /// About the driver as a whole (an import, a section, a header flag) rather than one call
     /// site: ranked by the sum over all of the driver's allocation tags.
     pub driver_level: bool,

@@ -213,6 +213,7 @@ fn pool_consumer(
         properties,
         tags: vec![c.tag],
         driver_level: false,
+        site: None,
         evidence: Some(Evidence {
             nonpaged: c.nonpaged,
             paged: c.paged,

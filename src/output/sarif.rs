@@ -15,6 +15,7 @@ use std::io::Write as _;
 
 use serde_sarif::sarif;
 
+use crate::callsite::{CallSite, Role};
 use crate::finding::{Artifact, ArtifactKind, Finding, Level, Report};
 use crate::poolusage::tag_display;
 
@@ -248,6 +249,9 @@ fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
 fn result(f: &Finding, report: &Report, rule_index: &BTreeMap<&str, usize>) -> sarif::Result {
     let artifact = &report.artifacts[f.artifact];
     let mut props = f.properties.clone();
+    if let Some(site) = &f.site {
+        site_properties(site, &mut props);
+    }
     if !f.tags.is_empty() {
         props.insert(
             "poolTags".into(),
@@ -275,7 +279,7 @@ fn result(f: &Finding, report: &Report, rule_index: &BTreeMap<&str, usize>) -> s
         kind: Some(
             match f.logical.as_ref().map(|l| l.kind) {
                 Some("section") => "section",
-                Some("function") if f.properties.contains_key("api") => "instruction",
+                Some("function") if f.site.is_some() => "instruction",
                 _ => "data",
             }
             .into(),
@@ -320,4 +324,47 @@ fn result(f: &Finding, report: &Report, rule_index: &BTreeMap<&str, usize>) -> s
     r.rank = f.rank;
     r.properties = bag(props, None);
     r
+}
+
+/// SARIF properties of a call site: api, tag (display and u32), pool type or flags, and how
+/// each value was recovered.
+fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Value>) {
+    use serde_json::json;
+    props.insert("api".into(), site.api.into());
+    props.insert("callRva".into(), format!("0x{:x}", site.rva).into());
+    if let Some(v) = site.via {
+        props.insert("wrapperCallerRva".into(), format!("0x{v:x}").into());
+    }
+    props.insert("reach".into(), json!(site.reach));
+    if let Some(t) = site.spec().implied_tag {
+        props.insert("tag".into(), crate::poolusage::tag_display(t).into());
+        props.insert("tagValue".into(), t.into());
+        props.insert("tagHow".into(), "implied-by-api".into());
+    }
+    for (role, v) in &site.args {
+        let key = match role {
+            Role::PoolType => "poolType",
+            Role::PoolFlags => "poolFlags",
+            Role::LookasideFlags => "lookasideFlags",
+            Role::Size => "size",
+            Role::Tag => "tag",
+            Role::Priority => "priority",
+            Role::CacheType => "cacheType",
+            Role::ContextType => "contextType",
+            Role::Other => continue,
+        };
+        match (role, v.value) {
+            (Role::Tag, Some(t)) => {
+                props.insert("tag".into(), crate::poolusage::tag_display(t as u32).into());
+                props.insert("tagValue".into(), t.into());
+            }
+            (_, Some(x)) => {
+                props.insert(key.into(), format!("0x{x:x}").into());
+            }
+            (_, None) => {
+                props.insert(key.into(), "unknown".into());
+            }
+        }
+        props.insert(format!("{key}How"), json!(v.how));
+    }
 }

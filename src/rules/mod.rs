@@ -652,7 +652,6 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
         }
         Anchor::CallSite(i) => {
             let site = &image.call_sites[*i];
-            site_properties(site, &mut properties);
             let at = site.report_rva();
             let bounds = site.function.map(|f| {
                 let end = image
@@ -724,52 +723,13 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
         properties,
         tags: hit.tags,
         driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
+        site: match hit.anchor {
+            Anchor::CallSite(i) => Some(image.call_sites[i].clone()),
+            _ => None,
+        },
         evidence: None,
         rank: None,
         fingerprint,
-    }
-}
-
-/// SARIF properties of a call site: api, tag (display and u32), pool type or flags, and how
-/// each value was recovered.
-fn site_properties(site: &CallSite, props: &mut BTreeMap<String, serde_json::Value>) {
-    use serde_json::json;
-    props.insert("api".into(), site.api.into());
-    props.insert("callRva".into(), format!("0x{:x}", site.rva).into());
-    if let Some(v) = site.via {
-        props.insert("wrapperCallerRva".into(), format!("0x{v:x}").into());
-    }
-    props.insert("reach".into(), json!(site.reach));
-    if let Some(t) = site.spec().implied_tag {
-        props.insert("tag".into(), crate::poolusage::tag_display(t).into());
-        props.insert("tagValue".into(), t.into());
-        props.insert("tagHow".into(), "implied-by-api".into());
-    }
-    for (role, v) in &site.args {
-        let key = match role {
-            Role::PoolType => "poolType",
-            Role::PoolFlags => "poolFlags",
-            Role::LookasideFlags => "lookasideFlags",
-            Role::Size => "size",
-            Role::Tag => "tag",
-            Role::Priority => "priority",
-            Role::CacheType => "cacheType",
-            Role::ContextType => "contextType",
-            Role::Other => continue,
-        };
-        match (role, v.value) {
-            (Role::Tag, Some(t)) => {
-                props.insert("tag".into(), crate::poolusage::tag_display(t as u32).into());
-                props.insert("tagValue".into(), t.into());
-            }
-            (_, Some(x)) => {
-                props.insert(key.into(), format!("0x{x:x}").into());
-            }
-            (_, None) => {
-                props.insert(key.into(), "unknown".into());
-            }
-        }
-        props.insert(format!("{key}How"), json!(v.how));
     }
 }
 
