@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::dump::{self, CarvedImage, Dump, ImportSource, LoadedModule};
+use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule};
 use crate::finding::{Artifact, ArtifactKind, Level, Notice};
 use crate::model::{Import, ImportOrigin, Layout};
 use crate::poolusage::PoolSnapshot;
@@ -62,25 +62,25 @@ pub(crate) fn analyze_dump(
             Vec::new()
         }
     };
-    let carved: Vec<(LoadedModule, CarvedImage)> = if dump.is_triage() {
-        // A triage dump holds the driver list but not the images.
-        Vec::new()
-    } else {
-        modules
-            .par_iter()
-            .map(|m| (m.clone(), dump.carve(m)))
-            .collect()
-    };
-    let imports = dump::recover_imports(&carved);
-    let analysed: Vec<_> = carved
+    // A triage dump holds the driver list but not the images.
+    let audited: &[LoadedModule] = if dump.is_triage() { &[] } else { &modules };
+    // Two passes keep memory to a module or two at a time: first every module's exports
+    // (the map IAT slots are matched against), then each module carved again, its imports
+    // named, audited and dropped. Carving is a copy out of the mapped dump, cheap to repeat.
+    let mut exports = ExportMap::default();
+    for m in audited {
+        exports.add(m, &dump.carve(m));
+    }
+    let analysed: Vec<_> = audited
         .par_iter()
-        .zip(imports.par_iter())
         .enumerate()
-        .map(|(i, ((module, image), recovered))| {
-            audit_module(i + 1, module, image, recovered, on_disk, rules, pooltag)
+        .map(|(i, module)| {
+            let image = dump.carve(module);
+            let recovered = exports.recover(module, &image);
+            audit_module(i + 1, module, &image, &recovered, on_disk, rules, pooltag)
         })
         .collect();
-    for (module, (artifact, result, notes)) in carved.iter().map(|(m, _)| m).zip(analysed) {
+    for (module, (artifact, result, notes)) in audited.iter().zip(analysed) {
         unit.artifacts.push(artifact);
         let idx = unit.artifacts.len() - 1;
         let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);

@@ -55,38 +55,58 @@ struct Target {
     ordinal: u16,
 }
 
-/// Names the IAT slots of every module, using the exports of all of them.
-pub fn recover_imports(modules: &[(LoadedModule, CarvedImage)]) -> Vec<Vec<RecoveredImport>> {
-    let mut map: HashMap<u64, Target> = HashMap::new();
-    for (i, (m, c)) in modules.iter().enumerate() {
+/// The exports of every loaded module by absolute address: what `!for_each_module s-d`
+/// searches, built once per dump. It keeps only names and addresses, so the images it was
+/// built from can be dropped and each module carved again, one at a time, for its audit.
+#[derive(Default)]
+pub struct ExportMap {
+    map: HashMap<u64, Target>,
+    modules: Vec<String>,
+}
+
+impl ExportMap {
+    /// Adds the exports of one carved module (modules are numbered in the order added).
+    pub fn add(&mut self, m: &LoadedModule, c: &CarvedImage) {
+        let index = self.modules.len();
+        self.modules.push(m.name.clone());
         let Some(h) = Headers::parse(&c.bytes) else {
-            continue;
+            return;
         };
         for e in exports(&c.bytes, &h) {
             let va = m.base.wrapping_add(u64::from(e.rva));
             let t = Target {
-                module: i,
+                module: index,
                 name: e.name,
                 ordinal: e.ordinal,
             };
-            match map.get(&va) {
+            match self.map.get(&va) {
                 Some(old) if old.name.is_some() || t.name.is_none() => {}
                 _ => {
-                    map.insert(va, t);
+                    self.map.insert(va, t);
                 }
             }
         }
     }
-    modules
-        .iter()
-        .map(|(m, c)| one(m, c, modules, &map))
-        .collect()
+
+    /// Names the IAT slots of one carved module.
+    pub fn recover(&self, m: &LoadedModule, c: &CarvedImage) -> Vec<RecoveredImport> {
+        one(m, c, &self.modules, &self.map)
+    }
+}
+
+/// Names the IAT slots of every module, using the exports of all of them.
+pub fn recover_imports(modules: &[(LoadedModule, CarvedImage)]) -> Vec<Vec<RecoveredImport>> {
+    let mut map = ExportMap::default();
+    for (m, c) in modules {
+        map.add(m, c);
+    }
+    modules.iter().map(|(m, c)| map.recover(m, c)).collect()
 }
 
 fn one(
     m: &LoadedModule,
     c: &CarvedImage,
-    modules: &[(LoadedModule, CarvedImage)],
+    modules: &[String],
     map: &HashMap<u64, Target>,
 ) -> Vec<RecoveredImport> {
     let h = Headers::parse(&c.bytes);
@@ -100,7 +120,7 @@ fn one(
         match map.get(&value) {
             Some(t) => RecoveredImport {
                 iat_rva,
-                dll: modules[t.module].0.name.clone(),
+                dll: modules[t.module].clone(),
                 name: t.name.clone(),
                 ordinal: Some(t.ordinal),
                 how: ImportSource::FromExportMatch,
@@ -151,7 +171,7 @@ fn from_directory(
     h: &Headers,
     ps: usize,
     map: &HashMap<u64, Target>,
-    modules: &[(LoadedModule, CarvedImage)],
+    modules: &[String],
     matched: &dyn Fn(u32, u64) -> RecoveredImport,
 ) -> Option<Vec<RecoveredImport>> {
     let (dir, _) = h.dir(1)?;
@@ -221,7 +241,7 @@ fn from_directory(
                     "slot value {value:#x} matches no export of a loaded module"
                 )),
                 Some(t) => {
-                    let got_dll = &modules[t.module].0.name;
+                    let got_dll = &modules[t.module];
                     let same_dll = got_dll.eq_ignore_ascii_case(&dll);
                     let same_fn = match (&name, ordinal) {
                         (Some(n), _) => t.name.as_deref() == Some(n.as_str()),

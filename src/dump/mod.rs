@@ -34,7 +34,7 @@ use memmap2::Mmap;
 
 pub use carve::CarvedImage;
 pub use header::{Arch, DumpSummary};
-pub use imports::{recover_imports, ImportSource, RecoveredImport};
+pub use imports::{recover_imports, ExportMap, ImportSource, RecoveredImport};
 pub use kdbg::{decode_words, Kdbg};
 pub use modules::LoadedModule;
 pub use paging::Miss;
