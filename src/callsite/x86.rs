@@ -125,14 +125,112 @@ struct Slot {
     val: Val,
 }
 
+/// Offsets (and keys) below this magnitude never make slot arithmetic wrap.
+const TAME_OFFSET: u64 = 1 << 40;
+
+/// The value every incoming path agrees on (see [`State::merge`]); constants only when
+/// `consts`.
+#[inline]
+fn agree(mut vals: impl Iterator<Item = Val>, consts: bool) -> Val {
+    let Some(first) = vals.next() else {
+        return Val::Unknown;
+    };
+    let mut v = first;
+    for x in vals {
+        v = match (v, x) {
+            (a, b) if a == b => a,
+            // The same constant reached by differently-derived paths.
+            (Val::Const(a, h1), Val::Const(b, h2)) if a == b => Val::Const(a, combine(h1, h2)),
+            _ => return Val::Unknown,
+        };
+    }
+    if v.is_const() && !consts {
+        Val::Unknown
+    } else {
+        v
+    }
+}
+
+/// What [`State::load`] returns for a slot read with exactly its own offset and size.
+#[inline]
+fn exact_load(val: Val, size: u8) -> Val {
+    match val {
+        Val::Const(v, how) => Val::Const(mask(v, size as usize), how),
+        v if size >= 4 => v,
+        _ => Val::Unknown,
+    }
+}
+
+/// [`State::load`] on a state's slots sorted by (epoch, offset), for tame offsets. The slots of
+/// one epoch never overlap (every store first removes what it overlaps), so at most one slot
+/// starts at `off`, and only its neighbours in the sorted order can overlap the range.
+fn load_sorted(
+    sorted: &[Slot],
+    wiped: bool,
+    epoch: u32,
+    off: i64,
+    size: u8,
+    param_base: i64,
+) -> Val {
+    let end = off + i64::from(size);
+    let p = sorted.partition_point(|s| (s.epoch, s.off) < (epoch, off));
+    let mut overlap = false;
+    if let Some(s) = sorted.get(p) {
+        if s.epoch == epoch && s.off == off {
+            if s.size >= size {
+                return match s.val {
+                    Val::Const(v, how) => Val::Const(mask(v, size as usize), how),
+                    v if size >= 4 => v,
+                    _ => Val::Unknown,
+                };
+            }
+            overlap = true;
+        }
+    }
+    if !overlap && p > 0 {
+        let s = &sorted[p - 1];
+        if s.epoch == epoch && s.off + i64::from(s.size) > off {
+            overlap = true;
+        }
+    }
+    if !overlap {
+        if let Some(s) = sorted.get(p) {
+            if s.epoch == epoch && s.off < end && s.off + i64::from(s.size) > off {
+                overlap = true;
+            }
+        }
+    }
+    if overlap || wiped || epoch != 0 || off < param_base || size < 4 {
+        return Val::Unknown;
+    }
+    i32::try_from(off).map_or(Val::Unknown, |o| Val::Param(Param::Stack(o)))
+}
+
 /// The abstract machine state at one point.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct State {
     regs: [Val; 16],
     slots: Vec<Slot>,
     /// Some write went to an unknown place on the stack: untracked slots are unknown, not the
     /// function's incoming parameters.
     wiped: bool,
+}
+
+impl Clone for State {
+    fn clone(&self) -> State {
+        State {
+            regs: self.regs,
+            slots: self.slots.clone(),
+            wiped: self.wiped,
+        }
+    }
+
+    /// Reuses the slot buffer (the fixpoint copies states into the same places many times).
+    fn clone_from(&mut self, source: &State) {
+        self.regs = source.regs;
+        self.slots.clone_from(&source.slots);
+        self.wiped = source.wiped;
+    }
 }
 
 impl State {
@@ -205,27 +303,6 @@ impl State {
     /// — the if/else pool type of `toolchains-and-patterns.md` §3 — give `Unknown`, never one
     /// of them.
     fn merge(states: &[&State], epoch: u32, param_base: i64, consts: bool) -> State {
-        let agree = |vals: &mut dyn Iterator<Item = Val>| -> Val {
-            let Some(first) = vals.next() else {
-                return Val::Unknown;
-            };
-            let mut v = first;
-            for x in vals {
-                v = match (v, x) {
-                    (a, b) if a == b => a,
-                    // The same constant reached by differently-derived paths.
-                    (Val::Const(a, h1), Val::Const(b, h2)) if a == b => {
-                        Val::Const(a, combine(h1, h2))
-                    }
-                    _ => return Val::Unknown,
-                };
-            }
-            if v.is_const() && !consts {
-                Val::Unknown
-            } else {
-                v
-            }
-        };
         let first = states[0];
         if consts && states.iter().all(|s| *s == first) {
             return first.clone();
@@ -233,10 +310,39 @@ impl State {
         let mut out = State::unknown(epoch);
         out.wiped = states.iter().any(|s| s.wiped);
         for r in 0..16 {
-            out.regs[r] = agree(&mut states.iter().map(|s| s.regs[r]));
+            out.regs[r] = agree(states.iter().map(|s| s.regs[r]), consts);
         }
         if !states.iter().all(|s| s.regs[RSP] == first.regs[RSP]) {
             out.regs[RSP] = Val::Stack(epoch, 0);
+        }
+        // Common case: every state tracks the same slots (same keys, same order) at tame
+        // offsets. The slots of one epoch never overlap (every store removes what it overlaps),
+        // so each key loads exactly its own slot and storing the keys in sorted order removes
+        // nothing: the result is the keys, sorted, with the agreed values.
+        let same_keys = first
+            .slots
+            .iter()
+            .all(|sl| sl.off.unsigned_abs() < TAME_OFFSET)
+            && states[1..].iter().all(|s| {
+                s.slots.len() == first.slots.len()
+                    && s.slots
+                        .iter()
+                        .zip(&first.slots)
+                        .all(|(a, b)| a.epoch == b.epoch && a.off == b.off && a.size == b.size)
+            });
+        if same_keys {
+            out.slots.reserve(first.slots.len().min(256));
+            for (i, sl) in first.slots.iter().enumerate() {
+                let v = agree(
+                    states.iter().map(|s| exact_load(s.slots[i].val, sl.size)),
+                    consts,
+                );
+                out.slots.push(Slot { val: v, ..*sl });
+            }
+            out.slots.sort_unstable_by_key(|sl| (sl.epoch, sl.off));
+            out.slots.truncate(256);
+            out.collect_garbage();
+            return out;
         }
         let mut keys: Vec<(u32, i64, u8)> = states
             .iter()
@@ -244,17 +350,73 @@ impl State {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        for (e, o, z) in keys {
-            let v = agree(&mut states.iter().map(|s| s.load(e, o, z, param_base)));
-            out.store(e, o, z, v);
+        // Offsets far from zero could make the overlap tests wrap: then the general (slow)
+        // path, which is the definition; otherwise the indexed path computes the same result.
+        let tame = keys.iter().all(|k| k.1.unsigned_abs() < TAME_OFFSET);
+        if tame {
+            let sorted: Vec<Vec<Slot>> = states
+                .iter()
+                .map(|s| {
+                    let mut v = s.slots.clone();
+                    v.sort_unstable_by_key(|sl| (sl.epoch, sl.off));
+                    v
+                })
+                .collect();
+            out.slots.reserve(keys.len().min(256));
+            for (e, o, z) in keys {
+                let v = agree(
+                    states
+                        .iter()
+                        .zip(&sorted)
+                        .map(|(s, sl)| load_sorted(sl, s.wiped, e, o, z, param_base)),
+                    consts,
+                );
+                out.store_sorted(e, o, z, v);
+            }
+        } else {
+            for (e, o, z) in keys {
+                let v = agree(states.iter().map(|s| s.load(e, o, z, param_base)), consts);
+                out.store(e, o, z, v);
+            }
         }
         out.collect_garbage();
         out
     }
 
+    /// [`State::store`] when every slot already stored has a key (epoch, offset) no greater
+    /// than the new one and the stored slots of an epoch do not overlap (slots are stored in
+    /// key order, offsets tame): only the last slot can overlap the new one.
+    fn store_sorted(&mut self, epoch: u32, off: i64, size: u8, val: Val) {
+        let end = off + i64::from(size);
+        if let Some(l) = self.slots.last() {
+            if l.epoch == epoch && l.off + i64::from(l.size) > off && l.off < end {
+                self.slots.pop();
+            }
+        }
+        if self.slots.len() < 256 {
+            self.slots.push(Slot {
+                epoch,
+                off,
+                size,
+                val,
+            });
+        }
+    }
+
     /// Drops slots no register or slot can address any more (x86 starts a new stack epoch
     /// after each call): they cost time at every merge and can never be read.
     fn collect_garbage(&mut self) {
+        // Usually every slot's epoch is the entry's or a register's: nothing to drop.
+        let regs = &self.regs;
+        let held = |e: u32| {
+            e == 0
+                || regs
+                    .iter()
+                    .any(|v| matches!(v, Val::Stack(x, _) if *x == e))
+        };
+        if self.slots.iter().all(|s| held(s.epoch)) {
+            return;
+        }
         let mut live: Vec<u32> = vec![0];
         for v in self.regs.iter().chain(self.slots.iter().map(|s| &s.val)) {
             if let Val::Stack(e, _) = v {
@@ -789,8 +951,15 @@ impl<'a> Ctx<'a> {
             let whole = part == Part::Full || (!x64 && part == Part::Low(4));
             (zero_test && whole && n != RSP).then_some(n)
         };
+        // The refinement of each incoming edge, computed once.
+        let edge_zero: Vec<Vec<Option<usize>>> = (0..nb)
+            .map(|b| preds[b].iter().map(|&p| zero_on_edge(p, b)).collect())
+            .collect();
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
+        let mut refined: Vec<State> = Vec::new();
+        let mut out = State::unknown(0);
+        let entry = State::entry(self.x64);
         // Worklist in address order: a block is recomputed only when a predecessor's exit
         // state changed.
         let mut dirty = vec![true; nb];
@@ -800,44 +969,55 @@ impl<'a> Ctx<'a> {
                 if !std::mem::take(&mut dirty[b]) {
                     continue;
                 }
-                let refined: Vec<State> = preds[b]
-                    .iter()
-                    .filter_map(|&p| {
-                        let o = outs[p].as_ref()?;
-                        Some(match zero_on_edge(p, b) {
-                            Some(n) => {
-                                let mut o = o.clone();
-                                o.regs[n] = Val::Const(0, Provenance::Propagated);
-                                o
-                            }
-                            None => o.clone(),
-                        })
-                    })
-                    .collect();
-                let known: Vec<&State> = refined.iter().collect();
+                // Predecessor exit states, copied only where the edge refines a register.
+                let mut n_ref = 0;
+                for (&p, z) in preds[b].iter().zip(&edge_zero[b]) {
+                    if let (Some(o), Some(n)) = (outs[p].as_ref(), *z) {
+                        if refined.len() <= n_ref {
+                            refined.push(State::unknown(0));
+                        }
+                        refined[n_ref].clone_from(o);
+                        refined[n_ref].regs[n] = Val::Const(0, Provenance::Propagated);
+                        n_ref += 1;
+                    }
+                }
+                let mut known: Vec<&State> = Vec::with_capacity(preds[b].len() + 1);
+                let mut r = 0;
+                for (&p, z) in preds[b].iter().zip(&edge_zero[b]) {
+                    if let Some(o) = outs[p].as_ref() {
+                        if z.is_some() {
+                            known.push(&refined[r]);
+                            r += 1;
+                        } else {
+                            known.push(o);
+                        }
+                    }
+                }
                 let epoch = EPOCH_BLOCK + b as u32;
-                let st = if b == 0 {
-                    let e = State::entry(self.x64);
+                let merged;
+                let st: &State = if b == 0 {
                     if known.is_empty() {
-                        e
+                        &entry
                     } else {
-                        let mut all = known.clone();
-                        all.push(&e);
-                        State::merge(&all, epoch, pb, !indirect)
+                        known.push(&entry);
+                        merged = State::merge(&known, epoch, pb, !indirect);
+                        &merged
                     }
                 } else if root[b] {
-                    State::unknown(epoch)
+                    merged = State::unknown(epoch);
+                    &merged
                 } else if known.is_empty() {
                     continue;
                 } else if preds[b].len() == 1 && !indirect && !root[b] {
-                    known[0].clone()
+                    known[0]
                 } else {
-                    State::merge(&known, epoch, pb, !indirect)
+                    merged = State::merge(&known, epoch, pb, !indirect);
+                    &merged
                 };
-                if ins_st[b].as_ref() == Some(&st) && outs[b].is_some() {
+                if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
                 }
-                let mut out = st.clone();
+                out.clone_from(st);
                 for (k, ins) in insns
                     .iter()
                     .enumerate()
@@ -846,9 +1026,16 @@ impl<'a> Ctx<'a> {
                 {
                     self.step(&mut out, ins, k);
                 }
-                ins_st[b] = Some(st);
+                match ins_st[b].as_mut() {
+                    Some(i) => i.clone_from(st),
+                    None => ins_st[b] = Some(st.clone()),
+                }
+                drop(known);
                 if outs[b].as_ref() != Some(&out) {
-                    outs[b] = Some(out);
+                    match outs[b].as_mut() {
+                        Some(o) => std::mem::swap(o, &mut out),
+                        None => outs[b] = Some(std::mem::replace(&mut out, State::unknown(0))),
+                    }
                     changed = true;
                     for &s in &succs[b] {
                         dirty[s] = true;
