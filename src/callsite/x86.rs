@@ -503,6 +503,8 @@ struct Ctx<'a> {
     /// Import thunks of pool APIs: thunk RVA → API index.
     thunks: HashMap<u32, u8>,
     funcs: HashMap<u32, Option<Rc<Func>>>,
+    /// Function starts of heuristic regions (`function_bounds`), by region.
+    cuts: HashMap<(u32, u32), Vec<u32>>,
     info: InstructionInfoFactory,
 }
 
@@ -525,6 +527,7 @@ pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         starts: Vec::new(),
         thunks: HashMap::new(),
         funcs: HashMap::new(),
+        cuts: HashMap::new(),
         info: InstructionInfoFactory::new(),
     };
     let refs = ctx.scan_slot_refs();
@@ -733,6 +736,20 @@ impl<'a> Ctx<'a> {
             .filter(|&s| s <= sec_end)
             .unwrap_or(sec_end)
             .min(rva.saturating_add(MAX_FUNCTION));
+        if !self.cuts.contains_key(&(lo, hi)) {
+            let cuts = self.region_cuts(lo, hi);
+            self.cuts.insert((lo, hi), cuts);
+        }
+        let cuts = &self.cuts[&(lo, hi)];
+        let j = cuts.partition_point(|&c| c <= rva);
+        let start = cuts[j.checked_sub(1)?];
+        let end = cuts.get(j).copied().unwrap_or(hi);
+        Some((start, end))
+    }
+
+    /// The function starts in the heuristic region [`lo`, `hi`) (see [`Ctx::function_bounds`]),
+    /// beginning with `lo`.
+    fn region_cuts(&self, lo: u32, hi: u32) -> Vec<u32> {
         // Decode the region and cut it at code that follows an unconditional transfer (or
         // int3/nop padding) and that no branch in the region targets.
         let insns = self.decode(lo, hi);
@@ -783,10 +800,7 @@ impl<'a> Ctx<'a> {
             ) || ins.mnemonic() == Mnemonic::Int3
                 || ins.is_invalid();
         }
-        let j = cuts.partition_point(|&c| c <= rva);
-        let start = cuts[j.checked_sub(1)?];
-        let end = cuts.get(j).copied().unwrap_or(hi);
-        Some((start, end))
+        cuts
     }
 
     fn decode(&self, start: u32, end: u32) -> Vec<Instruction> {
@@ -1656,6 +1670,21 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: any
+    /// indirect call or jump, and a direct one only to a pool import thunk.
+    fn may_transfer(&self, ins: &Instruction) -> bool {
+        match ins.flow_control() {
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => true,
+            FlowControl::Call | FlowControl::UnconditionalBranch => match ins.op0_kind() {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => self
+                    .rva_of(ins.near_branch_target())
+                    .is_some_and(|t| self.thunks.contains_key(&t)),
+                _ => true,
+            },
+            _ => false,
+        }
+    }
+
     /// The value of argument `index` (1-based) of `spec` in state `st` at a transfer; `tail`
     /// when the transfer is a jump (no return address pushed).
     fn arg_val(&self, st: &State, spec: &ApiSpec, index: usize, tail: bool) -> Val {
@@ -1700,9 +1729,17 @@ impl<'a> Ctx<'a> {
     fn sites_in(&mut self, f: &Func) -> Vec<FoundSite> {
         let mut out = Vec::new();
         for b in 0..f.block_starts.len() {
-            let mut st = f.in_states[b].clone();
             let end = f.block_starts.get(b + 1).copied().unwrap_or(f.insns.len());
-            for k in f.block_starts[b]..end {
+            // Only a transfer `transfer_target` can resolve makes a site: a block without one
+            // yields nothing, and nothing after its last one matters.
+            let Some(last) = (f.block_starts[b]..end)
+                .rev()
+                .find(|&k| self.may_transfer(&f.insns[k]))
+            else {
+                continue;
+            };
+            let mut st = f.in_states[b].clone();
+            for k in f.block_starts[b]..=last {
                 let ins = &f.insns[k];
                 if matches!(
                     ins.flow_control(),
