@@ -608,13 +608,26 @@ impl<'a> Ctx<'a> {
     /// (operand position, RVA of a `jmp [slot]` if the bytes before it are `FF 25`, API).
     fn scan_slot_refs(&self) -> Vec<(u32, Option<u32>, &'static ApiSpec)> {
         let mut out = Vec::new();
+        let (lo, hi) = self.slots.bounds();
+        let span = hi.wrapping_sub(lo);
+        // The low 32 bits of the slot address an x86 operand would hold (filter only: the exact
+        // test follows).
+        let base32 = self.base as u32;
         for &(sec, bytes) in &self.code {
             if bytes.len() < 4 {
                 continue;
             }
-            for i in 0..bytes.len() - 3 {
-                let d = u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+            for (i, w) in bytes.windows(4).enumerate() {
+                let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
                 let pos = sec.rva.wrapping_add(i as u32);
+                let guess = if self.x64 {
+                    pos.wrapping_add(4).wrapping_add(d)
+                } else {
+                    d.wrapping_sub(base32)
+                };
+                if guess.wrapping_sub(lo) > span {
+                    continue;
+                }
                 let slot = if self.x64 {
                     // RIP-relative: the slot is relative to the end of the disp32 (none of the
                     // instructions that use a slot carry an immediate after it).
@@ -644,22 +657,40 @@ impl<'a> Ctx<'a> {
             if bytes.len() < 5 {
                 continue;
             }
-            for i in 0..bytes.len() - 4 {
+            let n = bytes.len() - 4;
+            let code = &self.code;
+            let mut at = |i: usize| {
                 let op = bytes[i];
                 if op != 0xe8 && op != 0xe9 {
-                    continue;
+                    return;
                 }
                 let d =
                     u32::from_le_bytes([bytes[i + 1], bytes[i + 2], bytes[i + 3], bytes[i + 4]]);
                 let src = sec.rva.wrapping_add(i as u32);
                 let target = src.wrapping_add(5).wrapping_add(d);
-                if self
-                    .code
+                if code
                     .iter()
                     .any(|(s, b)| target >= s.rva && target - s.rva < b.len() as u32)
                 {
                     rel.push((target, src, op == 0xe8));
                 }
+            };
+            // Eight bytes at a time, skipping a word without an E8/E9 byte: a byte of `y` is
+            // zero exactly when it is E8 or E9, and the zero-byte test may report a false
+            // positive after a zero byte but never misses one.
+            let mut i = 0;
+            while i + 8 <= n {
+                let w: [u8; 8] = bytes[i..i + 8].try_into().unwrap_or([0; 8]);
+                let y = (u64::from_le_bytes(w) | 0x0101_0101_0101_0101) ^ 0xe9e9_e9e9_e9e9_e9e9;
+                if y.wrapping_sub(0x0101_0101_0101_0101) & !y & 0x8080_8080_8080_8080 != 0 {
+                    for j in i..i + 8 {
+                        at(j);
+                    }
+                }
+                i += 8;
+            }
+            for j in i..n {
+                at(j);
             }
         }
         rel.sort_unstable();
@@ -814,7 +845,7 @@ impl<'a> Ctx<'a> {
             self.base.wrapping_add(u64::from(start)),
             DecoderOptions::NONE,
         );
-        let mut out = Vec::with_capacity(n / 4);
+        let mut out = Vec::with_capacity(n / 3 + 1);
         let mut ins = Instruction::default();
         while dec.can_decode() {
             dec.decode_out(&mut ins);
@@ -874,8 +905,9 @@ impl<'a> Ctx<'a> {
         let nb = block_starts.len();
         let block_end = |b: usize| block_starts.get(b + 1).copied().unwrap_or(insns.len());
         let block_of = |k: usize| block_starts.partition_point(|&s| s <= k) - 1;
-        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); nb];
-        let mut succs: Vec<Vec<usize>> = vec![Vec::new(); nb];
+        // Successors (fall-through first, then the branch target: at most two) and, in one
+        // flat array, predecessors in increasing block order.
+        let mut succs: Vec<([usize; 2], usize)> = vec![([0; 2], 0); nb];
         for b in 0..nb {
             let last = &insns[block_end(b) - 1];
             let fc = last.flow_control();
@@ -887,7 +919,7 @@ impl<'a> Ctx<'a> {
                     | FlowControl::ConditionalBranch
             ) && !last.is_invalid();
             if fall && b + 1 < nb {
-                succs[b].push(b + 1);
+                succs[b] = ([b + 1, 0], 1);
             }
             if matches!(
                 fc,
@@ -895,29 +927,48 @@ impl<'a> Ctx<'a> {
             ) {
                 if let Some(t) = ip_index(last.near_branch_target()) {
                     let tb = block_of(t);
-                    if !succs[b].contains(&tb) {
-                        succs[b].push(tb);
+                    let (v, n) = &mut succs[b];
+                    if !v[..*n].contains(&tb) {
+                        v[*n] = tb;
+                        *n += 1;
                     }
                 }
             }
-            for &s in &succs[b].clone() {
-                preds[s].push(b);
+        }
+        let succ = |b: usize| &succs[b].0[..succs[b].1];
+        let mut pstart = vec![0usize; nb + 1];
+        for b in 0..nb {
+            for &s in succ(b) {
+                pstart[s + 1] += 1;
             }
         }
+        for b in 0..nb {
+            pstart[b + 1] += pstart[b];
+        }
+        let mut plist = vec![0usize; pstart[nb]];
+        let mut fill = pstart.clone();
+        for b in 0..nb {
+            for &s in succ(b) {
+                plist[fill[s]] = b;
+                fill[s] += 1;
+            }
+        }
+        let preds = |b: usize| &plist[pstart[b]..pstart[b + 1]];
         // Roots: the entry, then any block no root reaches (code only a jump table or an
         // exception handler reaches), in address order, with an unknown state.
         let mut root = vec![false; nb];
         let mut seen = vec![false; nb];
         root[0] = true;
+        let mut stack = Vec::new();
         for b in 0..nb {
             if seen[b] {
                 continue;
             }
             root[b] = true;
-            let mut stack = vec![b];
+            stack.push(b);
             seen[b] = true;
             while let Some(x) = stack.pop() {
-                for &s in &succs[x] {
+                for &s in succ(x) {
                     if !seen[s] {
                         seen[s] = true;
                         stack.push(s);
@@ -937,10 +988,10 @@ impl<'a> Ctx<'a> {
                 return None;
             }
             let (t, j) = (&insns[last - 1], &insns[last]);
-            let target = ip_index(j.near_branch_target()).map(block_of);
+            let target = || ip_index(j.near_branch_target()).map(block_of);
             let on_zero_edge = match j.mnemonic() {
-                Mnemonic::Jne => b == p + 1 && target != Some(b),
-                Mnemonic::Je => target == Some(b) && b != p + 1,
+                Mnemonic::Jne => b == p + 1 && target() != Some(b),
+                Mnemonic::Je => b != p + 1 && target() == Some(b),
                 _ => false,
             };
             if !on_zero_edge || t.op0_kind() != OpKind::Register {
@@ -966,9 +1017,13 @@ impl<'a> Ctx<'a> {
             (zero_test && whole && n != RSP).then_some(n)
         };
         // The refinement of each incoming edge, computed once.
-        let edge_zero: Vec<Vec<Option<usize>>> = (0..nb)
-            .map(|b| preds[b].iter().map(|&p| zero_on_edge(p, b)).collect())
-            .collect();
+        let mut edge_zero: Vec<Option<usize>> = vec![None; plist.len()];
+        for b in 0..nb {
+            for i in pstart[b]..pstart[b + 1] {
+                edge_zero[i] = zero_on_edge(plist[i], b);
+            }
+        }
+        let edge_zero = |b: usize| &edge_zero[pstart[b]..pstart[b + 1]];
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
         let mut refined: Vec<State> = Vec::new();
@@ -983,50 +1038,59 @@ impl<'a> Ctx<'a> {
                 if !std::mem::take(&mut dirty[b]) {
                     continue;
                 }
-                // Predecessor exit states, copied only where the edge refines a register.
-                let mut n_ref = 0;
-                for (&p, z) in preds[b].iter().zip(&edge_zero[b]) {
-                    if let (Some(o), Some(n)) = (outs[p].as_ref(), *z) {
-                        if refined.len() <= n_ref {
-                            refined.push(State::unknown(0));
-                        }
-                        refined[n_ref].clone_from(o);
-                        refined[n_ref].regs[n] = Val::Const(0, Provenance::Propagated);
-                        n_ref += 1;
-                    }
-                }
-                let mut known: Vec<&State> = Vec::with_capacity(preds[b].len() + 1);
-                let mut r = 0;
-                for (&p, z) in preds[b].iter().zip(&edge_zero[b]) {
-                    if let Some(o) = outs[p].as_ref() {
-                        if z.is_some() {
-                            known.push(&refined[r]);
-                            r += 1;
-                        } else {
-                            known.push(o);
-                        }
-                    }
-                }
                 let epoch = EPOCH_BLOCK + b as u32;
                 let merged;
-                let st: &State = if b == 0 {
-                    if known.is_empty() {
-                        &entry
-                    } else {
-                        known.push(&entry);
-                        merged = State::merge(&known, epoch, pb, !indirect);
-                        &merged
-                    }
-                } else if root[b] {
+                let st: &State = if b != 0 && root[b] {
                     merged = State::unknown(epoch);
                     &merged
-                } else if known.is_empty() {
-                    continue;
-                } else if preds[b].len() == 1 && !indirect && !root[b] {
-                    known[0]
                 } else {
-                    merged = State::merge(&known, epoch, pb, !indirect);
-                    &merged
+                    // Predecessor exit states, copied only where the edge refines a register.
+                    let mut n_ref = 0;
+                    for (&p, z) in preds(b).iter().zip(edge_zero(b)) {
+                        if let (Some(o), Some(n)) = (outs[p].as_ref(), *z) {
+                            if refined.len() <= n_ref {
+                                refined.push(State::unknown(0));
+                            }
+                            refined[n_ref].clone_from(o);
+                            refined[n_ref].regs[n] = Val::Const(0, Provenance::Propagated);
+                            n_ref += 1;
+                        }
+                    }
+                    if b != 0 && preds(b).len() == 1 && !indirect {
+                        // One predecessor: its exit state, as is.
+                        match outs[preds(b)[0]].as_ref() {
+                            None => continue,
+                            Some(_) if edge_zero(b)[0].is_some() => &refined[0],
+                            Some(o) => o,
+                        }
+                    } else {
+                        let mut known: Vec<&State> = Vec::with_capacity(preds(b).len() + 1);
+                        let mut r = 0;
+                        for (&p, z) in preds(b).iter().zip(edge_zero(b)) {
+                            if let Some(o) = outs[p].as_ref() {
+                                if z.is_some() {
+                                    known.push(&refined[r]);
+                                    r += 1;
+                                } else {
+                                    known.push(o);
+                                }
+                            }
+                        }
+                        if b == 0 {
+                            if known.is_empty() {
+                                &entry
+                            } else {
+                                known.push(&entry);
+                                merged = State::merge(&known, epoch, pb, !indirect);
+                                &merged
+                            }
+                        } else if known.is_empty() {
+                            continue;
+                        } else {
+                            merged = State::merge(&known, epoch, pb, !indirect);
+                            &merged
+                        }
+                    }
                 };
                 if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
@@ -1044,14 +1108,13 @@ impl<'a> Ctx<'a> {
                     Some(i) => i.clone_from(st),
                     None => ins_st[b] = Some(st.clone()),
                 }
-                drop(known);
                 if outs[b].as_ref() != Some(&out) {
                     match outs[b].as_mut() {
                         Some(o) => std::mem::swap(o, &mut out),
                         None => outs[b] = Some(std::mem::replace(&mut out, State::unknown(0))),
                     }
                     changed = true;
-                    for &s in &succs[b] {
+                    for &s in succ(b) {
                         dirty[s] = true;
                     }
                 }
@@ -1073,7 +1136,7 @@ impl<'a> Ctx<'a> {
             .enumerate()
             .map(|(b, s)| s.unwrap_or_else(|| State::unknown(EPOCH_BLOCK + b as u32)))
             .collect();
-        let roots = (0..nb).map(|b| root[b] && preds[b].is_empty()).collect();
+        let roots = (0..nb).map(|b| root[b] && preds(b).is_empty()).collect();
         Some(Func {
             start,
             insns,
