@@ -234,6 +234,8 @@ struct Ctx<'a> {
     /// Microsoft Learn), and MSVC omits them: System Informer's lookaside initialisers are
     /// such leaves ending in a tail call.
     gaps: Vec<Region>,
+    /// Every import's IAT slot, sorted (`Image::import_at` without its linear search).
+    import_slots: Vec<u32>,
     decoder: InstDecoder,
 }
 
@@ -263,6 +265,9 @@ impl<'a> Ctx<'a> {
             })
             .collect();
         let gaps = gaps(&image.functions, &code);
+        let mut import_slots: Vec<u32> = image.imports.iter().map(|i| i.iat_rva).collect();
+        import_slots.sort_unstable();
+        import_slots.dedup();
         Some(Ctx {
             image,
             data,
@@ -270,6 +275,7 @@ impl<'a> Ctx<'a> {
             pages,
             code,
             gaps,
+            import_slots,
             decoder: InstDecoder::default(),
         })
     }
@@ -372,7 +378,7 @@ impl<'a> Ctx<'a> {
         let mut scan = Scan::default();
         // BL (100101) and B (000101) carry a signed 26-bit word offset.
         let mut branches = Vec::new();
-        let mut bl_targets = HashSet::new();
+        let mut bl_targets = Vec::new();
         for &(start, bytes) in &self.code {
             for (i, w) in bytes.chunks_exact(4).enumerate() {
                 let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
@@ -384,12 +390,16 @@ impl<'a> Ctx<'a> {
                 let target = rva.wrapping_add(off as u32);
                 let is_bl = w & 0x8000_0000 != 0;
                 if is_bl {
-                    bl_targets.insert(target);
+                    bl_targets.push(target);
                 }
                 branches.push((rva, target, is_bl));
             }
         }
-        let targets: HashSet<u32> = branches.iter().map(|b| b.1).collect();
+        bl_targets.sort_unstable();
+        bl_targets.dedup();
+        let mut targets: Vec<u32> = branches.iter().map(|b| b.1).collect();
+        targets.sort_unstable();
+        targets.dedup();
         for &(start, bytes) in &self.code {
             let words: Vec<u32> = bytes
                 .chunks_exact(4)
@@ -433,7 +443,8 @@ impl<'a> Ctx<'a> {
                 // through from the word before it. Unused thunks (lld emits one per import)
                 // then yield no site, while a function's own tail call `...; adrp; ldr; br`
                 // stays a tail-call site.
-                let alone = targets.contains(&rva) || i == 0 || !falls_through(words[i - 1]);
+                let alone =
+                    targets.binary_search(&rva).is_ok() || i == 0 || !falls_through(words[i - 1]);
                 let is_thunk = k == 0
                     && l & 0xffc0_0000 == 0xf940_0000
                     && l & 31 == rd
@@ -466,7 +477,7 @@ impl<'a> Ctx<'a> {
                     Some(t) => {
                         is_bl
                             || from != Some(t)
-                            || bl_targets.contains(&target)
+                            || bl_targets.binary_search(&target).is_ok()
                             || target == entry_point
                     }
                     None => false,
@@ -540,8 +551,16 @@ impl<'a> Ctx<'a> {
         let step = |s: &mut State, insn: &Insn| self.step(s, insn, escapes[segment(insn.rva)]);
         let states = cfg.solve(&insns, step);
         for (b, block) in cfg.blocks.iter().enumerate() {
+            // `observe` only looks at `bl`, `b`, `blr` and `br`: a block without one records
+            // nothing, and nothing after its last one matters.
+            let Some(last) = insns[block.start..block.end]
+                .iter()
+                .rposition(|i| i.inst.as_ref().is_some_and(observed))
+            else {
+                continue;
+            };
             let mut s = states[b].clone();
-            for (k, insn) in insns[block.start..block.end].iter().enumerate() {
+            for (k, insn) in insns[block.start..=block.start + last].iter().enumerate() {
                 let function = segment(insn.rva)
                     .checked_sub(1)
                     .map(|i| entries[i])
@@ -637,7 +656,7 @@ impl<'a> Ctx<'a> {
         let Some(sec) = self.image.section_of(rva) else {
             return Val::Unknown;
         };
-        if self.image.import_at(rva).is_some() {
+        if self.import_slots.binary_search(&rva).is_ok() {
             return Val::Unknown;
         }
         // Past the raw data the loader zero-fills (`.bss` tail of a section).
@@ -1129,6 +1148,15 @@ fn is_other_atomic(op: Opcode) -> bool {
     )
 }
 
+/// Whether [`Ctx::observe`] records anything at `inst` (in some state).
+fn observed(inst: &Instruction) -> bool {
+    matches!(
+        (inst.opcode, inst.operands[0]),
+        (Opcode::BLR | Opcode::BR, Operand::Register(..))
+            | (Opcode::BL | Opcode::B, Operand::PCOffset(_))
+    )
+}
+
 /// Whether execution can continue from the A64 word `w` to the next one: false for `ret`,
 /// `br`, `b`, `brk` and `udf #0` (zero padding between functions).
 fn falls_through(w: u32) -> bool {
@@ -1335,8 +1363,11 @@ impl Cfg {
             }
         }
         let starts: Vec<usize> = (0..n).filter(|&i| leader[i]).collect();
-        let block_of: HashMap<usize, usize> =
-            starts.iter().enumerate().map(|(b, &i)| (i, b)).collect();
+        // Block index by first instruction (only leaders are looked up).
+        let mut block_of = vec![usize::MAX; n];
+        for (b, &i) in starts.iter().enumerate() {
+            block_of[i] = b;
+        }
         let mut blocks = Vec::with_capacity(starts.len());
         for (b, &start) in starts.iter().enumerate() {
             let end = starts.get(b + 1).copied().unwrap_or(n);
@@ -1350,7 +1381,7 @@ impl Cfg {
                         !falls && entry_insns.binary_search(&j).is_ok() && seg(j) != seg(end - 1)
                     };
                     if let Some(j) = target.and_then(index).filter(|&j| !tail(j)) {
-                        succs.push(block_of[&j]);
+                        succs.push(block_of[j]);
                     }
                     if falls && end < n {
                         succs.push(b + 1);
@@ -1362,7 +1393,7 @@ impl Cfg {
             }
             blocks.push(Block { start, end, succs });
         }
-        let entries = entry_insns.iter().map(|i| block_of[i]).collect();
+        let entries = entry_insns.iter().map(|&i| block_of[i]).collect();
         Cfg {
             blocks,
             strict,

@@ -55,6 +55,13 @@ impl PoolSlots {
             .map(|i| self.slots[i].1)
     }
 
+    /// The lowest and highest pool slot RVA (`lo > hi` when there is none): a cheap filter
+    /// before [`PoolSlots::api_at`].
+    #[inline]
+    pub(crate) fn bounds(&self) -> (u32, u32) {
+        (self.lo, self.hi)
+    }
+
     /// Whether `rva` is any import's IAT slot.
     pub(crate) fn is_import_slot(&self, rva: u32) -> bool {
         self.all.binary_search(&rva).is_ok()

@@ -125,14 +125,112 @@ struct Slot {
     val: Val,
 }
 
+/// Offsets (and keys) below this magnitude never make slot arithmetic wrap.
+const TAME_OFFSET: u64 = 1 << 40;
+
+/// The value every incoming path agrees on (see [`State::merge`]); constants only when
+/// `consts`.
+#[inline]
+fn agree(mut vals: impl Iterator<Item = Val>, consts: bool) -> Val {
+    let Some(first) = vals.next() else {
+        return Val::Unknown;
+    };
+    let mut v = first;
+    for x in vals {
+        v = match (v, x) {
+            (a, b) if a == b => a,
+            // The same constant reached by differently-derived paths.
+            (Val::Const(a, h1), Val::Const(b, h2)) if a == b => Val::Const(a, combine(h1, h2)),
+            _ => return Val::Unknown,
+        };
+    }
+    if v.is_const() && !consts {
+        Val::Unknown
+    } else {
+        v
+    }
+}
+
+/// What [`State::load`] returns for a slot read with exactly its own offset and size.
+#[inline]
+fn exact_load(val: Val, size: u8) -> Val {
+    match val {
+        Val::Const(v, how) => Val::Const(mask(v, size as usize), how),
+        v if size >= 4 => v,
+        _ => Val::Unknown,
+    }
+}
+
+/// [`State::load`] on a state's slots sorted by (epoch, offset), for tame offsets. The slots of
+/// one epoch never overlap (every store first removes what it overlaps), so at most one slot
+/// starts at `off`, and only its neighbours in the sorted order can overlap the range.
+fn load_sorted(
+    sorted: &[Slot],
+    wiped: bool,
+    epoch: u32,
+    off: i64,
+    size: u8,
+    param_base: i64,
+) -> Val {
+    let end = off + i64::from(size);
+    let p = sorted.partition_point(|s| (s.epoch, s.off) < (epoch, off));
+    let mut overlap = false;
+    if let Some(s) = sorted.get(p) {
+        if s.epoch == epoch && s.off == off {
+            if s.size >= size {
+                return match s.val {
+                    Val::Const(v, how) => Val::Const(mask(v, size as usize), how),
+                    v if size >= 4 => v,
+                    _ => Val::Unknown,
+                };
+            }
+            overlap = true;
+        }
+    }
+    if !overlap && p > 0 {
+        let s = &sorted[p - 1];
+        if s.epoch == epoch && s.off + i64::from(s.size) > off {
+            overlap = true;
+        }
+    }
+    if !overlap {
+        if let Some(s) = sorted.get(p) {
+            if s.epoch == epoch && s.off < end && s.off + i64::from(s.size) > off {
+                overlap = true;
+            }
+        }
+    }
+    if overlap || wiped || epoch != 0 || off < param_base || size < 4 {
+        return Val::Unknown;
+    }
+    i32::try_from(off).map_or(Val::Unknown, |o| Val::Param(Param::Stack(o)))
+}
+
 /// The abstract machine state at one point.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct State {
     regs: [Val; 16],
     slots: Vec<Slot>,
     /// Some write went to an unknown place on the stack: untracked slots are unknown, not the
     /// function's incoming parameters.
     wiped: bool,
+}
+
+impl Clone for State {
+    fn clone(&self) -> State {
+        State {
+            regs: self.regs,
+            slots: self.slots.clone(),
+            wiped: self.wiped,
+        }
+    }
+
+    /// Reuses the slot buffer (the fixpoint copies states into the same places many times).
+    fn clone_from(&mut self, source: &State) {
+        self.regs = source.regs;
+        self.slots.clone_from(&source.slots);
+        self.wiped = source.wiped;
+    }
 }
 
 impl State {
@@ -205,27 +303,6 @@ impl State {
     /// — the if/else pool type of `toolchains-and-patterns.md` §3 — give `Unknown`, never one
     /// of them.
     fn merge(states: &[&State], epoch: u32, param_base: i64, consts: bool) -> State {
-        let agree = |vals: &mut dyn Iterator<Item = Val>| -> Val {
-            let Some(first) = vals.next() else {
-                return Val::Unknown;
-            };
-            let mut v = first;
-            for x in vals {
-                v = match (v, x) {
-                    (a, b) if a == b => a,
-                    // The same constant reached by differently-derived paths.
-                    (Val::Const(a, h1), Val::Const(b, h2)) if a == b => {
-                        Val::Const(a, combine(h1, h2))
-                    }
-                    _ => return Val::Unknown,
-                };
-            }
-            if v.is_const() && !consts {
-                Val::Unknown
-            } else {
-                v
-            }
-        };
         let first = states[0];
         if consts && states.iter().all(|s| *s == first) {
             return first.clone();
@@ -233,10 +310,39 @@ impl State {
         let mut out = State::unknown(epoch);
         out.wiped = states.iter().any(|s| s.wiped);
         for r in 0..16 {
-            out.regs[r] = agree(&mut states.iter().map(|s| s.regs[r]));
+            out.regs[r] = agree(states.iter().map(|s| s.regs[r]), consts);
         }
         if !states.iter().all(|s| s.regs[RSP] == first.regs[RSP]) {
             out.regs[RSP] = Val::Stack(epoch, 0);
+        }
+        // Common case: every state tracks the same slots (same keys, same order) at tame
+        // offsets. The slots of one epoch never overlap (every store removes what it overlaps),
+        // so each key loads exactly its own slot and storing the keys in sorted order removes
+        // nothing: the result is the keys, sorted, with the agreed values.
+        let same_keys = first
+            .slots
+            .iter()
+            .all(|sl| sl.off.unsigned_abs() < TAME_OFFSET)
+            && states[1..].iter().all(|s| {
+                s.slots.len() == first.slots.len()
+                    && s.slots
+                        .iter()
+                        .zip(&first.slots)
+                        .all(|(a, b)| a.epoch == b.epoch && a.off == b.off && a.size == b.size)
+            });
+        if same_keys {
+            out.slots.reserve(first.slots.len().min(256));
+            for (i, sl) in first.slots.iter().enumerate() {
+                let v = agree(
+                    states.iter().map(|s| exact_load(s.slots[i].val, sl.size)),
+                    consts,
+                );
+                out.slots.push(Slot { val: v, ..*sl });
+            }
+            out.slots.sort_unstable_by_key(|sl| (sl.epoch, sl.off));
+            out.slots.truncate(256);
+            out.collect_garbage();
+            return out;
         }
         let mut keys: Vec<(u32, i64, u8)> = states
             .iter()
@@ -244,17 +350,73 @@ impl State {
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        for (e, o, z) in keys {
-            let v = agree(&mut states.iter().map(|s| s.load(e, o, z, param_base)));
-            out.store(e, o, z, v);
+        // Offsets far from zero could make the overlap tests wrap: then the general (slow)
+        // path, which is the definition; otherwise the indexed path computes the same result.
+        let tame = keys.iter().all(|k| k.1.unsigned_abs() < TAME_OFFSET);
+        if tame {
+            let sorted: Vec<Vec<Slot>> = states
+                .iter()
+                .map(|s| {
+                    let mut v = s.slots.clone();
+                    v.sort_unstable_by_key(|sl| (sl.epoch, sl.off));
+                    v
+                })
+                .collect();
+            out.slots.reserve(keys.len().min(256));
+            for (e, o, z) in keys {
+                let v = agree(
+                    states
+                        .iter()
+                        .zip(&sorted)
+                        .map(|(s, sl)| load_sorted(sl, s.wiped, e, o, z, param_base)),
+                    consts,
+                );
+                out.store_sorted(e, o, z, v);
+            }
+        } else {
+            for (e, o, z) in keys {
+                let v = agree(states.iter().map(|s| s.load(e, o, z, param_base)), consts);
+                out.store(e, o, z, v);
+            }
         }
         out.collect_garbage();
         out
     }
 
+    /// [`State::store`] when every slot already stored has a key (epoch, offset) no greater
+    /// than the new one and the stored slots of an epoch do not overlap (slots are stored in
+    /// key order, offsets tame): only the last slot can overlap the new one.
+    fn store_sorted(&mut self, epoch: u32, off: i64, size: u8, val: Val) {
+        let end = off + i64::from(size);
+        if let Some(l) = self.slots.last() {
+            if l.epoch == epoch && l.off + i64::from(l.size) > off && l.off < end {
+                self.slots.pop();
+            }
+        }
+        if self.slots.len() < 256 {
+            self.slots.push(Slot {
+                epoch,
+                off,
+                size,
+                val,
+            });
+        }
+    }
+
     /// Drops slots no register or slot can address any more (x86 starts a new stack epoch
     /// after each call): they cost time at every merge and can never be read.
     fn collect_garbage(&mut self) {
+        // Usually every slot's epoch is the entry's or a register's: nothing to drop.
+        let regs = &self.regs;
+        let held = |e: u32| {
+            e == 0
+                || regs
+                    .iter()
+                    .any(|v| matches!(v, Val::Stack(x, _) if *x == e))
+        };
+        if self.slots.iter().all(|s| held(s.epoch)) {
+            return;
+        }
         let mut live: Vec<u32> = vec![0];
         for v in self.regs.iter().chain(self.slots.iter().map(|s| &s.val)) {
             if let Val::Stack(e, _) = v {
@@ -341,6 +503,8 @@ struct Ctx<'a> {
     /// Import thunks of pool APIs: thunk RVA → API index.
     thunks: HashMap<u32, u8>,
     funcs: HashMap<u32, Option<Rc<Func>>>,
+    /// Function starts of heuristic regions (`function_bounds`), by region.
+    cuts: HashMap<(u32, u32), Vec<u32>>,
     info: InstructionInfoFactory,
 }
 
@@ -363,6 +527,7 @@ pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         starts: Vec::new(),
         thunks: HashMap::new(),
         funcs: HashMap::new(),
+        cuts: HashMap::new(),
         info: InstructionInfoFactory::new(),
     };
     let refs = ctx.scan_slot_refs();
@@ -443,13 +608,26 @@ impl<'a> Ctx<'a> {
     /// (operand position, RVA of a `jmp [slot]` if the bytes before it are `FF 25`, API).
     fn scan_slot_refs(&self) -> Vec<(u32, Option<u32>, &'static ApiSpec)> {
         let mut out = Vec::new();
+        let (lo, hi) = self.slots.bounds();
+        let span = hi.wrapping_sub(lo);
+        // The low 32 bits of the slot address an x86 operand would hold (filter only: the exact
+        // test follows).
+        let base32 = self.base as u32;
         for &(sec, bytes) in &self.code {
             if bytes.len() < 4 {
                 continue;
             }
-            for i in 0..bytes.len() - 3 {
-                let d = u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+            for (i, w) in bytes.windows(4).enumerate() {
+                let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
                 let pos = sec.rva.wrapping_add(i as u32);
+                let guess = if self.x64 {
+                    pos.wrapping_add(4).wrapping_add(d)
+                } else {
+                    d.wrapping_sub(base32)
+                };
+                if guess.wrapping_sub(lo) > span {
+                    continue;
+                }
                 let slot = if self.x64 {
                     // RIP-relative: the slot is relative to the end of the disp32 (none of the
                     // instructions that use a slot carry an immediate after it).
@@ -479,22 +657,40 @@ impl<'a> Ctx<'a> {
             if bytes.len() < 5 {
                 continue;
             }
-            for i in 0..bytes.len() - 4 {
+            let n = bytes.len() - 4;
+            let code = &self.code;
+            let mut at = |i: usize| {
                 let op = bytes[i];
                 if op != 0xe8 && op != 0xe9 {
-                    continue;
+                    return;
                 }
                 let d =
                     u32::from_le_bytes([bytes[i + 1], bytes[i + 2], bytes[i + 3], bytes[i + 4]]);
                 let src = sec.rva.wrapping_add(i as u32);
                 let target = src.wrapping_add(5).wrapping_add(d);
-                if self
-                    .code
+                if code
                     .iter()
                     .any(|(s, b)| target >= s.rva && target - s.rva < b.len() as u32)
                 {
                     rel.push((target, src, op == 0xe8));
                 }
+            };
+            // Eight bytes at a time, skipping a word without an E8/E9 byte: a byte of `y` is
+            // zero exactly when it is E8 or E9, and the zero-byte test may report a false
+            // positive after a zero byte but never misses one.
+            let mut i = 0;
+            while i + 8 <= n {
+                let w: [u8; 8] = bytes[i..i + 8].try_into().unwrap_or([0; 8]);
+                let y = (u64::from_le_bytes(w) | 0x0101_0101_0101_0101) ^ 0xe9e9_e9e9_e9e9_e9e9;
+                if y.wrapping_sub(0x0101_0101_0101_0101) & !y & 0x8080_8080_8080_8080 != 0 {
+                    for j in i..i + 8 {
+                        at(j);
+                    }
+                }
+                i += 8;
+            }
+            for j in i..n {
+                at(j);
             }
         }
         rel.sort_unstable();
@@ -571,6 +767,20 @@ impl<'a> Ctx<'a> {
             .filter(|&s| s <= sec_end)
             .unwrap_or(sec_end)
             .min(rva.saturating_add(MAX_FUNCTION));
+        if !self.cuts.contains_key(&(lo, hi)) {
+            let cuts = self.region_cuts(lo, hi);
+            self.cuts.insert((lo, hi), cuts);
+        }
+        let cuts = &self.cuts[&(lo, hi)];
+        let j = cuts.partition_point(|&c| c <= rva);
+        let start = cuts[j.checked_sub(1)?];
+        let end = cuts.get(j).copied().unwrap_or(hi);
+        Some((start, end))
+    }
+
+    /// The function starts in the heuristic region [`lo`, `hi`) (see [`Ctx::function_bounds`]),
+    /// beginning with `lo`.
+    fn region_cuts(&self, lo: u32, hi: u32) -> Vec<u32> {
         // Decode the region and cut it at code that follows an unconditional transfer (or
         // int3/nop padding) and that no branch in the region targets.
         let insns = self.decode(lo, hi);
@@ -621,10 +831,7 @@ impl<'a> Ctx<'a> {
             ) || ins.mnemonic() == Mnemonic::Int3
                 || ins.is_invalid();
         }
-        let j = cuts.partition_point(|&c| c <= rva);
-        let start = cuts[j.checked_sub(1)?];
-        let end = cuts.get(j).copied().unwrap_or(hi);
-        Some((start, end))
+        cuts
     }
 
     fn decode(&self, start: u32, end: u32) -> Vec<Instruction> {
@@ -638,7 +845,7 @@ impl<'a> Ctx<'a> {
             self.base.wrapping_add(u64::from(start)),
             DecoderOptions::NONE,
         );
-        let mut out = Vec::with_capacity(n / 4);
+        let mut out = Vec::with_capacity(n / 3 + 1);
         let mut ins = Instruction::default();
         while dec.can_decode() {
             dec.decode_out(&mut ins);
@@ -698,8 +905,9 @@ impl<'a> Ctx<'a> {
         let nb = block_starts.len();
         let block_end = |b: usize| block_starts.get(b + 1).copied().unwrap_or(insns.len());
         let block_of = |k: usize| block_starts.partition_point(|&s| s <= k) - 1;
-        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); nb];
-        let mut succs: Vec<Vec<usize>> = vec![Vec::new(); nb];
+        // Successors (fall-through first, then the branch target: at most two) and, in one
+        // flat array, predecessors in increasing block order.
+        let mut succs: Vec<([usize; 2], usize)> = vec![([0; 2], 0); nb];
         for b in 0..nb {
             let last = &insns[block_end(b) - 1];
             let fc = last.flow_control();
@@ -711,7 +919,7 @@ impl<'a> Ctx<'a> {
                     | FlowControl::ConditionalBranch
             ) && !last.is_invalid();
             if fall && b + 1 < nb {
-                succs[b].push(b + 1);
+                succs[b] = ([b + 1, 0], 1);
             }
             if matches!(
                 fc,
@@ -719,29 +927,48 @@ impl<'a> Ctx<'a> {
             ) {
                 if let Some(t) = ip_index(last.near_branch_target()) {
                     let tb = block_of(t);
-                    if !succs[b].contains(&tb) {
-                        succs[b].push(tb);
+                    let (v, n) = &mut succs[b];
+                    if !v[..*n].contains(&tb) {
+                        v[*n] = tb;
+                        *n += 1;
                     }
                 }
             }
-            for &s in &succs[b].clone() {
-                preds[s].push(b);
+        }
+        let succ = |b: usize| &succs[b].0[..succs[b].1];
+        let mut pstart = vec![0usize; nb + 1];
+        for b in 0..nb {
+            for &s in succ(b) {
+                pstart[s + 1] += 1;
             }
         }
+        for b in 0..nb {
+            pstart[b + 1] += pstart[b];
+        }
+        let mut plist = vec![0usize; pstart[nb]];
+        let mut fill = pstart.clone();
+        for b in 0..nb {
+            for &s in succ(b) {
+                plist[fill[s]] = b;
+                fill[s] += 1;
+            }
+        }
+        let preds = |b: usize| &plist[pstart[b]..pstart[b + 1]];
         // Roots: the entry, then any block no root reaches (code only a jump table or an
         // exception handler reaches), in address order, with an unknown state.
         let mut root = vec![false; nb];
         let mut seen = vec![false; nb];
         root[0] = true;
+        let mut stack = Vec::new();
         for b in 0..nb {
             if seen[b] {
                 continue;
             }
             root[b] = true;
-            let mut stack = vec![b];
+            stack.push(b);
             seen[b] = true;
             while let Some(x) = stack.pop() {
-                for &s in &succs[x] {
+                for &s in succ(x) {
                     if !seen[s] {
                         seen[s] = true;
                         stack.push(s);
@@ -761,10 +988,10 @@ impl<'a> Ctx<'a> {
                 return None;
             }
             let (t, j) = (&insns[last - 1], &insns[last]);
-            let target = ip_index(j.near_branch_target()).map(block_of);
+            let target = || ip_index(j.near_branch_target()).map(block_of);
             let on_zero_edge = match j.mnemonic() {
-                Mnemonic::Jne => b == p + 1 && target != Some(b),
-                Mnemonic::Je => target == Some(b) && b != p + 1,
+                Mnemonic::Jne => b == p + 1 && target() != Some(b),
+                Mnemonic::Je => b != p + 1 && target() == Some(b),
                 _ => false,
             };
             if !on_zero_edge || t.op0_kind() != OpKind::Register {
@@ -789,8 +1016,19 @@ impl<'a> Ctx<'a> {
             let whole = part == Part::Full || (!x64 && part == Part::Low(4));
             (zero_test && whole && n != RSP).then_some(n)
         };
+        // The refinement of each incoming edge, computed once.
+        let mut edge_zero: Vec<Option<usize>> = vec![None; plist.len()];
+        for b in 0..nb {
+            for i in pstart[b]..pstart[b + 1] {
+                edge_zero[i] = zero_on_edge(plist[i], b);
+            }
+        }
+        let edge_zero = |b: usize| &edge_zero[pstart[b]..pstart[b + 1]];
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
+        let mut refined: Vec<State> = Vec::new();
+        let mut out = State::unknown(0);
+        let entry = State::entry(self.x64);
         // Worklist in address order: a block is recomputed only when a predecessor's exit
         // state changed.
         let mut dirty = vec![true; nb];
@@ -800,44 +1038,64 @@ impl<'a> Ctx<'a> {
                 if !std::mem::take(&mut dirty[b]) {
                     continue;
                 }
-                let refined: Vec<State> = preds[b]
-                    .iter()
-                    .filter_map(|&p| {
-                        let o = outs[p].as_ref()?;
-                        Some(match zero_on_edge(p, b) {
-                            Some(n) => {
-                                let mut o = o.clone();
-                                o.regs[n] = Val::Const(0, Provenance::Propagated);
-                                o
-                            }
-                            None => o.clone(),
-                        })
-                    })
-                    .collect();
-                let known: Vec<&State> = refined.iter().collect();
                 let epoch = EPOCH_BLOCK + b as u32;
-                let st = if b == 0 {
-                    let e = State::entry(self.x64);
-                    if known.is_empty() {
-                        e
-                    } else {
-                        let mut all = known.clone();
-                        all.push(&e);
-                        State::merge(&all, epoch, pb, !indirect)
-                    }
-                } else if root[b] {
-                    State::unknown(epoch)
-                } else if known.is_empty() {
-                    continue;
-                } else if preds[b].len() == 1 && !indirect && !root[b] {
-                    known[0].clone()
+                let merged;
+                let st: &State = if b != 0 && root[b] {
+                    merged = State::unknown(epoch);
+                    &merged
                 } else {
-                    State::merge(&known, epoch, pb, !indirect)
+                    // Predecessor exit states, copied only where the edge refines a register.
+                    let mut n_ref = 0;
+                    for (&p, z) in preds(b).iter().zip(edge_zero(b)) {
+                        if let (Some(o), Some(n)) = (outs[p].as_ref(), *z) {
+                            if refined.len() <= n_ref {
+                                refined.push(State::unknown(0));
+                            }
+                            refined[n_ref].clone_from(o);
+                            refined[n_ref].regs[n] = Val::Const(0, Provenance::Propagated);
+                            n_ref += 1;
+                        }
+                    }
+                    if b != 0 && preds(b).len() == 1 && !indirect {
+                        // One predecessor: its exit state, as is.
+                        match outs[preds(b)[0]].as_ref() {
+                            None => continue,
+                            Some(_) if edge_zero(b)[0].is_some() => &refined[0],
+                            Some(o) => o,
+                        }
+                    } else {
+                        let mut known: Vec<&State> = Vec::with_capacity(preds(b).len() + 1);
+                        let mut r = 0;
+                        for (&p, z) in preds(b).iter().zip(edge_zero(b)) {
+                            if let Some(o) = outs[p].as_ref() {
+                                if z.is_some() {
+                                    known.push(&refined[r]);
+                                    r += 1;
+                                } else {
+                                    known.push(o);
+                                }
+                            }
+                        }
+                        if b == 0 {
+                            if known.is_empty() {
+                                &entry
+                            } else {
+                                known.push(&entry);
+                                merged = State::merge(&known, epoch, pb, !indirect);
+                                &merged
+                            }
+                        } else if known.is_empty() {
+                            continue;
+                        } else {
+                            merged = State::merge(&known, epoch, pb, !indirect);
+                            &merged
+                        }
+                    }
                 };
-                if ins_st[b].as_ref() == Some(&st) && outs[b].is_some() {
+                if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
                 }
-                let mut out = st.clone();
+                out.clone_from(st);
                 for (k, ins) in insns
                     .iter()
                     .enumerate()
@@ -846,11 +1104,17 @@ impl<'a> Ctx<'a> {
                 {
                     self.step(&mut out, ins, k);
                 }
-                ins_st[b] = Some(st);
+                match ins_st[b].as_mut() {
+                    Some(i) => i.clone_from(st),
+                    None => ins_st[b] = Some(st.clone()),
+                }
                 if outs[b].as_ref() != Some(&out) {
-                    outs[b] = Some(out);
+                    match outs[b].as_mut() {
+                        Some(o) => std::mem::swap(o, &mut out),
+                        None => outs[b] = Some(std::mem::replace(&mut out, State::unknown(0))),
+                    }
                     changed = true;
-                    for &s in &succs[b] {
+                    for &s in succ(b) {
                         dirty[s] = true;
                     }
                 }
@@ -872,7 +1136,7 @@ impl<'a> Ctx<'a> {
             .enumerate()
             .map(|(b, s)| s.unwrap_or_else(|| State::unknown(EPOCH_BLOCK + b as u32)))
             .collect();
-        let roots = (0..nb).map(|b| root[b] && preds[b].is_empty()).collect();
+        let roots = (0..nb).map(|b| root[b] && preds(b).is_empty()).collect();
         Some(Func {
             start,
             insns,
@@ -1469,6 +1733,21 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: any
+    /// indirect call or jump, and a direct one only to a pool import thunk.
+    fn may_transfer(&self, ins: &Instruction) -> bool {
+        match ins.flow_control() {
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => true,
+            FlowControl::Call | FlowControl::UnconditionalBranch => match ins.op0_kind() {
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => self
+                    .rva_of(ins.near_branch_target())
+                    .is_some_and(|t| self.thunks.contains_key(&t)),
+                _ => true,
+            },
+            _ => false,
+        }
+    }
+
     /// The value of argument `index` (1-based) of `spec` in state `st` at a transfer; `tail`
     /// when the transfer is a jump (no return address pushed).
     fn arg_val(&self, st: &State, spec: &ApiSpec, index: usize, tail: bool) -> Val {
@@ -1513,9 +1792,17 @@ impl<'a> Ctx<'a> {
     fn sites_in(&mut self, f: &Func) -> Vec<FoundSite> {
         let mut out = Vec::new();
         for b in 0..f.block_starts.len() {
-            let mut st = f.in_states[b].clone();
             let end = f.block_starts.get(b + 1).copied().unwrap_or(f.insns.len());
-            for k in f.block_starts[b]..end {
+            // Only a transfer `transfer_target` can resolve makes a site: a block without one
+            // yields nothing, and nothing after its last one matters.
+            let Some(last) = (f.block_starts[b]..end)
+                .rev()
+                .find(|&k| self.may_transfer(&f.insns[k]))
+            else {
+                continue;
+            };
+            let mut st = f.in_states[b].clone();
+            for k in f.block_starts[b]..=last {
                 let ins = &f.insns[k];
                 if matches!(
                     ins.flow_control(),
