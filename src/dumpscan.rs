@@ -84,11 +84,11 @@ pub(crate) fn analyze_dump(
         unit.artifacts.push(artifact);
         let idx = unit.artifacts.len() - 1;
         let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
-        for n in notes {
+        if let Some((message, level)) = notes {
             unit.notices.push(Notice {
                 subject: module_subject.clone(),
-                message: n,
-                level: Level::Warning,
+                message,
+                level,
             });
         }
         match result {
@@ -124,8 +124,48 @@ pub(crate) fn analyze_dump(
 type Audited = (
     Artifact,
     Result<(crate::finding::ImageSummary, Vec<crate::finding::Finding>), crate::model::ImageError>,
-    Vec<String>,
+    Option<(String, Level)>,
 );
+
+/// One notice per carved module, so that a dump of two hundred drivers with their INIT
+/// sections discarded does not bury the report: what is missing, which IAT slots matched no
+/// export, and what of the image's structure was malformed. Only expected holes: a note.
+fn module_notice(
+    carved: &CarvedImage,
+    recovered: &[dump::RecoveredImport],
+    anomalies: &[String],
+) -> Option<(String, Level)> {
+    let mut parts = Vec::new();
+    if !carved.holes.is_empty() {
+        let missing: u64 = carved.holes.iter().map(|&(_, l)| u64::from(l)).sum();
+        parts.push(format!(
+            "{missing:#x} of {:#x} bytes not in the dump, zero-filled: {}",
+            carved.bytes.len(),
+            carved.notes.join("; ")
+        ));
+    } else if !carved.notes.is_empty() {
+        parts.push(carved.notes.join("; "));
+    }
+    let unnamed: Vec<&str> = recovered.iter().filter_map(|r| r.note.as_deref()).collect();
+    if let Some(first) = unnamed.first() {
+        parts.push(if unnamed.len() == 1 {
+            format!("IAT: {first}")
+        } else {
+            format!("IAT: {first} (and {} more slots)", unnamed.len() - 1)
+        });
+    }
+    parts.extend(crate::scan::anomaly_notice(anomalies));
+    if parts.is_empty() {
+        return None;
+    }
+    let expected_only = carved.holes_expected && unnamed.is_empty() && anomalies.is_empty();
+    let level = if expected_only {
+        Level::Note
+    } else {
+        Level::Warning
+    };
+    Some((parts.join("; "), level))
+}
 
 /// Audits one carved module; the artifact index is fixed up by the caller.
 fn audit_module(
@@ -137,8 +177,6 @@ fn audit_module(
     rules: &RuleSet,
     pooltag: Option<&HashMap<u32, String>>,
 ) -> Audited {
-    let mut notes: Vec<String> = carved.notes.clone();
-    notes.extend(recovered.iter().filter_map(|r| r.note.clone()));
     let mut artifact = Artifact {
         uri: format!("{}@0x{:x}", module.name, module.base),
         name: module.name.clone(),
@@ -188,8 +226,10 @@ fn audit_module(
         },
     );
     artifact.memory_only = memory_only;
-    if let Ok((summary, _)) = &result {
-        notes.extend(crate::scan::anomaly_notice(&summary.anomalies));
-    }
-    (artifact, result, notes)
+    let anomalies = match &result {
+        Ok((summary, _)) => summary.anomalies.as_slice(),
+        Err(_) => &[],
+    };
+    let notice = module_notice(carved, recovered, anomalies);
+    (artifact, result, notice)
 }

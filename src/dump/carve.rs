@@ -27,6 +27,8 @@ pub struct CarvedImage {
     pub holes: Vec<(u32, u32)>,
     /// What the holes are (section names, "discardable: expected"), and any size clipping.
     pub notes: Vec<String>,
+    /// Every hole lies in a discardable section (INIT, .reloc): nothing unexpected is missing.
+    pub holes_expected: bool,
 }
 
 impl CarvedImage {
@@ -84,19 +86,12 @@ pub(crate) fn carve(dump: &Dump, m: &LoadedModule) -> CarvedImage {
             rva += n;
         }
     }
-    describe_holes(&bytes, &holes, &mut notes);
-    if !holes.is_empty() {
-        let missing: u64 = holes.iter().map(|&(_, l)| u64::from(l)).sum();
-        dump.notice(format!(
-            "{}: {} missing range(s), {missing:#x} of {size:#x} bytes zero-filled",
-            m.name,
-            holes.len()
-        ));
-    }
+    let holes_expected = describe_holes(&bytes, &holes, &mut notes);
     CarvedImage {
         bytes,
         holes,
         notes,
+        holes_expected,
     }
 }
 
@@ -126,8 +121,10 @@ fn clip_size(dump: &Dump, m: &LoadedModule, notes: &mut Vec<String>) -> u32 {
 }
 
 /// Labels each hole with the sections it falls in, using the carved header when present.
-fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) {
+/// Returns whether every hole is an expected one (a discardable section such as INIT).
+fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) -> bool {
     let headers = Headers::parse(bytes);
+    let mut expected = true;
     for &(rva, len) in holes {
         let end = rva + len;
         let label = match &headers {
@@ -149,6 +146,7 @@ fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) {
                     let why = if s.characteristics & SCN_DISCARDABLE != 0 {
                         "discardable, freed after load (expected)"
                     } else {
+                        expected = false;
                         "not in the dump"
                     };
                     notes.push(format!("rva {lo:#x}..{hi:#x} missing ({}: {why})", s.name));
@@ -159,6 +157,8 @@ fn describe_holes(bytes: &[u8], holes: &[(u32, u32)], notes: &mut Vec<String>) {
                 "outside every section".to_string()
             }
         };
+        expected = false;
         notes.push(format!("rva {rva:#x}..{end:#x} missing ({label})"));
     }
+    expected
 }
