@@ -517,6 +517,7 @@ impl<'a> Ctx<'a> {
         }) else {
             return out;
         };
+        out.reserve_exact(bytes.len() / 4);
         for (i, w) in bytes.chunks_exact(4).enumerate() {
             let inst = self.decoder.decode(&mut U8Reader::new(w)).ok();
             out.push(Insn {

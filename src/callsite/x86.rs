@@ -1109,6 +1109,10 @@ impl<'a> Ctx<'a> {
                 if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
                 }
+                if out.slots.capacity() < st.slots.len() + 4 {
+                    // Room for the block's own stores without regrowing.
+                    out.slots = Vec::with_capacity(st.slots.len() + 8);
+                }
                 out.clone_from(st);
                 for (k, ins) in insns
                     .iter()
