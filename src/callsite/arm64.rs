@@ -124,12 +124,29 @@ struct Slot {
 }
 
 /// The abstract machine state: x0..x30, the tracked stack slots and the last compare with zero.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct State {
     regs: [Val; 31],
     slots: Vec<Slot>,
     /// `cmp wN/xN, #0` that set the flags, with the register and its value then.
     cmp_zero: Option<(u16, Val)>,
+}
+
+impl Clone for State {
+    fn clone(&self) -> State {
+        State {
+            regs: self.regs,
+            slots: self.slots.clone(),
+            cmp_zero: self.cmp_zero,
+        }
+    }
+
+    /// Reuses the slot buffer (the solver copies block states into one scratch state).
+    fn clone_from(&mut self, source: &State) {
+        self.regs = source.regs;
+        self.slots.clone_from(&source.slots);
+        self.cmp_zero = source.cmp_zero;
+    }
 }
 
 impl State {
@@ -327,7 +344,7 @@ impl<'a> Ctx<'a> {
                 cache
                     .entry(f.begin)
                     .or_insert_with(|| self.analyze_region(f, &scan));
-                let Some(regs) = cache.get(&f.begin).and_then(|r| r.at_calls.get(&caller)) else {
+                let Some(regs) = cache.get(&f.begin).and_then(|r| r.at_call(caller)) else {
                     continue;
                 };
                 let args = site
@@ -500,6 +517,7 @@ impl<'a> Ctx<'a> {
         }) else {
             return out;
         };
+        out.reserve_exact(bytes.len() / 4);
         for (i, w) in bytes.chunks_exact(4).enumerate() {
             let inst = self.decoder.decode(&mut U8Reader::new(w)).ok();
             out.push(Insn {
@@ -574,6 +592,9 @@ impl<'a> Ctx<'a> {
                 step(&mut s, insn);
             }
         }
+        // Already in address order (blocks and their instructions are); kept sorted for
+        // `at_call` whatever the block order.
+        res.at_calls.sort_by_key(|c| c.0);
         res
     }
 
@@ -607,7 +628,7 @@ impl<'a> Ctx<'a> {
                 {
                     let mut regs = [Val::Unknown; 8];
                     regs.copy_from_slice(&s.regs[..8]);
-                    res.at_calls.insert(insn.rva, regs);
+                    res.at_calls.push((insn.rva, regs));
                 }
                 thunks.get(&target).map(|&spec| {
                     let reach = if inst.opcode == Opcode::BL {
@@ -1276,8 +1297,18 @@ struct Scan {
 #[derive(Default)]
 struct FnResult {
     sites: Vec<RawSite>,
-    /// x0..x7 just before each `bl`/`b` of the function.
-    at_calls: HashMap<u32, [Val; 8]>,
+    /// x0..x7 just before each `bl`/`b` of the function, by RVA (recorded in address order).
+    at_calls: Vec<(u32, [Val; 8])>,
+}
+
+impl FnResult {
+    /// x0..x7 just before the `bl`/`b` at `rva`.
+    fn at_call(&self, rva: u32) -> Option<&[Val; 8]> {
+        self.at_calls
+            .binary_search_by_key(&rva, |c| c.0)
+            .ok()
+            .map(|i| &self.at_calls[i].1)
+    }
 }
 
 struct Block {
@@ -1421,15 +1452,17 @@ impl Cfg {
         let mut next_seed = 0;
         // Each meet only lowers a state, so this terminates; the bound guards hostile input.
         let mut budget = nb.saturating_mul(64).max(1024);
+        let mut s = State::unknown();
         loop {
             while let Some(b) = work.pop() {
                 if budget == 0 {
                     return vec![State::unknown(); nb];
                 }
                 budget -= 1;
-                let Some(mut s) = ins[b].clone() else {
-                    continue;
-                };
+                match &ins[b] {
+                    Some(i) => s.clone_from(i),
+                    None => continue,
+                }
                 let block = &self.blocks[b];
                 for insn in &insns[block.start..block.end] {
                     step(&mut s, insn);

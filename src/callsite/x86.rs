@@ -164,8 +164,11 @@ fn exact_load(val: Val, size: u8) -> Val {
 /// [`State::load`] on a state's slots sorted by (epoch, offset), for tame offsets. The slots of
 /// one epoch never overlap (every store first removes what it overlaps), so at most one slot
 /// starts at `off`, and only its neighbours in the sorted order can overlap the range.
+/// `cursor` is the partition point of the previous (smaller or equal) key: keys are read in
+/// increasing order, so it only moves forward.
 fn load_sorted(
     sorted: &[Slot],
+    cursor: &mut usize,
     wiped: bool,
     epoch: u32,
     off: i64,
@@ -173,7 +176,13 @@ fn load_sorted(
     param_base: i64,
 ) -> Val {
     let end = off + i64::from(size);
-    let p = sorted.partition_point(|s| (s.epoch, s.off) < (epoch, off));
+    while sorted
+        .get(*cursor)
+        .is_some_and(|s| (s.epoch, s.off) < (epoch, off))
+    {
+        *cursor += 1;
+    }
+    let p = *cursor;
     let mut overlap = false;
     if let Some(s) = sorted.get(p) {
         if s.epoch == epoch && s.off == off {
@@ -354,23 +363,28 @@ impl State {
         // path, which is the definition; otherwise the indexed path computes the same result.
         let tame = keys.iter().all(|k| k.1.unsigned_abs() < TAME_OFFSET);
         if tame {
-            let sorted: Vec<Vec<Slot>> = states
-                .iter()
-                .map(|s| {
-                    let mut v = s.slots.clone();
-                    v.sort_unstable_by_key(|sl| (sl.epoch, sl.off));
-                    v
-                })
-                .collect();
+            // Every state's slots, sorted by key, one after the other.
+            let mut flat: Vec<Slot> =
+                Vec::with_capacity(states.iter().map(|s| s.slots.len()).sum());
+            let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(states.len());
+            for s in states {
+                let a = flat.len();
+                flat.extend_from_slice(&s.slots);
+                flat[a..].sort_unstable_by_key(|sl| (sl.epoch, sl.off));
+                bounds.push((a, flat.len()));
+            }
+            let mut cursors = vec![0usize; states.len()];
             out.slots.reserve(keys.len().min(256));
             for (e, o, z) in keys {
-                let v = agree(
-                    states
-                        .iter()
-                        .zip(&sorted)
-                        .map(|(s, sl)| load_sorted(sl, s.wiped, e, o, z, param_base)),
-                    consts,
-                );
+                let v =
+                    agree(
+                        states.iter().zip(&bounds).zip(cursors.iter_mut()).map(
+                            |((s, &(a, b)), c)| {
+                                load_sorted(&flat[a..b], c, s.wiped, e, o, z, param_base)
+                            },
+                        ),
+                        consts,
+                    );
                 out.store_sorted(e, o, z, v);
             }
         } else {
@@ -1094,6 +1108,10 @@ impl<'a> Ctx<'a> {
                 };
                 if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
+                }
+                if out.slots.capacity() < st.slots.len() + 4 {
+                    // Room for the block's own stores without regrowing.
+                    out.slots = Vec::with_capacity(st.slots.len() + 8);
                 }
                 out.clone_from(st);
                 for (k, ins) in insns
