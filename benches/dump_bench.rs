@@ -134,6 +134,7 @@ fn run_bench() {
         progress: false,
         root: dir.path().to_path_buf(),
         fail_on: None,
+        call_sites: true,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -5,7 +5,7 @@
 //! from the surviving import directory or, where `INIT` took it away, from matching each IAT
 //! slot's value against the exports of every loaded module ([`crate::dump::recover_imports`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -14,8 +14,7 @@ use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule
 use crate::finding::{Artifact, ArtifactKind, Level, Notice};
 use crate::model::{Import, ImportOrigin, Layout};
 use crate::poolusage::PoolSnapshot;
-use crate::rules::RuleSet;
-use crate::scan::{audit_image, display_path, file_name, Unit};
+use crate::scan::{display_path, file_name, Auditor, Unit};
 
 /// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
 /// unit and the dump's pool usage, when its pool tracker table could be read.
@@ -23,8 +22,7 @@ pub(crate) fn analyze_dump(
     path: &Path,
     uri: String,
     on_disk: &HashSet<(String, String)>,
-    rules: &RuleSet,
-    pooltag: Option<&HashMap<u32, String>>,
+    auditor: &Auditor<'_>,
 ) -> (Unit, Option<PoolSnapshot>) {
     let subject = display_path(path);
     let mut unit = Unit::default();
@@ -77,7 +75,7 @@ pub(crate) fn analyze_dump(
         .map(|(i, module)| {
             let image = dump.carve(module);
             let recovered = exports.recover(module, &image);
-            audit_module(i + 1, module, &image, &recovered, on_disk, rules, pooltag)
+            audit_module(i + 1, module, &image, &recovered, on_disk, auditor)
         })
         .collect();
     for (module, (artifact, result, notes)) in audited.iter().zip(analysed) {
@@ -174,8 +172,7 @@ fn audit_module(
     carved: &CarvedImage,
     recovered: &[dump::RecoveredImport],
     on_disk: &HashSet<(String, String)>,
-    rules: &RuleSet,
-    pooltag: Option<&HashMap<u32, String>>,
+    auditor: &Auditor<'_>,
 ) -> Audited {
     let mut artifact = Artifact {
         uri: format!("{}@0x{:x}", module.name, module.base),
@@ -190,15 +187,13 @@ fn audit_module(
         memory_only: false,
     };
     let mut memory_only = false;
-    let result = audit_image(
+    let result = auditor.audit(
         &carved.bytes,
         Layout::Loaded,
         local_index,
         &module.name,
         // Carved bytes never hash like the file: identify the image by its name instead.
         Some(format!("carved:{}", module.name.to_ascii_lowercase())),
-        rules,
-        pooltag,
         |image| {
             image.holes = carved.holes.clone();
             let named: Vec<Import> = recovered

@@ -99,6 +99,10 @@ struct ScanArgs {
     /// Do not show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Skip call-site analysis: findings from imports, sections and headers only (fastest
+    /// triage of very large trees; untagged-pool findings then point at the import).
+    #[arg(long)]
+    imports_only: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +203,7 @@ fn run(cli: Cli) -> Result<u8> {
                 progress: false,
                 root: std::env::current_dir().context("cannot read the current directory")?,
                 fail_on: None,
+                call_sites: true,
             };
             let report = scan::scan(&settings);
             let text = match format {
@@ -235,6 +240,7 @@ fn run(cli: Cli) -> Result<u8> {
                     FailOn::Note => Some(Level::Note),
                     FailOn::Never => None,
                 },
+                call_sites: !args.imports_only,
             };
             let report = scan::scan(&settings);
             match args.format {

@@ -40,6 +40,16 @@ pub struct Settings {
     pub root: PathBuf,
     /// Lowest level that makes the exit code 1; `None` never fails.
     pub fail_on: Option<Level>,
+    /// Decode code for pool call sites (off: `--imports-only`, import-level findings only).
+    pub call_sites: bool,
+}
+
+/// What every image is audited with: the rules, the tag owners of `--pooltag`, and whether
+/// its code is analysed for call sites.
+pub(crate) struct Auditor<'a> {
+    pub(crate) rules: &'a RuleSet,
+    pub(crate) owners: Option<&'a HashMap<u32, String>>,
+    pub(crate) call_sites: bool,
 }
 
 /// What kind of input a path is.
@@ -83,12 +93,17 @@ pub fn scan(settings: &Settings) -> Report {
     });
     let (dumps, files): (Vec<Input>, Vec<Input>) =
         inputs.into_iter().partition(|i| i.kind == InputKind::Dump);
+    let auditor = Auditor {
+        rules: &settings.rules,
+        owners: owners.as_ref(),
+        call_sites: settings.call_sites,
+    };
 
     let bar = progress_bar(settings.progress, files.len() as u64);
     let units: Vec<Unit> = files
         .par_iter()
         .progress_with(bar.clone())
-        .map(|input| analyze_input(input, settings, owners.as_ref()))
+        .map(|input| analyze_input(input, settings, &auditor))
         .collect();
     bar.finish_and_clear();
 
@@ -115,8 +130,7 @@ pub fn scan(settings: &Settings) -> Report {
             &input.path,
             uri_for(&input.path, &settings.root),
             &on_disk,
-            &settings.rules,
-            owners.as_ref(),
+            &auditor,
         );
         merge(&mut report, unit);
         snapshots.extend(snapshot);
@@ -348,11 +362,7 @@ pub(crate) fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
-fn analyze_input(
-    input: &Input,
-    settings: &Settings,
-    pooltag: Option<&HashMap<u32, String>>,
-) -> Unit {
+fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> Unit {
     let mut unit = Unit::default();
     let uri = uri_for(&input.path, &settings.root);
     let subject = display_path(&input.path);
@@ -386,7 +396,7 @@ fn analyze_input(
     match input.kind {
         InputKind::Image => {
             let name = unit.artifacts[0].name.clone();
-            audit_file_bytes(&mut unit, 0, &subject, &name, bytes, settings, pooltag);
+            audit_file_bytes(&mut unit, 0, &subject, &name, bytes, auditor);
         }
         InputKind::Zip | InputKind::Cab => {
             unit.artifacts[0].sha256 = Some(crate::sha256_hex(bytes));
@@ -422,15 +432,7 @@ fn analyze_input(
                         });
                         let member_subject = format!("{subject}:{}", m.path);
                         let name = file_name(&m.path);
-                        audit_file_bytes(
-                            &mut unit,
-                            idx,
-                            &member_subject,
-                            &name,
-                            &m.bytes,
-                            settings,
-                            pooltag,
-                        );
+                        audit_file_bytes(&mut unit, idx, &member_subject, &name, &m.bytes, auditor);
                     }
                 }
             }
@@ -448,8 +450,7 @@ fn audit_file_bytes(
     subject: &str,
     name: &str,
     bytes: &[u8],
-    settings: &Settings,
-    pooltag: Option<&HashMap<u32, String>>,
+    auditor: &Auditor<'_>,
 ) {
     if bytes.is_empty() {
         unit.notices.push(Notice {
@@ -459,16 +460,7 @@ fn audit_file_bytes(
         });
         return;
     }
-    match audit_image(
-        bytes,
-        Layout::File,
-        artifact,
-        name,
-        None,
-        &settings.rules,
-        pooltag,
-        |_| false,
-    ) {
+    match auditor.audit(bytes, Layout::File, artifact, name, None, |_| false) {
         Ok((summary, findings)) => {
             // The model hashed the bytes already; hashing is most of a scan's CPU time.
             unit.artifacts[artifact].sha256 = Some(summary.sha256.clone());
@@ -508,34 +500,37 @@ pub(crate) fn anomaly_notice(anomalies: &[String]) -> Option<String> {
     Some(m)
 }
 
-/// Builds the model of one image (file or loaded layout), analyses its code and runs the rules.
-/// `prepare` runs between parsing and code analysis (carved images use it to install the
-/// imports recovered from their IAT) and says whether the image exists only in memory.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn audit_image(
-    bytes: &[u8],
-    layout: Layout,
-    artifact: usize,
-    name: &str,
-    identity: Option<String>,
-    rules: &RuleSet,
-    pooltag: Option<&HashMap<u32, String>>,
-    prepare: impl FnOnce(&mut Image) -> bool,
-) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
-    let mut image = Image::parse(bytes, layout)?;
-    let memory_only = prepare(&mut image);
-    image.analyze_code(bytes);
-    let identity = identity.unwrap_or_else(|| image.sha256.clone());
-    let ctx = ImageContext {
-        image: &image,
-        artifact,
-        name,
-        identity: &identity,
-        pooltag,
-        memory_only,
-    };
-    let findings = rules.check_image(&ctx);
-    Ok((summarize(&image, artifact), findings))
+impl Auditor<'_> {
+    /// Builds the model of one image (file or loaded layout), analyses its code and runs the
+    /// rules. `prepare` runs between parsing and code analysis (carved images use it to
+    /// install the imports recovered from their IAT) and says whether the image exists only
+    /// in memory.
+    pub(crate) fn audit(
+        &self,
+        bytes: &[u8],
+        layout: Layout,
+        artifact: usize,
+        name: &str,
+        identity: Option<String>,
+        prepare: impl FnOnce(&mut Image) -> bool,
+    ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
+        let mut image = Image::parse(bytes, layout)?;
+        let memory_only = prepare(&mut image);
+        if self.call_sites {
+            image.analyze_code(bytes);
+        }
+        let identity = identity.unwrap_or_else(|| image.sha256.clone());
+        let ctx = ImageContext {
+            image: &image,
+            artifact,
+            name,
+            identity: &identity,
+            pooltag: self.owners,
+            memory_only,
+        };
+        let findings = self.rules.check_image(&ctx);
+        Ok((summarize(&image, artifact), findings))
+    }
 }
 
 /// The tag inventory of an image: every tag its call sites use; for an image whose code

@@ -271,3 +271,22 @@ fn hostile_inputs_give_one_notice_each_and_the_scan_goes_on() {
         );
     }
 }
+
+#[test]
+fn imports_only_reports_untagged_allocators_at_their_import() {
+    let mut s = settings(&[testdata("bin/untagged_gcc_x64_O2.sys")]);
+    s.call_sites = false;
+    let report = drvaudit::scan::scan(&s);
+    let untagged: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1001")
+        .collect();
+    // The IAT slot of ExAllocatePool, not its call at 0x1035 (testdata/truth/sites.tsv).
+    assert_eq!(untagged.len(), 1);
+    assert_eq!(untagged[0].rva, Some(0x7050));
+    assert!(untagged[0]
+        .message
+        .contains("imports ntoskrnl.exe!ExAllocatePool"));
+    assert_eq!(report.images[0].call_sites, 0);
+}

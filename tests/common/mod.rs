@@ -48,6 +48,7 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         progress: false,
         root: root(),
         fail_on: Some(Level::Error),
+        call_sites: true,
     }
 }
 
