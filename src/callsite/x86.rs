@@ -354,15 +354,11 @@ impl State {
             out.collect_garbage();
             return out;
         }
-        let mut keys: Vec<(u32, i64, u8)> = states
-            .iter()
-            .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
         // Offsets far from zero could make the overlap tests wrap: then the general (slow)
         // path, which is the definition; otherwise the indexed path computes the same result.
-        let tame = keys.iter().all(|k| k.1.unsigned_abs() < TAME_OFFSET);
+        let tame = states
+            .iter()
+            .all(|s| s.slots.iter().all(|sl| sl.off.unsigned_abs() < TAME_OFFSET));
         if tame {
             // Every state's slots, sorted by key, one after the other.
             let mut flat: Vec<Slot> =
@@ -374,9 +370,29 @@ impl State {
                 flat[a..].sort_unstable_by_key(|sl| (sl.epoch, sl.off));
                 bounds.push((a, flat.len()));
             }
+            // The keys (epoch, offset, size) of all states in increasing order, each once: a
+            // merge of the sorted lists (a state's offsets within an epoch are distinct).
+            let mut heads: Vec<usize> = bounds.iter().map(|&(a, _)| a).collect();
+            let key = |sl: &Slot| (sl.epoch, sl.off, sl.size);
             let mut cursors = vec![0usize; states.len()];
-            out.slots.reserve(keys.len().min(256));
-            for (e, o, z) in keys {
+            loop {
+                let mut next: Option<(u32, i64, u8)> = None;
+                for (&h, &(_, b)) in heads.iter().zip(&bounds) {
+                    if h < b {
+                        let k = key(&flat[h]);
+                        if next.is_none_or(|n| k < n) {
+                            next = Some(k);
+                        }
+                    }
+                }
+                let Some((e, o, z)) = next else {
+                    break;
+                };
+                for (h, &(_, b)) in heads.iter_mut().zip(&bounds) {
+                    while *h < b && key(&flat[*h]) == (e, o, z) {
+                        *h += 1;
+                    }
+                }
                 let v =
                     agree(
                         states.iter().zip(&bounds).zip(cursors.iter_mut()).map(
@@ -389,6 +405,12 @@ impl State {
                 out.store_sorted(e, o, z, v);
             }
         } else {
+            let mut keys: Vec<(u32, i64, u8)> = states
+                .iter()
+                .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
             for (e, o, z) in keys {
                 let v = agree(states.iter().map(|s| s.load(e, o, z, param_base)), consts);
                 out.store(e, o, z, v);
@@ -656,8 +678,8 @@ impl<'a> Ctx<'a> {
             if bytes.len() < 4 {
                 continue;
             }
-            for (i, w) in bytes.windows(4).enumerate() {
-                let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            let mut at = |i: usize| {
+                let d = u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
                 let pos = sec.rva.wrapping_add(i as u32);
                 let guess = if self.x64 {
                     pos.wrapping_add(4).wrapping_add(d)
@@ -665,7 +687,7 @@ impl<'a> Ctx<'a> {
                     d.wrapping_sub(base32)
                 };
                 if guess.wrapping_sub(lo) > span {
-                    continue;
+                    return;
                 }
                 let slot = if self.x64 {
                     // RIP-relative: the slot is relative to the end of the disp32 (none of the
@@ -674,15 +696,45 @@ impl<'a> Ctx<'a> {
                 } else {
                     match (u64::from(d)).checked_sub(self.base) {
                         Some(r) if r <= u64::from(u32::MAX) => r as u32,
-                        _ => continue,
+                        _ => return,
                     }
                 };
                 let Some(api) = self.slots.api_at(slot) else {
-                    continue;
+                    return;
                 };
                 let jmp = (i >= 2 && bytes[i - 2] == 0xff && bytes[i - 1] == 0x25)
                     .then(|| pos.wrapping_sub(2));
                 out.push((pos, jmp, api));
+            };
+            // The range test of `at` on 32 positions at a time, without branches (the guess is
+            // the operand plus a per-position addend): only a block with a hit is looked at
+            // position by position.
+            let n = bytes.len() - 3;
+            let mut i = 0;
+            while i + 32 <= n {
+                let chunk = &bytes[i..i + 35];
+                let add0 = if self.x64 {
+                    sec.rva.wrapping_add(i as u32).wrapping_add(4)
+                } else {
+                    base32.wrapping_neg()
+                };
+                let step = u32::from(self.x64);
+                let mut hit = false;
+                for j in 0..32 {
+                    let d =
+                        u32::from_le_bytes([chunk[j], chunk[j + 1], chunk[j + 2], chunk[j + 3]]);
+                    let guess = d.wrapping_add(add0).wrapping_add(step * j as u32);
+                    hit |= guess.wrapping_sub(lo) <= span;
+                }
+                if hit {
+                    for j in i..i + 32 {
+                        at(j);
+                    }
+                }
+                i += 32;
+            }
+            for j in i..n {
+                at(j);
             }
         }
         out
