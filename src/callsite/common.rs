@@ -62,9 +62,10 @@ impl PoolSlots {
         (self.lo, self.hi)
     }
 
-    /// Whether `rva` is any import's IAT slot.
-    pub(crate) fn is_import_slot(&self, rva: u32) -> bool {
-        self.all.binary_search(&rva).is_ok()
+    /// Whether any import's IAT slot lies in [`lo`, `hi`].
+    fn any_slot_in(&self, lo: u32, hi: u32) -> bool {
+        let i = self.all.partition_point(|&r| r < lo);
+        self.all.get(i).is_some_and(|&r| r <= hi)
     }
 }
 
@@ -102,12 +103,10 @@ pub(crate) fn global_value(
         return None;
     }
     // A slot (or any part of one) of the IAT is a function pointer filled by the loader.
+    // Slots starting up to `ptr - 1` bytes before `rva` or anywhere in the `size` bytes read:
+    // one contiguous range, one search.
     let ptr = image.machine.pointer_size();
-    if (0..ptr.max(size)).any(|d| {
-        rva.checked_sub(d)
-            .is_some_and(|r| d < ptr && slots.is_import_slot(r))
-            || (d < size && slots.is_import_slot(rva + d))
-    }) {
+    if slots.any_slot_in(rva.saturating_sub(ptr.saturating_sub(1)), rva + (size - 1)) {
         return None;
     }
     let mut v = [0u8; 8];

@@ -25,6 +25,7 @@
 //!
 //! Nothing here panics on hostile bytes: all reads are bounds-checked, all arithmetic wraps.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -353,15 +354,11 @@ impl State {
             out.collect_garbage();
             return out;
         }
-        let mut keys: Vec<(u32, i64, u8)> = states
-            .iter()
-            .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
         // Offsets far from zero could make the overlap tests wrap: then the general (slow)
         // path, which is the definition; otherwise the indexed path computes the same result.
-        let tame = keys.iter().all(|k| k.1.unsigned_abs() < TAME_OFFSET);
+        let tame = states
+            .iter()
+            .all(|s| s.slots.iter().all(|sl| sl.off.unsigned_abs() < TAME_OFFSET));
         if tame {
             // Every state's slots, sorted by key, one after the other.
             let mut flat: Vec<Slot> =
@@ -373,9 +370,29 @@ impl State {
                 flat[a..].sort_unstable_by_key(|sl| (sl.epoch, sl.off));
                 bounds.push((a, flat.len()));
             }
+            // The keys (epoch, offset, size) of all states in increasing order, each once: a
+            // merge of the sorted lists (a state's offsets within an epoch are distinct).
+            let mut heads: Vec<usize> = bounds.iter().map(|&(a, _)| a).collect();
+            let key = |sl: &Slot| (sl.epoch, sl.off, sl.size);
             let mut cursors = vec![0usize; states.len()];
-            out.slots.reserve(keys.len().min(256));
-            for (e, o, z) in keys {
+            loop {
+                let mut next: Option<(u32, i64, u8)> = None;
+                for (&h, &(_, b)) in heads.iter().zip(&bounds) {
+                    if h < b {
+                        let k = key(&flat[h]);
+                        if next.is_none_or(|n| k < n) {
+                            next = Some(k);
+                        }
+                    }
+                }
+                let Some((e, o, z)) = next else {
+                    break;
+                };
+                for (h, &(_, b)) in heads.iter_mut().zip(&bounds) {
+                    while *h < b && key(&flat[*h]) == (e, o, z) {
+                        *h += 1;
+                    }
+                }
                 let v =
                     agree(
                         states.iter().zip(&bounds).zip(cursors.iter_mut()).map(
@@ -388,6 +405,12 @@ impl State {
                 out.store_sorted(e, o, z, v);
             }
         } else {
+            let mut keys: Vec<(u32, i64, u8)> = states
+                .iter()
+                .flat_map(|s| s.slots.iter().map(|sl| (sl.epoch, sl.off, sl.size)))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
             for (e, o, z) in keys {
                 let v = agree(states.iter().map(|s| s.load(e, o, z, param_base)), consts);
                 out.store(e, o, z, v);
@@ -480,13 +503,32 @@ struct FoundSite {
     args: Vec<(Role, Val)>,
 }
 
-/// One decoded function with its block entry states.
+/// One decoded function with its CFG and the entry states of the blocks solved so far.
 struct Func {
     start: u32,
     insns: Vec<Instruction>,
     /// First instruction index of each block; blocks are contiguous.
     block_starts: Vec<usize>,
-    in_states: Vec<State>,
+    /// Successors of each block (fall-through first, then the branch target: at most two).
+    succs: Vec<([usize; 2], usize)>,
+    /// Predecessors of block `b`, in increasing order: `plist[pstart[b]..pstart[b + 1]]`.
+    pstart: Vec<usize>,
+    plist: Vec<usize>,
+    /// The register each predecessor edge (same order as `plist`) proves zero.
+    edge_zero: Vec<Option<usize>>,
+    /// Roots of the reachability walk: the entry and blocks no earlier root reaches.
+    root: Vec<bool>,
+    /// A jump table: no block may trust having one predecessor.
+    indirect: bool,
+    /// Blocks holding a transfer [`Ctx::may_transfer`] accepts: where `sites_in` looks.
+    cand: Vec<bool>,
+    /// Entry state of each block, meaningful where `solved` is set.
+    in_states: RefCell<Vec<State>>,
+    /// Blocks solved: the ancestors of the blocks asked for (`wanted`), or more.
+    solved: RefCell<Vec<bool>>,
+    wanted: RefCell<Vec<bool>>,
+    /// How many times the fixpoint ran for this function.
+    solves: Cell<u32>,
     /// Blocks no edge reaches (the entry, code after a `ret`, handlers, thunks).
     roots: Vec<bool>,
 }
@@ -517,6 +559,8 @@ struct Ctx<'a> {
     /// Import thunks of pool APIs: thunk RVA → API index.
     thunks: HashMap<u32, u8>,
     funcs: HashMap<u32, Option<Rc<Func>>>,
+    /// Starts of the functions searched for sites (sorted).
+    site_starts: Vec<u32>,
     /// Function starts of heuristic regions (`function_bounds`), by region.
     cuts: HashMap<(u32, u32), Vec<u32>>,
     info: InstructionInfoFactory,
@@ -541,6 +585,7 @@ pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         starts: Vec::new(),
         thunks: HashMap::new(),
         funcs: HashMap::new(),
+        site_starts: Vec::new(),
         cuts: HashMap::new(),
         info: InstructionInfoFactory::new(),
     };
@@ -581,10 +626,12 @@ pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         .collect();
     fstarts.sort_unstable();
     fstarts.dedup();
+    ctx.site_starts = fstarts.iter().map(|&(s, _)| s).collect();
+    ctx.site_starts.dedup();
 
     let mut out = Vec::new();
     for (start, end) in fstarts {
-        let Some(f) = ctx.function(start, end) else {
+        let Some(f) = ctx.function(start, end, None) else {
             continue;
         };
         for site in ctx.sites_in(&f) {
@@ -631,8 +678,8 @@ impl<'a> Ctx<'a> {
             if bytes.len() < 4 {
                 continue;
             }
-            for (i, w) in bytes.windows(4).enumerate() {
-                let d = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            let mut at = |i: usize| {
+                let d = u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
                 let pos = sec.rva.wrapping_add(i as u32);
                 let guess = if self.x64 {
                     pos.wrapping_add(4).wrapping_add(d)
@@ -640,7 +687,7 @@ impl<'a> Ctx<'a> {
                     d.wrapping_sub(base32)
                 };
                 if guess.wrapping_sub(lo) > span {
-                    continue;
+                    return;
                 }
                 let slot = if self.x64 {
                     // RIP-relative: the slot is relative to the end of the disp32 (none of the
@@ -649,15 +696,45 @@ impl<'a> Ctx<'a> {
                 } else {
                     match (u64::from(d)).checked_sub(self.base) {
                         Some(r) if r <= u64::from(u32::MAX) => r as u32,
-                        _ => continue,
+                        _ => return,
                     }
                 };
                 let Some(api) = self.slots.api_at(slot) else {
-                    continue;
+                    return;
                 };
                 let jmp = (i >= 2 && bytes[i - 2] == 0xff && bytes[i - 1] == 0x25)
                     .then(|| pos.wrapping_sub(2));
                 out.push((pos, jmp, api));
+            };
+            // The range test of `at` on 32 positions at a time, without branches (the guess is
+            // the operand plus a per-position addend): only a block with a hit is looked at
+            // position by position.
+            let n = bytes.len() - 3;
+            let mut i = 0;
+            while i + 32 <= n {
+                let chunk = &bytes[i..i + 35];
+                let add0 = if self.x64 {
+                    sec.rva.wrapping_add(i as u32).wrapping_add(4)
+                } else {
+                    base32.wrapping_neg()
+                };
+                let step = u32::from(self.x64);
+                let mut hit = false;
+                for j in 0..32 {
+                    let d =
+                        u32::from_le_bytes([chunk[j], chunk[j + 1], chunk[j + 2], chunk[j + 3]]);
+                    let guess = d.wrapping_add(add0).wrapping_add(step * j as u32);
+                    hit |= guess.wrapping_sub(lo) <= span;
+                }
+                if hit {
+                    for j in i..i + 32 {
+                        at(j);
+                    }
+                }
+                i += 32;
+            }
+            for j in i..n {
+                at(j);
             }
         }
         out
@@ -868,14 +945,50 @@ impl<'a> Ctx<'a> {
         out
     }
 
-    /// Decodes and analyses the function [`start`, `end`), cached.
-    fn function(&mut self, start: u32, end: u32) -> Option<Rc<Func>> {
-        if let Some(f) = self.funcs.get(&start) {
-            return f.clone();
+    /// Decodes the function [`start`, `end`) (cached by start: the first end asked for
+    /// stays), with the entry states solved at least where they are needed: the blocks
+    /// `sites_in` reads when `start` is one of the functions searched for sites, and the block
+    /// holding `at` (the call whose state a wrapper's site needs).
+    fn function(&mut self, start: u32, end: u32, at: Option<u32>) -> Option<Rc<Func>> {
+        let f = match self.funcs.get(&start) {
+            Some(f) => f.clone()?,
+            None => {
+                let f = self.build(start, end).map(Rc::new);
+                self.funcs.insert(start, f.clone());
+                f?
+            }
+        };
+        let nb = f.block_starts.len();
+        let sites = at.is_none() || self.site_starts.binary_search(&start).is_ok();
+        let at_block = at
+            .and_then(|rva| f.index_of(rva, self.base))
+            .map(|i| f.block_of(i));
+        let missing = {
+            let solved = f.solved.borrow();
+            (sites && (0..nb).any(|b| f.cand[b] && !solved[b]))
+                || at_block.is_some_and(|b| !solved[b])
+        };
+        if missing {
+            let mut want = f.wanted.borrow().clone();
+            if sites {
+                for (w, &c) in want.iter_mut().zip(&f.cand) {
+                    *w |= c;
+                }
+            }
+            if let Some(b) = at_block {
+                want[b] = true;
+            }
+            if f.solves.get() >= 2 {
+                // Asked again and again (a caller of several wrappers): solve it all.
+                want = vec![true; nb];
+            }
+            f.solves.set(f.solves.get() + 1);
+            let (states, solved) = self.solve(&f, &want);
+            *f.in_states.borrow_mut() = states;
+            *f.solved.borrow_mut() = solved;
+            *f.wanted.borrow_mut() = want;
         }
-        let f = self.build(start, end).map(Rc::new);
-        self.funcs.insert(start, f.clone());
-        f
+        Some(f)
     }
 
     fn build(&mut self, start: u32, end: u32) -> Option<Func> {
@@ -990,7 +1103,6 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let pb = self.param_base();
         // The edge of `test r,r; jne` that falls through (or of `je` that is taken) knows
         // r = 0: MSVC's `test rax,rax; jne ok; lea ecx,[rax+1]` in an allocation-failure retry
         // path (BlackBone) materialises PagedPool that way. Only whole registers (64-bit on
@@ -1037,7 +1149,92 @@ impl<'a> Ctx<'a> {
                 edge_zero[i] = zero_on_edge(plist[i], b);
             }
         }
-        let edge_zero = |b: usize| &edge_zero[pstart[b]..pstart[b + 1]];
+        let cand = (0..nb)
+            .map(|b| (block_starts[b]..block_end(b)).any(|k| self.may_transfer(&insns[k])))
+            .collect();
+        let roots = (0..nb).map(|b| root[b] && preds(b).is_empty()).collect();
+        Some(Func {
+            start,
+            insns,
+            block_starts,
+            succs,
+            pstart,
+            plist,
+            edge_zero,
+            root,
+            indirect,
+            cand,
+            in_states: RefCell::new(Vec::new()),
+            solved: RefCell::new(vec![false; nb]),
+            wanted: RefCell::new(vec![false; nb]),
+            solves: Cell::new(0),
+            roots,
+        })
+    }
+
+    /// Solves the entry states of the blocks that can reach a block in `want`; returns the
+    /// entry states and which blocks hold one. Those states are exactly the ones a fixpoint
+    /// over the whole function finds: the blocks solved include all their predecessors, and
+    /// the blocks left out are checked to settle within the pass limit too (else everything is
+    /// solved), since a whole-function fixpoint that does not settle trusts no block.
+    fn solve(&mut self, f: &Func, want: &[bool]) -> (Vec<State>, Vec<bool>) {
+        let nb = f.block_starts.len();
+        let block_starts = &f.block_starts;
+        let block_end = |b: usize| block_starts.get(b + 1).copied().unwrap_or(f.insns.len());
+        let succ = |b: usize| &f.succs[b].0[..f.succs[b].1];
+        let preds = |b: usize| &f.plist[f.pstart[b]..f.pstart[b + 1]];
+        let edge_zero = |b: usize| &f.edge_zero[f.pstart[b]..f.pstart[b + 1]];
+        let close = |active: &mut Vec<bool>, stack: &mut Vec<usize>| {
+            while let Some(x) = stack.pop() {
+                for &p in preds(x) {
+                    if !active[p] {
+                        active[p] = true;
+                        stack.push(p);
+                    }
+                }
+            }
+        };
+        let mut active = want.to_vec();
+        let mut stack: Vec<usize> = (0..nb).filter(|&b| active[b]).collect();
+        close(&mut active, &mut stack);
+        // The rest (closed under successors) in topological order; blocks on a cycle of it, or
+        // after one, are solved too, so the rest is acyclic.
+        let mut order: Vec<usize> = Vec::new();
+        let rest = active.iter().filter(|&&a| !a).count();
+        if rest > 0 {
+            let mut indeg = vec![0u32; nb];
+            for b in (0..nb).filter(|&b| !active[b]) {
+                for &s in succ(b) {
+                    indeg[s] += 1;
+                }
+            }
+            order.extend((0..nb).filter(|&b| !active[b] && indeg[b] == 0));
+            let mut i = 0;
+            while i < order.len() {
+                for &s in succ(order[i]) {
+                    indeg[s] -= 1;
+                    if indeg[s] == 0 {
+                        order.push(s);
+                    }
+                }
+                i += 1;
+            }
+            if order.len() < rest {
+                let mut ordered = vec![false; nb];
+                for &b in &order {
+                    ordered[b] = true;
+                }
+                for b in 0..nb {
+                    if !active[b] && !ordered[b] {
+                        active[b] = true;
+                        stack.push(b);
+                    }
+                }
+                close(&mut active, &mut stack);
+                order.retain(|&b| !active[b]);
+            }
+        }
+        let pb = self.param_base();
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
         let mut refined: Vec<State> = Vec::new();
@@ -1045,16 +1242,18 @@ impl<'a> Ctx<'a> {
         let entry = State::entry(self.x64);
         // Worklist in address order: a block is recomputed only when a predecessor's exit
         // state changed.
-        let mut dirty = vec![true; nb];
-        for pass in 0..64 {
+        let mut dirty = active.clone();
+        let mut last = vec![0u32; nb];
+        let mut reset = false;
+        for pass in 0..64u32 {
             let mut changed = false;
             for b in 0..nb {
-                if !std::mem::take(&mut dirty[b]) {
+                if !std::mem::take(&mut dirty[b]) || !active[b] {
                     continue;
                 }
                 let epoch = EPOCH_BLOCK + b as u32;
                 let merged;
-                let st: &State = if b != 0 && root[b] {
+                let st: &State = if b != 0 && f.root[b] {
                     merged = State::unknown(epoch);
                     &merged
                 } else {
@@ -1070,7 +1269,7 @@ impl<'a> Ctx<'a> {
                             n_ref += 1;
                         }
                     }
-                    if b != 0 && preds(b).len() == 1 && !indirect {
+                    if b != 0 && preds(b).len() == 1 && !f.indirect {
                         // One predecessor: its exit state, as is.
                         match outs[preds(b)[0]].as_ref() {
                             None => continue,
@@ -1095,13 +1294,13 @@ impl<'a> Ctx<'a> {
                                 &entry
                             } else {
                                 known.push(&entry);
-                                merged = State::merge(&known, epoch, pb, !indirect);
+                                merged = State::merge(&known, epoch, pb, !f.indirect);
                                 &merged
                             }
                         } else if known.is_empty() {
                             continue;
                         } else {
-                            merged = State::merge(&known, epoch, pb, !indirect);
+                            merged = State::merge(&known, epoch, pb, !f.indirect);
                             &merged
                         }
                     }
@@ -1114,7 +1313,8 @@ impl<'a> Ctx<'a> {
                     out.slots = Vec::with_capacity(st.slots.len() + 8);
                 }
                 out.clone_from(st);
-                for (k, ins) in insns
+                for (k, ins) in f
+                    .insns
                     .iter()
                     .enumerate()
                     .take(block_end(b))
@@ -1132,6 +1332,7 @@ impl<'a> Ctx<'a> {
                         None => outs[b] = Some(std::mem::replace(&mut out, State::unknown(0))),
                     }
                     changed = true;
+                    last[b] = pass;
                     for &s in succ(b) {
                         dirty[s] = true;
                     }
@@ -1141,6 +1342,7 @@ impl<'a> Ctx<'a> {
                 break;
             }
             if pass == 63 {
+                reset = true;
                 // No fixpoint: trust nothing that crossed a block boundary.
                 for (b, s) in ins_st.iter_mut().enumerate() {
                     if b != 0 {
@@ -1149,25 +1351,45 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let in_states = ins_st
+        if !reset && !order.is_empty() {
+            // The last pass each left-out block could change in: one after an earlier-placed
+            // successor's, the same as a later-placed one's. A whole-function fixpoint settles
+            // if all are before the last pass.
+            let mut bound = vec![0u32; nb];
+            let mut worst = 0;
+            for &r in &order {
+                let mut m = 0;
+                if r == 0 || !f.root[r] {
+                    for &p in preds(r) {
+                        let lp = if !active[p] {
+                            bound[p]
+                        } else if outs[p].is_some() {
+                            last[p]
+                        } else {
+                            continue;
+                        };
+                        m = m.max(lp + u32::from(p > r));
+                    }
+                }
+                bound[r] = m;
+                worst = worst.max(m);
+            }
+            if worst >= 63 {
+                return self.solve(f, &vec![true; nb]);
+            }
+        }
+        let states = ins_st
             .into_iter()
             .enumerate()
             .map(|(b, s)| s.unwrap_or_else(|| State::unknown(EPOCH_BLOCK + b as u32)))
             .collect();
-        let roots = (0..nb).map(|b| root[b] && preds(b).is_empty()).collect();
-        Some(Func {
-            start,
-            insns,
-            block_starts,
-            in_states,
-            roots,
-        })
+        (states, active)
     }
 
     /// The state just before instruction `idx` of `f`.
     fn state_before(&mut self, f: &Func, idx: usize) -> State {
         let b = f.block_of(idx);
-        let mut st = f.in_states[b].clone();
+        let mut st = f.in_states.borrow()[b].clone();
         for k in f.block_starts[b]..idx {
             self.step(&mut st, &f.insns[k], k);
         }
@@ -1819,7 +2041,7 @@ impl<'a> Ctx<'a> {
             else {
                 continue;
             };
-            let mut st = f.in_states[b].clone();
+            let mut st = f.in_states.borrow()[b].clone();
             for k in f.block_starts[b]..=last {
                 let ins = &f.insns[k];
                 if matches!(
@@ -1889,7 +2111,7 @@ impl<'a> Ctx<'a> {
                 if cs == f.start {
                     continue; // recursion
                 }
-                let Some(cf) = self.function(cs, ce) else {
+                let Some(cf) = self.function(cs, ce, Some(src)) else {
                     continue;
                 };
                 let Some(idx) = cf.index_of(src, self.base) else {
