@@ -1973,11 +1973,37 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: any
-    /// indirect call or jump, and a direct one only to a pool import thunk.
+    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: an
+    /// indirect call or jump through a register or a computed address, one through a fixed
+    /// address only when that is a pool API's IAT slot, and a direct one only to a pool import
+    /// thunk.
     fn may_transfer(&self, ins: &Instruction) -> bool {
         match ins.flow_control() {
-            FlowControl::IndirectCall | FlowControl::IndirectBranch => true,
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => {
+                if ins.op0_kind() != OpKind::Memory {
+                    return true;
+                }
+                // The address as `mem_addr` forms it, where no register value enters it: then
+                // `transfer_target` finds an API exactly when the address is a pool slot (a
+                // load from any other fixed address is never an IAT pointer).
+                let seg = ins.memory_segment();
+                if seg == Register::FS || seg == Register::GS {
+                    return false;
+                }
+                let base = ins.memory_base();
+                let va = if base.is_ip() {
+                    ins.memory_displacement64()
+                } else if base == Register::None && ins.memory_index() == Register::None {
+                    if self.x64 {
+                        self.displacement(ins) as u64
+                    } else {
+                        u64::from(ins.memory_displacement32()) & 0xffff_ffff
+                    }
+                } else {
+                    return true;
+                };
+                self.rva_of(va).and_then(|r| self.slots.api_at(r)).is_some()
+            }
             FlowControl::Call | FlowControl::UnconditionalBranch => match ins.op0_kind() {
                 OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => self
                     .rva_of(ins.near_branch_target())
