@@ -1178,6 +1178,12 @@ impl<'a> Ctx<'a> {
     /// the blocks left out are checked to settle within the pass limit too (else everything is
     /// solved), since a whole-function fixpoint that does not settle trusts no block.
     fn solve(&mut self, f: &Func, want: &[bool]) -> (Vec<State>, Vec<bool>) {
+        self.solve_with(f, want, true)
+    }
+
+    /// [`Ctx::solve`]; `sinks`: skip stepping through the wanted blocks no solved block
+    /// follows.
+    fn solve_with(&mut self, f: &Func, want: &[bool], sinks: bool) -> (Vec<State>, Vec<bool>) {
         let nb = f.block_starts.len();
         let block_starts = &f.block_starts;
         let block_end = |b: usize| block_starts.get(b + 1).copied().unwrap_or(f.insns.len());
@@ -1234,6 +1240,11 @@ impl<'a> Ctx<'a> {
                 order.retain(|&b| !active[b]);
             }
         }
+        // Wanted blocks no solved block follows: only their entry states matter, so they are
+        // not stepped through (their exit states would feed only blocks left out).
+        let sink: Vec<bool> = (0..nb)
+            .map(|b| sinks && want[b] && succ(b).iter().all(|&s| !active[s]))
+            .collect();
         let pb = self.param_base();
         let mut ins_st: Vec<Option<State>> = vec![None; nb];
         let mut outs: Vec<Option<State>> = vec![None; nb];
@@ -1305,6 +1316,15 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 };
+                if sink[b] {
+                    // Its exit state could change only now: the pass bounds it below.
+                    match ins_st[b].as_mut() {
+                        Some(i) => i.clone_from(st),
+                        None => ins_st[b] = Some(st.clone()),
+                    }
+                    last[b] = pass;
+                    continue;
+                }
                 if ins_st[b].as_ref() == Some(st) && outs[b].is_some() {
                     continue;
                 }
@@ -1351,19 +1371,24 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        if !reset && !order.is_empty() {
+        let any_sink = sink.iter().any(|&k| k);
+        if !reset && (any_sink || !order.is_empty()) {
             // The last pass each left-out block could change in: one after an earlier-placed
-            // successor's, the same as a later-placed one's. A whole-function fixpoint settles
-            // if all are before the last pass.
+            // successor's, the same as a later-placed one's (a sink's: the last pass it was
+            // reached in). A whole-function fixpoint settles if all are before the last pass.
             let mut bound = vec![0u32; nb];
-            let mut worst = 0;
+            let mut worst = (0..nb)
+                .filter(|&b| sink[b] && ins_st[b].is_some())
+                .map(|b| last[b])
+                .max()
+                .unwrap_or(0);
             for &r in &order {
                 let mut m = 0;
                 if r == 0 || !f.root[r] {
                     for &p in preds(r) {
                         let lp = if !active[p] {
                             bound[p]
-                        } else if outs[p].is_some() {
+                        } else if outs[p].is_some() || (sink[p] && ins_st[p].is_some()) {
                             last[p]
                         } else {
                             continue;
@@ -1375,7 +1400,7 @@ impl<'a> Ctx<'a> {
                 worst = worst.max(m);
             }
             if worst >= 63 {
-                return self.solve(f, &vec![true; nb]);
+                return self.solve_with(f, &vec![true; nb], false);
             }
         }
         let states = ins_st
@@ -1973,11 +1998,37 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: any
-    /// indirect call or jump, and a direct one only to a pool import thunk.
+    /// Whether [`Ctx::transfer_target`] can find a pool API at `ins` in some state: an
+    /// indirect call or jump through a register or a computed address, one through a fixed
+    /// address only when that is a pool API's IAT slot, and a direct one only to a pool import
+    /// thunk.
     fn may_transfer(&self, ins: &Instruction) -> bool {
         match ins.flow_control() {
-            FlowControl::IndirectCall | FlowControl::IndirectBranch => true,
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => {
+                if ins.op0_kind() != OpKind::Memory {
+                    return true;
+                }
+                // The address as `mem_addr` forms it, where no register value enters it: then
+                // `transfer_target` finds an API exactly when the address is a pool slot (a
+                // load from any other fixed address is never an IAT pointer).
+                let seg = ins.memory_segment();
+                if seg == Register::FS || seg == Register::GS {
+                    return false;
+                }
+                let base = ins.memory_base();
+                let va = if base.is_ip() {
+                    ins.memory_displacement64()
+                } else if base == Register::None && ins.memory_index() == Register::None {
+                    if self.x64 {
+                        self.displacement(ins) as u64
+                    } else {
+                        u64::from(ins.memory_displacement32()) & 0xffff_ffff
+                    }
+                } else {
+                    return true;
+                };
+                self.rva_of(va).and_then(|r| self.slots.api_at(r)).is_some()
+            }
             FlowControl::Call | FlowControl::UnconditionalBranch => match ins.op0_kind() {
                 OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => self
                     .rva_of(ins.near_branch_target())
