@@ -1948,6 +1948,18 @@ impl<'a> Ctx<'a> {
             FlowControl::IndirectBranch | FlowControl::UnconditionalBranch => true,
             _ => return None,
         };
+        // A register or stack slot that holds an IAT pointer loaded earlier.
+        let through = |v: Val| match v {
+            Val::Iat(i) => Some((
+                api_by_index(i),
+                if tail {
+                    Reach::TailJump
+                } else {
+                    Reach::RegisterCall
+                },
+            )),
+            _ => None,
+        };
         match ins.op0_kind() {
             OpKind::Memory => {
                 let a = self.mem_addr(st, ins);
@@ -1963,29 +1975,9 @@ impl<'a> Ctx<'a> {
                     };
                     return Some((api, reach));
                 }
-                match self.load(st, a, self.ptr as usize) {
-                    Val::Iat(i) => Some((
-                        api_by_index(i),
-                        if tail {
-                            Reach::TailJump
-                        } else {
-                            Reach::RegisterCall
-                        },
-                    )),
-                    _ => None,
-                }
+                through(self.load(st, a, self.ptr as usize))
             }
-            OpKind::Register => match self.get_reg(st, ins.op0_register()) {
-                Val::Iat(i) => Some((
-                    api_by_index(i),
-                    if tail {
-                        Reach::TailJump
-                    } else {
-                        Reach::RegisterCall
-                    },
-                )),
-                _ => None,
-            },
+            OpKind::Register => through(self.get_reg(st, ins.op0_register())),
             OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
                 let t = self.rva_of(ins.near_branch_target())?;
                 let i = *self.thunks.get(&t)?;
