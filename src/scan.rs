@@ -161,22 +161,30 @@ fn load_pool_files(
     let mut snapshots = Vec::new();
     for path in &settings.pool_files {
         let subject = display_path(path);
-        match crate::poolsrc::load_pool_file(path) {
-            Ok(snapshot) => {
+        // Read once: the same bytes are parsed and hashed for the artifact.
+        let parsed = std::fs::read(path)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|bytes| {
+                crate::poolsrc::parse_pool_bytes(&bytes, &path.display().to_string())
+                    .map(|snapshot| (snapshot, bytes))
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok((snapshot, bytes)) => {
                 report.artifacts.push(Artifact {
                     name: file_name(&subject),
                     uri: uri_for(path, &settings.root),
                     parent: None,
                     kind: ArtifactKind::PoolExport,
-                    sha256: std::fs::read(path).ok().map(|b| crate::sha256_hex(&b)),
-                    length: std::fs::metadata(path).ok().map(|m| m.len()),
+                    sha256: Some(crate::sha256_hex(&bytes)),
+                    length: Some(bytes.len() as u64),
                     memory_only: false,
                 });
                 snapshots.push(snapshot);
             }
-            Err(e) => report.notices.push(Notice {
+            Err(message) => report.notices.push(Notice {
                 subject,
-                message: e.to_string(),
+                message,
                 level: Level::Error,
             }),
         }

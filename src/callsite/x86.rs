@@ -1884,26 +1884,14 @@ impl<'a> Ctx<'a> {
         let mut regs: Vec<Register> = Vec::new();
         let mut sp_written = false;
         for u in info.used_registers() {
-            if matches!(
-                u.access(),
-                OpAccess::Write
-                    | OpAccess::CondWrite
-                    | OpAccess::ReadWrite
-                    | OpAccess::ReadCondWrite
-            ) {
+            if writes(u.access()) {
                 regs.push(u.register());
             }
         }
         let mut mem_write = false;
         let mut implicit_write = false;
         for m in info.used_memory() {
-            if matches!(
-                m.access(),
-                OpAccess::Write
-                    | OpAccess::CondWrite
-                    | OpAccess::ReadWrite
-                    | OpAccess::ReadCondWrite
-            ) {
+            if writes(m.access()) {
                 mem_write = true;
                 let explicit = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
                 if !explicit {
@@ -2212,4 +2200,12 @@ fn to_arg(role: Role, v: Val) -> ArgValue {
         }
         _ => ArgValue::UNKNOWN,
     }
+}
+
+/// Whether an operand access stores to its register or memory (possibly conditionally).
+fn writes(access: OpAccess) -> bool {
+    matches!(
+        access,
+        OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+    )
 }

@@ -204,8 +204,14 @@ pub fn load_pool_file(path: &Path) -> Result<PoolSnapshot, PoolSourceError> {
         path: name.clone(),
         source,
     })?;
-    let text = decode_text(&bytes);
-    parse_pool_text(&text, &name).map(|(_, snapshot)| snapshot)
+    parse_pool_bytes(&bytes, &name)
+}
+
+/// Parses the raw bytes of a pool usage file already in memory (any text encoding
+/// [`decode_text`] accepts); `name` is used in error messages.
+pub fn parse_pool_bytes(bytes: &[u8], name: &str) -> Result<PoolSnapshot, PoolSourceError> {
+    let text = decode_text(bytes);
+    parse_pool_text(&text, name).map(|(_, snapshot)| snapshot)
 }
 
 /// Parses pool-usage text already in memory; `name` is used in messages and in `source`.
