@@ -1,16 +1,16 @@
-//! The scan pipeline: collect inputs, analyse them in parallel, merge in a fixed order.
+//! The scan pipeline: walk the inputs, analyse them in parallel, merge in a fixed order.
 //!
-//! Inputs are expanded serially and sorted, then analysed with rayon; `collect` on an indexed
-//! parallel iterator keeps input order, so the report is the same whatever the thread timing.
-//! A file that cannot be read or parsed becomes a [`Notice`] and never costs the results of
-//! the others.
+//! The walk hands each file to rayon's workers as it finds it; the units come back in any
+//! order and are sorted by path before they are merged, so the report is the same whatever
+//! the thread timing. A file that cannot be read or parsed becomes a [`Notice`] and never
+//! costs the results of the others.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
-use indicatif::{ParallelProgressIterator, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
@@ -79,33 +79,57 @@ pub(crate) struct Unit {
 /// Runs a whole scan and returns its report (unranked findings are sorted by artifact, rule
 /// and address; ranking re-orders them when pool evidence exists).
 pub fn scan(settings: &Settings) -> Report {
-    let (mut inputs, mut notices) = collect(&settings.paths);
-    inputs.extend(settings.dumps.iter().map(|p| Input {
-        path: p.clone(),
-        kind: InputKind::Dump,
-    }));
-    let pooltag = load_pooltag(settings, &mut notices);
+    let mut pooltag_notices = Vec::new();
+    let pooltag = load_pooltag(settings, &mut pooltag_notices);
     let owners = pooltag.as_ref().map(|db| {
         db.entries()
             .iter()
             .map(|e| (e.tag, e.binary.clone()))
             .collect::<HashMap<u32, String>>()
     });
-    let (dumps, files): (Vec<Input>, Vec<Input>) =
-        inputs.into_iter().partition(|i| i.kind == InputKind::Dump);
     let auditor = Auditor {
         rules: &settings.rules,
         owners: owners.as_ref(),
         call_sites: settings.call_sites,
     };
 
-    let bar = progress_bar(settings.progress, files.len() as u64);
-    let units: Vec<Unit> = files
-        .par_iter()
-        .progress_with(bar.clone())
-        .map(|input| analyze_input(input, settings, &auditor))
-        .collect();
+    // The walk runs on its own thread and hands each file to the workers as it is found, so
+    // reading directories (a twentieth of the run on a DriverStore tree) overlaps the
+    // analysis. Units arrive in any order and are sorted by path afterwards: the report does
+    // not depend on thread timing.
+    let bar = progress_bar(settings.progress);
+    let (tx, rx) = std::sync::mpsc::channel::<Input>();
+    let (walked, mut units) = std::thread::scope(|s| {
+        let walker = s.spawn(|| {
+            let bar = bar.clone();
+            collect(&settings.paths, move |input| {
+                bar.inc_length(1);
+                // The receiver lives until every input is analysed; a send cannot fail.
+                let _ = tx.send(input);
+            })
+        });
+        let units: Vec<(PathBuf, Unit)> = rx
+            .into_iter()
+            .par_bridge()
+            .map(|input| {
+                let unit = analyze_input(&input, settings, &auditor);
+                bar.inc(1);
+                (input.path, unit)
+            })
+            .collect();
+        let walked = walker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (walked, units)
+    });
     bar.finish_and_clear();
+    units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let Walked {
+        mut notices,
+        mut dumps,
+    } = walked;
+    notices.append(&mut pooltag_notices);
+    dumps.extend(settings.dumps.iter().cloned());
 
     let mut report = Report {
         notices,
@@ -118,38 +142,47 @@ pub fn scan(settings: &Settings) -> Report {
             .collect(),
         ..Report::default()
     };
-    for unit in units {
+    // Reserved once: the findings of a large tree are tens of megabytes, and growing the vector
+    // by doubling on this one thread showed up in profiles.
+    report
+        .findings
+        .reserve(units.iter().map(|(_, u)| u.findings.len()).sum());
+    report
+        .artifacts
+        .reserve(units.iter().map(|(_, u)| u.artifacts.len()).sum());
+    for (_, unit) in units {
         merge(&mut report, unit);
     }
     // Dumps come after the files, so that a carved driver can be recognised as one that was
     // also scanned on disk (same name and PE key) and otherwise called memory-only.
     let mut snapshots = Vec::new();
-    for input in &dumps {
+    for path in &dumps {
         let on_disk = on_disk_keys(&report);
-        let (unit, snapshot) = crate::dumpscan::analyze_dump(
-            &input.path,
-            uri_for(&input.path, &settings.root),
-            &on_disk,
-            &auditor,
-        );
+        let (unit, snapshot) =
+            crate::dumpscan::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor);
         merge(&mut report, unit);
         snapshots.extend(snapshot);
     }
     snapshots.extend(load_pool_files(settings, &mut report));
-    report.findings.sort_by(|a, b| {
-        (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
-            b.artifact,
-            &b.rule_id,
-            b.rva,
-            &b.fingerprint,
-        ))
-    });
+    // Each unit's findings are already in this order (see `analyze_input`) and units are in
+    // artifact order, so this stable sort only confirms one run.
+    report.findings.sort_by(finding_order);
     if !snapshots.is_empty() {
         let usage = crate::poolsrc::rank::merge_sources(&snapshots);
         crate::rank::apply(&mut report, usage, pooltag.as_ref());
     }
     report.exit_code = exit_code(&report, settings.fail_on);
     report
+}
+
+/// The order of unranked findings: artifact, rule, address, fingerprint.
+fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
+        b.artifact,
+        &b.rule_id,
+        b.rva,
+        &b.fingerprint,
+    ))
 }
 
 /// Reads every `--pool` export; each becomes an artifact (DRV9001 of a tag no driver uses is
@@ -220,11 +253,12 @@ pub fn exit_code(report: &Report, fail_on: Option<Level>) -> i32 {
     }
 }
 
-fn progress_bar(wanted: bool, len: u64) -> ProgressBar {
+fn progress_bar(wanted: bool) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
+    // The length grows as the walk finds files.
+    let bar = ProgressBar::new(0);
     if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {wide_bar} {elapsed}") {
         bar.set_style(style);
     }
@@ -268,36 +302,57 @@ fn merge(report: &mut Report, unit: Unit) {
     report.notices.extend(unit.notices);
 }
 
-/// Expands the command-line paths into a sorted list of inputs. Directories are walked (links
-/// followed, so loops are detected and reported); explicit files are taken whatever their name.
-fn collect(paths: &[PathBuf]) -> (Vec<Input>, Vec<Notice>) {
-    let mut inputs = Vec::new();
-    let mut notices = Vec::new();
+/// What the walk found besides the files it handed on.
+struct Walked {
+    /// Unreadable paths, link loops.
+    notices: Vec<Notice>,
+    /// Files named on the command line that are crash dumps (analysed after every file).
+    dumps: Vec<PathBuf>,
+}
+
+/// Expands the command-line paths into inputs, handing each file to `emit` once as it is
+/// found. Directories are walked (links followed, so loops are detected and reported);
+/// explicit files are taken whatever their name.
+fn collect(paths: &[PathBuf], mut emit: impl FnMut(Input)) -> Walked {
+    let mut walked = Walked {
+        notices: Vec::new(),
+        dumps: Vec::new(),
+    };
+    // Overlapping arguments (`dir dir/a.sys`) name a file twice; it is analysed once.
+    let mut seen = std::collections::HashSet::new();
+    let mut take = |input: Input, walked: &mut Walked| {
+        if input.kind == InputKind::Dump {
+            walked.dumps.push(input.path);
+        } else if seen.insert(input.path.clone()) {
+            emit(input);
+        }
+    };
     for root in paths {
         match std::fs::metadata(root) {
-            Err(e) => notices.push(Notice {
+            Err(e) => walked.notices.push(Notice {
                 subject: display_path(root),
                 message: format!("cannot read: {e}"),
                 level: Level::Error,
             }),
-            Ok(m) if m.is_file() => inputs.push(Input {
-                path: root.clone(),
-                kind: kind_of_explicit(root),
-            }),
+            Ok(m) if m.is_file() => {
+                let input = Input {
+                    path: root.clone(),
+                    kind: kind_of_explicit(root),
+                };
+                take(input, &mut walked);
+            }
             Ok(_) => {
                 for entry in WalkDir::new(root).follow_links(true).sort_by_file_name() {
                     match entry {
-                        Err(e) => notices.push(Notice {
+                        Err(e) => walked.notices.push(Notice {
                             subject: e.path().map_or_else(|| display_path(root), display_path),
                             message: walk_error_message(&e),
                             level: Level::Warning,
                         }),
                         Ok(e) if e.file_type().is_file() => {
                             if let Some(kind) = kind_by_extension(e.path()) {
-                                inputs.push(Input {
-                                    path: e.into_path(),
-                                    kind,
-                                });
+                                let path = e.into_path();
+                                take(Input { path, kind }, &mut walked);
                             }
                         }
                         Ok(_) => {}
@@ -306,9 +361,9 @@ fn collect(paths: &[PathBuf]) -> (Vec<Input>, Vec<Notice>) {
             }
         }
     }
-    inputs.sort_by(|a, b| a.path.cmp(&b.path));
-    inputs.dedup_by(|a, b| a.path == b.path);
-    (inputs, notices)
+    walked.dumps.sort();
+    walked.dumps.dedup();
+    walked
 }
 
 fn walk_error_message(e: &walkdir::Error) -> String {
@@ -448,6 +503,7 @@ fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> U
         // Dumps are analysed by `dumpscan` after every file (see `scan`).
         InputKind::Dump => {}
     }
+    unit.findings.sort_by(finding_order);
     unit
 }
 
