@@ -39,28 +39,28 @@ PY
 bytes=$(find "$tree" -name '*.sys' -print0 | du -cb --files0-from=- | tail -1 | cut -f1)
 echo "tree: $n drivers ($bytes bytes of .sys, with .inf and .cat beside each), $(nproc) cores"
 
-# Warm the cache, then time the read floor: every driver byte read once (cat to /dev/null).
+# Warm the cache, then time the read floor (every driver byte read once: cat to /dev/null) and
+# both scans, interleaved, five times each; the best of each is reported, since a shared
+# machine only ever adds time.
 find "$tree" -name '*.sys' -print0 | xargs -0 cat > /dev/null
-t0=$(date +%s.%N); find "$tree" -name '*.sys' -print0 | xargs -0 cat > /dev/null; t1=$(date +%s.%N)
-read_s=$(echo "$t1 - $t0" | bc -l)
-
-best=""
-for run in 1 2 3; do
-  t0=$(date +%s.%N)
-  "$bin" scan "$tree" --format sarif --fail-on never --no-progress -o /dev/null
-  t1=$(date +%s.%N)
-  s=$(echo "$t1 - $t0" | bc -l)
-  if [ -z "$best" ] || [ "$(echo "$s < $best" | bc -l)" = 1 ]; then best=$s; fi
+best() { # best (smallest) of the numbers on stdin
+  sort -g | head -1
+}
+elapsed() { # seconds taken by the command
+  local t0 t1
+  t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+read_floor() { find "$tree" -name '*.sys' -print0 | xargs -0 cat; }
+reads=(); fulls=(); imports=()
+for run in 1 2 3 4 5; do
+  reads+=("$(elapsed read_floor)")
+  fulls+=("$(elapsed "$bin" scan "$tree" --format sarif --fail-on never --no-progress -o /dev/null)")
+  imports+=("$(elapsed "$bin" scan "$tree" --imports-only --format sarif --fail-on never --no-progress -o /dev/null)")
 done
-
-best_imports=""
-for run in 1 2 3; do
-  t0=$(date +%s.%N)
-  "$bin" scan "$tree" --imports-only --format sarif --fail-on never --no-progress -o /dev/null
-  t1=$(date +%s.%N)
-  s=$(echo "$t1 - $t0" | bc -l)
-  if [ -z "$best_imports" ] || [ "$(echo "$s < $best_imports" | bc -l)" = 1 ]; then best_imports=$s; fi
-done
+read_s=$(printf '%s\n' "${reads[@]}" | best)
+best=$(printf '%s\n' "${fulls[@]}" | best)
+best_imports=$(printf '%s\n' "${imports[@]}" | best)
 
 half="$base/half"; mkdir -p "$half"
 i=0; for d in "$tree"/repo*; do [ $((i++ % 2)) = 0 ] && cp -r "$d" "$half/"; done

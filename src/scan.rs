@@ -443,7 +443,7 @@ fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> U
         length: None,
         memory_only: false,
     });
-    let map = match map_file(&input.path) {
+    let file = match load_file(&input.path) {
         Ok(m) => m,
         Err(message) => {
             unit.notices.push(Notice {
@@ -454,7 +454,7 @@ fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> U
             return unit;
         }
     };
-    let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
+    let bytes: &[u8] = &file;
     unit.artifacts[0].length = Some(bytes.len() as u64);
     match input.kind {
         InputKind::Image => {
@@ -644,25 +644,54 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
     }
 }
 
-/// Maps a file read-only. `Ok(None)` for an empty file (which cannot be mapped).
-fn map_file(path: &Path) -> Result<Option<memmap2::Mmap>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+/// Files at least this large are memory-mapped; smaller ones are read into memory.
+///
+/// Measured on the benchmark tree (2,400 drivers of 66 KB on average, warm cache, 2 cores):
+/// touching every page of every file — hashing does — took 46-48 ms through mappings and
+/// 16-17 ms through `read`, because each mapping pays page faults and each `munmap` a TLB
+/// shootdown on the other cores. A mapping pays off when copying the file would cost more than
+/// that: large files, and crash dumps, of which only a few pages are read (`dump::open`).
+const MAP_AT_LEAST: u64 = 16 << 20;
+
+/// The bytes of one input file.
+enum FileBytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Read(v) => v,
+            FileBytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Reads a small file, maps a large one (see [`MAP_AT_LEAST`]); an empty file is empty bytes
+/// (it cannot be mapped).
+fn load_file(path: &Path) -> Result<FileBytes, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = file
         .metadata()
         .map_err(|e| format!("cannot read metadata: {e}"))?
         .len();
-    if len == 0 {
-        return Ok(None);
+    if len >= MAP_AT_LEAST {
+        return map_readonly(&file)
+            .map(FileBytes::Mapped)
+            .map_err(|e| format!("cannot map into memory: {e}"));
     }
-    map_readonly(&file)
-        .map(Some)
-        .map_err(|e| format!("cannot map into memory: {e}"))
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    Ok(FileBytes::Read(bytes))
 }
 
 /// SAFETY: the map is read-only and private to this process; drvaudit never writes the file.
 /// Another process truncating a file during the scan could fault, a risk every mmap-based
 /// reader (ripgrep included) accepts for the speed of not copying inputs.
 #[allow(unsafe_code)]
-pub(crate) fn map_readonly(file: &File) -> std::io::Result<memmap2::Mmap> {
+fn map_readonly(file: &File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
 }

@@ -748,13 +748,10 @@ impl<'a> Ctx<'a> {
             if bytes.len() < 5 {
                 continue;
             }
-            let n = bytes.len() - 4;
             let code = &self.code;
-            let mut at = |i: usize| {
-                let op = bytes[i];
-                if op != 0xe8 && op != 0xe9 {
-                    return;
-                }
+            // Opcode bytes found with memchr's vectorised search: E8/E9 are common in code,
+            // but far rarer than the bytes between them.
+            for i in memchr::memchr2_iter(0xe8, 0xe9, &bytes[..bytes.len() - 4]) {
                 let d =
                     u32::from_le_bytes([bytes[i + 1], bytes[i + 2], bytes[i + 3], bytes[i + 4]]);
                 let src = sec.rva.wrapping_add(i as u32);
@@ -763,25 +760,8 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .any(|(s, b)| target >= s.rva && target - s.rva < b.len() as u32)
                 {
-                    rel.push((target, src, op == 0xe8));
+                    rel.push((target, src, bytes[i] == 0xe8));
                 }
-            };
-            // Eight bytes at a time, skipping a word without an E8/E9 byte: a byte of `y` is
-            // zero exactly when it is E8 or E9, and the zero-byte test may report a false
-            // positive after a zero byte but never misses one.
-            let mut i = 0;
-            while i + 8 <= n {
-                let w: [u8; 8] = bytes[i..i + 8].try_into().unwrap_or([0; 8]);
-                let y = (u64::from_le_bytes(w) | 0x0101_0101_0101_0101) ^ 0xe9e9_e9e9_e9e9_e9e9;
-                if y.wrapping_sub(0x0101_0101_0101_0101) & !y & 0x8080_8080_8080_8080 != 0 {
-                    for j in i..i + 8 {
-                        at(j);
-                    }
-                }
-                i += 8;
-            }
-            for j in i..n {
-                at(j);
             }
         }
         rel.sort_unstable();
@@ -950,14 +930,7 @@ impl<'a> Ctx<'a> {
     /// `sites_in` reads when `start` is one of the functions searched for sites, and the block
     /// holding `at` (the call whose state a wrapper's site needs).
     fn function(&mut self, start: u32, end: u32, at: Option<u32>) -> Option<Rc<Func>> {
-        let f = match self.funcs.get(&start) {
-            Some(f) => f.clone()?,
-            None => {
-                let f = self.build(start, end).map(Rc::new);
-                self.funcs.insert(start, f.clone());
-                f?
-            }
-        };
+        let f = self.built(start, end)?;
         let nb = f.block_starts.len();
         let sites = at.is_none() || self.site_starts.binary_search(&start).is_ok();
         let at_block = at
@@ -989,6 +962,17 @@ impl<'a> Ctx<'a> {
             *f.wanted.borrow_mut() = want;
         }
         Some(f)
+    }
+
+    /// The function [`start`, `end`) decoded and its blocks found, nothing solved (cached by
+    /// start, like [`Ctx::function`]).
+    fn built(&mut self, start: u32, end: u32) -> Option<Rc<Func>> {
+        if let Some(f) = self.funcs.get(&start) {
+            return f.clone();
+        }
+        let f = self.build(start, end).map(Rc::new);
+        self.funcs.insert(start, f.clone());
+        f
     }
 
     fn build(&mut self, start: u32, end: u32) -> Option<Func> {
@@ -2142,7 +2126,7 @@ impl<'a> Ctx<'a> {
                 if cs == f.start {
                     continue; // recursion
                 }
-                let Some(cf) = self.function(cs, ce, Some(src)) else {
+                let Some(cf) = self.built(cs, ce) else {
                     continue;
                 };
                 let Some(idx) = cf.index_of(src, self.base) else {
@@ -2156,32 +2140,61 @@ impl<'a> Ctx<'a> {
                 if !target_ok {
                     continue;
                 }
-                let st = self.state_before(&cf, idx);
-                let args = site
+                // Usually the caller sets the arguments right before the call: stepped from an
+                // unknown state, the call's own block already gives them. A constant found that
+                // way does not depend on the block's entry, so it is what solving the caller
+                // would give; only when one is missing is the caller solved.
+                let b = cf.block_of(idx);
+                let mut st = State::unknown(EPOCH_BLOCK + b as u32);
+                for k in cf.block_starts[b]..idx {
+                    self.step(&mut st, &cf.insns[k], k);
+                }
+                let mut args = self.caller_args(&site, &st, is_call);
+                let settled = site
                     .args
                     .iter()
-                    .map(|&(role, v)| {
-                        let r = match v {
-                            Val::Param(Param::Reg(n)) => st.regs[usize::from(n)],
-                            Val::Param(Param::Stack(off)) => match st.regs[RSP] {
-                                Val::Stack(e, o) => {
-                                    let at = o + i64::from(off)
-                                        - if is_call { i64::from(self.ptr) } else { 0 };
-                                    st.load(e, at, 4, self.param_base())
-                                }
-                                _ => Val::Unknown,
-                            },
-                            _ => Val::Unknown,
-                        };
-                        // Only one level up: a caller's own parameter stays unknown.
-                        let r = if matches!(v, Val::Param(_)) { r } else { v };
-                        (role, to_arg(role, r))
-                    })
+                    .zip(&args)
+                    .all(|((_, v), (_, r))| !matches!(v, Val::Param(_)) || r.is_const());
+                if !settled {
+                    let Some(cf) = self.function(cs, ce, Some(src)) else {
+                        continue;
+                    };
+                    let st = self.state_before(&cf, idx);
+                    args = self.caller_args(&site, &st, is_call);
+                }
+                let args = args
+                    .into_iter()
+                    .map(|(role, r)| (role, to_arg(role, r)))
                     .collect();
                 out.push(common::site_via(&own, src, args));
             }
         }
         out.push(own);
+    }
+
+    /// The values of `site`'s arguments at a call to its function, given the caller's state
+    /// `st` before the call: a parameter takes the caller's value (one level up only: what is
+    /// still a parameter of the caller becomes unknown in [`to_arg`]), anything else stays as
+    /// the site found it.
+    fn caller_args(&self, site: &FoundSite, st: &State, is_call: bool) -> Vec<(Role, Val)> {
+        site.args
+            .iter()
+            .map(|&(role, v)| {
+                let r = match v {
+                    Val::Param(Param::Reg(n)) => st.regs[usize::from(n)],
+                    Val::Param(Param::Stack(off)) => match st.regs[RSP] {
+                        Val::Stack(e, o) => {
+                            let at =
+                                o + i64::from(off) - if is_call { i64::from(self.ptr) } else { 0 };
+                            st.load(e, at, 4, self.param_base())
+                        }
+                        _ => Val::Unknown,
+                    },
+                    v => v,
+                };
+                (role, r)
+            })
+            .collect()
     }
 }
 
