@@ -50,7 +50,7 @@
 //! callers of functions that pass one of their own parameters to a pool API (wrappers). The
 //! rest of the image is only scanned as raw words for `adrp` and `bl`/`b`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use yaxpeax_arch::{Decoder, U8Reader};
 use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SizeCode};
@@ -68,11 +68,14 @@ const PAIR_WINDOW: usize = 32;
 const MAX_FUNCTION: u32 = 4 << 20;
 
 /// Finds pool-API call sites in arm64 code.
-pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
+/// `shortcut`: take a wrapper's arguments from the code just before its caller's call when that
+/// code gives them all (see `Ctx::straight_line_regs`); off only in the test that checks it
+/// changes nothing.
+pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSite> {
     let Some(ctx) = Ctx::new(image, data) else {
         return Vec::new();
     };
-    ctx.run()
+    ctx.run(shortcut)
 }
 
 /// What a register (or a stack slot) holds at a program point.
@@ -297,7 +300,7 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn run(&self) -> Vec<CallSite> {
+    fn run(&self, shortcut: bool) -> Vec<CallSite> {
         let scan = self.scan();
         let mut cache: HashMap<u32, FnResult> = HashMap::new();
         let mut raw = Vec::new();
@@ -341,11 +344,28 @@ impl<'a> Ctx<'a> {
                 let Some(f) = self.region_of(caller) else {
                     continue;
                 };
-                cache
-                    .entry(f.begin)
-                    .or_insert_with(|| self.analyze_region(f, &scan));
-                let Some(regs) = cache.get(&f.begin).and_then(|r| r.at_call(caller)) else {
-                    continue;
+                // The caller is analysed whole only when the code just before the call does
+                // not settle every parameter the site needs (see `straight_line_regs`).
+                let settled = shortcut.then(|| self.straight_line_regs(f, caller));
+                let settled = settled.flatten().filter(|regs| {
+                    site.args.iter().all(|(_, v, _)| match v {
+                        Val::Param { reg, .. } => {
+                            matches!(regs.get(*reg as usize), Some(Val::Const(..)))
+                        }
+                        _ => true,
+                    })
+                });
+                let regs = match settled {
+                    Some(regs) => regs,
+                    None => {
+                        let res = cache
+                            .entry(f.begin)
+                            .or_insert_with(|| self.analyze_region(f, &scan));
+                        match res.at_call(caller) {
+                            Some(regs) => *regs,
+                            None => continue,
+                        }
+                    }
                 };
                 let args = site
                     .args
@@ -503,18 +523,24 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
             }
-            scan.calls_to.entry(target).or_default().push(rva);
+            scan.calls_to.push((target, rva));
         }
+        scan.calls_to.sort_unstable();
         scan
+    }
+
+    /// The bytes of region `r` (cut at the end of its section).
+    fn region_bytes(&self, r: Region) -> Option<&'a [u8]> {
+        self.code.iter().find_map(|(start, b)| {
+            let off = r.begin.checked_sub(*start)? as usize;
+            let len = (r.end - r.begin) as usize;
+            b.get(off..off.checked_add(len)?.min(b.len()))
+        })
     }
 
     fn decode_region(&self, r: Region) -> Vec<Insn> {
         let mut out = Vec::new();
-        let Some(bytes) = self.code.iter().find_map(|(start, b)| {
-            let off = r.begin.checked_sub(*start)? as usize;
-            let len = (r.end - r.begin) as usize;
-            b.get(off..off.checked_add(len)?.min(b.len()))
-        }) else {
+        let Some(bytes) = self.region_bytes(r) else {
             return out;
         };
         out.reserve_exact(bytes.len() / 4);
@@ -526,6 +552,96 @@ impl<'a> Ctx<'a> {
             });
         }
         out
+    }
+
+    /// x0..x7 just before the `bl`/`b` at `call`, computed from the straight-line code that
+    /// leads to it with nothing known where that code starts; `None` when `region` is not one
+    /// `.pdata` function, has a jump table (`br`), or the stretch holds a word that does not
+    /// decode.
+    ///
+    /// The stretch starts after the last instruction before `call` that does not fall through
+    /// (`b`, `ret`, `brk`, …) and at the last branch target, so every path to `call` runs all
+    /// of it (a conditional branch inside only leaves it): a constant it computes does not
+    /// depend on what came before, and is what solving the whole function would give there. Callers of a
+    /// wrapper usually set its arguments right before the call, so most are resolved without
+    /// decoding and solving the whole caller. The branches are recognised from their
+    /// encodings (Arm ARM C4.1, "Branches, Exception Generating and System instructions").
+    fn straight_line_regs(&self, region: Region, call: u32) -> Option<[Val; 8]> {
+        if !region.is_function || !region.contains(call) || call % 4 != region.begin % 4 {
+            return None;
+        }
+        let bytes = self.region_bytes(region)?;
+        let word = |i: usize| {
+            let w = bytes.get(4 * i..4 * i + 4)?;
+            Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        let at = ((call - region.begin) / 4) as usize;
+        word(at)?;
+        // The stretch opens after the last transfer before `call` that does not fall through
+        // (`bl`/`blr` return to the next word and conditional branches fall through)…
+        let mut open = 0;
+        let mut targets = Vec::new();
+        for i in 0..bytes.len() / 4 {
+            let w = word(i)?;
+            let rva = i64::from(region.begin) + 4 * i as i64;
+            let (ends, target) = match w {
+                // B / BL imm26
+                w if w & 0x7c00_0000 == 0x1400_0000 => {
+                    let off = i64::from((((w & 0x03ff_ffff) << 6) as i32) >> 4);
+                    (w & 0x8000_0000 == 0, Some(rva + off))
+                }
+                // B.cond / BC.cond imm19, CBZ / CBNZ imm19: they fall through too, so only
+                // their targets matter.
+                w if w & 0xff00_0000 == 0x5400_0000 || w & 0x7e00_0000 == 0x3400_0000 => {
+                    let off = i64::from((((w >> 5) & 0x7ffff) << 13) as i32 >> 11);
+                    (false, Some(rva + off))
+                }
+                // TBZ / TBNZ imm14
+                w if w & 0x7e00_0000 == 0x3600_0000 => {
+                    let off = i64::from((((w >> 5) & 0x3fff) << 18) as i32 >> 16);
+                    (false, Some(rva + off))
+                }
+                // Branches to a register: BLR (with or without pointer authentication) is a
+                // call; any other BR may be a jump table whose targets are unknown.
+                w if w & 0xfe00_0000 == 0xd600_0000 => {
+                    let opc = (w >> 21) & 0xf;
+                    if opc == 0b0001 {
+                        (false, None)
+                    } else if opc == 0b0000 || opc == 0b1000 {
+                        return None;
+                    } else {
+                        (true, None)
+                    }
+                }
+                // Exception generation (BRK, HLT, SVC, …) and UDF: no fall-through that
+                // `branch_target` would follow either.
+                w if w & 0xff00_0000 == 0xd400_0000 || w & 0xffff_0000 == 0 => (true, None),
+                _ => (false, None),
+            };
+            if ends && i < at {
+                open = open.max(i + 1);
+            }
+            targets.extend(target);
+        }
+        // …and after the last branch target before it (another way in).
+        for t in targets {
+            let off = t - i64::from(region.begin);
+            if off > 0 && off % 4 == 0 && ((off / 4) as usize) <= at {
+                open = open.max((off / 4) as usize);
+            }
+        }
+        let mut s = State::unknown();
+        for i in open..at {
+            let rva = region.begin + 4 * i as u32;
+            let w = bytes.get(4 * i..4 * i + 4)?;
+            let inst = Some(self.decoder.decode(&mut U8Reader::new(w)).ok()?);
+            // Whether the function takes a stack slot's address is not known without decoding
+            // all of it: assume it does (the less precise choice).
+            self.step(&mut s, &Insn { rva, inst }, true);
+        }
+        let mut regs = [Val::Unknown; 8];
+        regs.copy_from_slice(&s.regs[..8]);
+        Some(regs)
     }
 
     /// Analyses one function: its pool call sites and the argument registers at every
@@ -541,10 +657,9 @@ impl<'a> Ctx<'a> {
         let entries: Vec<u32> = if region.is_function {
             vec![region.begin]
         } else {
-            let mut e: Vec<u32> = scan
-                .calls_to
-                .range(region.begin..region.end)
-                .map(|(&t, _)| t)
+            let mut e: Vec<u32> = calls_in(&scan.calls_to, region.begin..region.end)
+                .iter()
+                .map(|c| c.0)
                 .chain(
                     std::iter::once(self.image.entry_point)
                         .chain(self.image.exports.iter().map(|x| x.rva))
@@ -1108,17 +1223,26 @@ impl<'a> Ctx<'a> {
 /// The calls of `func`, looking through one-instruction stubs: a call that is itself the first
 /// instruction of a called function (MSVC's `fothk` and incremental-link thunks are a lone
 /// `b func`) sees that function's incoming arguments, so its own callers are used instead.
-fn callers_of(calls_to: &BTreeMap<u32, Vec<u32>>, func: u32) -> Vec<u32> {
+fn callers_of(calls_to: &[(u32, u32)], func: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    for &c in calls_to.get(&func).map(Vec::as_slice).unwrap_or(&[]) {
-        match calls_to.get(&c) {
-            Some(outer) if c != func => out.extend(outer.iter().copied().filter(|&o| o != c)),
+    for &(_, c) in calls_in(calls_to, func..func.saturating_add(1)) {
+        match calls_in(calls_to, c..c.saturating_add(1)) {
+            outer if c != func && !outer.is_empty() => {
+                out.extend(outer.iter().map(|o| o.1).filter(|&o| o != c))
+            }
             _ => out.push(c),
         }
     }
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The (target, call) pairs of the sorted `calls_to` whose target lies in `targets`.
+fn calls_in(calls_to: &[(u32, u32)], targets: std::ops::Range<u32>) -> &[(u32, u32)] {
+    let lo = calls_to.partition_point(|c| c.0 < targets.start);
+    let hi = calls_to.partition_point(|c| c.0 < targets.end);
+    &calls_to[lo..hi.max(lo)]
 }
 
 /// A store to memory operand `mem` that is not an exactly tracked stack slot: slots of its base
@@ -1290,8 +1414,9 @@ struct Observed<'e> {
 struct Scan {
     candidates: HashSet<Region>,
     thunks: HashMap<u32, &'static ApiSpec>,
-    /// Function start (or thunk) → RVAs of the `bl`/`b` instructions that reach it.
-    calls_to: BTreeMap<u32, Vec<u32>>,
+    /// (function start or thunk, RVA of a `bl`/`b` that reaches it), sorted: a flat list
+    /// rather than a map, since it is built once from thousands of calls and only searched.
+    calls_to: Vec<(u32, u32)>,
 }
 
 #[derive(Default)]

@@ -564,10 +564,14 @@ struct Ctx<'a> {
     /// Function starts of heuristic regions (`function_bounds`), by region.
     cuts: HashMap<(u32, u32), Vec<u32>>,
     info: InstructionInfoFactory,
+    /// Try settling a wrapper's caller from the call's own block first (see `emit`).
+    shortcut: bool,
 }
 
 /// Finds pool-API call sites in x86 and x64 code.
-pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
+/// `shortcut`: settle a wrapper's caller from the call's own block when that block gives every
+/// argument (see `Ctx::emit`); off only in the test that checks it changes nothing.
+pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSite> {
     let slots = PoolSlots::new(image);
     if slots.is_empty() {
         return Vec::new();
@@ -588,6 +592,7 @@ pub(super) fn analyze(image: &Image, data: &[u8]) -> Vec<CallSite> {
         site_starts: Vec::new(),
         cuts: HashMap::new(),
         info: InstructionInfoFactory::new(),
+        shortcut,
     };
     let refs = ctx.scan_slot_refs();
     if refs.is_empty() {
@@ -2150,11 +2155,12 @@ impl<'a> Ctx<'a> {
                     self.step(&mut st, &cf.insns[k], k);
                 }
                 let mut args = self.caller_args(&site, &st, is_call);
-                let settled = site
-                    .args
-                    .iter()
-                    .zip(&args)
-                    .all(|((_, v), (_, r))| !matches!(v, Val::Param(_)) || r.is_const());
+                let settled = self.shortcut
+                    && site
+                        .args
+                        .iter()
+                        .zip(&args)
+                        .all(|((_, v), (_, r))| !matches!(v, Val::Param(_)) || r.is_const());
                 if !settled {
                     let Some(cf) = self.function(cs, ce, Some(src)) else {
                         continue;
