@@ -168,3 +168,41 @@ fn call_site_rules_report_exactly_the_truth_rvas() {
     }
     assert!(compared > 200, "only {compared} findings compared");
 }
+
+/// DRV1006 says how many allocation sites pass a tag that could not be recovered (they could be
+/// the missing allocation): the truth table's `unknown` tags, plus wrapper (`param`) sites none
+/// of whose callers are listed.
+#[test]
+fn free_tag_finding_counts_the_allocations_whose_tag_is_unknown() {
+    let table = read(&testdata("truth/sites.tsv"));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let mut checked = 0;
+    for (name, r) in reports() {
+        let mine: Vec<&Vec<&str>> = rows.iter().filter(|c| c[0] == name).collect();
+        let resolved = |rva: &str| mine.iter().any(|c| c[1] == rva && c[6] != "-");
+        let unknown = mine
+            .iter()
+            .filter(|c| !FREES.contains(&c[2]))
+            .filter(|c| c[5] == "unknown" || (c[5] == "param" && !resolved(c[1])))
+            .count();
+        let expected = match unknown {
+            0 => None,
+            1 => Some("while 1 allocation site passes a tag that could not be recovered".into()),
+            n => Some(format!(
+                "while {n} allocation sites pass a tag that could not be recovered"
+            )),
+        };
+        for f in r.findings.iter().filter(|f| f.rule_id == "DRV1006") {
+            match &expected {
+                Some(e) => assert!(f.message.contains(e.as_str()), "{name}: {}", f.message),
+                None => assert!(!f.message.contains("could not be recovered"), "{name}"),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 10, "DRV1006 findings on the fixtures");
+}

@@ -124,6 +124,31 @@ fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
         .filter_map(|s| s.arg(Role::Tag).and_then(|v| v.constant()))
         .map(|t| t as u32)
         .collect();
+    // Allocations whose tag is unknown could be the missing ones: say how many. A wrapper's own
+    // site does not count when its callers' sites carry the values.
+    let resolved_wrappers: BTreeSet<u32> = sites
+        .iter()
+        .filter(|s| s.via.is_some())
+        .map(|s| s.rva)
+        .collect();
+    // Only APIs that take a tag (directly, or through a context type's registration).
+    let takes_tag = |s: &&CallSite| {
+        s.spec()
+            .params
+            .iter()
+            .any(|p| matches!(p.role, Role::Tag | Role::ContextType))
+    };
+    let unknown = sites
+        .iter()
+        .filter(|s| allocates(s) && s.effective_tag().is_none())
+        .filter(takes_tag)
+        .filter(|s| s.via.is_some() || !resolved_wrappers.contains(&s.rva))
+        .count();
+    let extra = match unknown {
+        0 => String::new(),
+        1 => ", while 1 allocation site passes a tag that could not be recovered".to_string(),
+        n => format!(", while {n} allocation sites pass a tag that could not be recovered"),
+    };
     let mut hits = Vec::new();
     for (i, s) in sites.iter().enumerate() {
         if s.spec().kind != ApiKind::Free {
@@ -133,7 +158,7 @@ fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
             continue;
         };
         if tag != 0 && !allocated.contains(&(tag as u32)) {
-            hits.push(site_hit(ctx, i, ""));
+            hits.push(site_hit(ctx, i, &extra));
         }
     }
     hits
