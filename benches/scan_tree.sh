@@ -4,6 +4,7 @@
 # and N drivers.
 #
 #   bash benches/scan_tree.sh [N]          (default N = 2400)
+#   BENCH_DRIVERS="dir ..." bash benches/scan_tree.sh [N]   (other drivers as the sources)
 #
 # The tree imitates System32\DriverStore\FileRepository: one folder per package
 # (`name.inf_amd64_<hash>`) holding the .sys with its .inf and .cat beside it, the packages
@@ -18,8 +19,13 @@ base=$(mktemp -d)
 tree="$base/tree"
 trap 'rm -rf "$base"' EXIT
 
-sources=(testdata/bin/*.sys)
-[ -d ../shared/corpus/drivers ] && sources+=(../shared/corpus/drivers/*.sys)
+# BENCH_DRIVERS="dir ..." replaces the default sources with every .sys under those folders.
+if [ -n "${BENCH_DRIVERS:-}" ]; then
+  mapfile -t sources < <(find $BENCH_DRIVERS -iname '*.sys' -size +1k | sort)
+else
+  sources=(testdata/bin/*.sys)
+  [ -d ../shared/corpus/drivers ] && sources+=(../shared/corpus/drivers/*.sys)
+fi
 python3 - "$tree" "$n" "${sources[@]}" <<'PY'
 import os, struct, sys
 tree, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -42,6 +48,7 @@ echo "tree: $n drivers ($bytes bytes of .sys, with .inf and .cat beside each), $
 # Warm the cache, then time the read floor (every driver byte read once: cat to /dev/null) and
 # both scans, interleaved, five times each; the best of each is reported, since a shared
 # machine only ever adds time.
+sync   # the tree was just written: let writeback finish before anything is timed
 find "$tree" -name '*.sys' -print0 | xargs -0 cat > /dev/null
 best() { # best (smallest) of the numbers on stdin
   sort -g | head -1

@@ -414,7 +414,14 @@ pub fn display_path(p: &Path) -> String {
 
 /// The artifact URI of a path: relative to `root` when inside it, else absolute.
 pub(crate) fn uri_for(path: &Path, root: &Path) -> String {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // The working directory is read once: `absolute` of a relative path asks the kernel for it
+    // every time, a system call per input on a tree of thousands.
+    static CWD: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let joined = match CWD.get_or_init(|| std::env::current_dir().ok()) {
+        Some(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_path_buf(),
+    };
+    let abs = std::path::absolute(&joined).unwrap_or(joined);
     match abs.strip_prefix(root) {
         Ok(rel) => display_path(rel),
         Err(_) => display_path(&abs),
@@ -682,8 +689,12 @@ fn load_file(path: &Path) -> Result<FileBytes, String> {
             .map(FileBytes::Mapped)
             .map_err(|e| format!("cannot map into memory: {e}"));
     }
+    // `take(len)`: one `read` of the size just learnt, without the size probes (`fstat`,
+    // `lseek`) `read_to_end` on a `File` makes again.
     let mut bytes = Vec::with_capacity(len as usize);
-    file.read_to_end(&mut bytes)
+    (&mut file)
+        .take(len)
+        .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
     Ok(FileBytes::Read(bytes))
 }
