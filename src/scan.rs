@@ -318,12 +318,14 @@ fn collect(paths: &[PathBuf], mut emit: impl FnMut(Input)) -> Walked {
         notices: Vec::new(),
         dumps: Vec::new(),
     };
-    // Overlapping arguments (`dir dir/a.sys`) name a file twice; it is analysed once.
+    // Overlapping arguments (`dir dir/a.sys`) name a file twice; it is analysed once. One
+    // directory alone never yields a path twice, so nothing is remembered then.
+    let overlap = paths.len() > 1;
     let mut seen = std::collections::HashSet::new();
     let mut take = |input: Input, walked: &mut Walked| {
         if input.kind == InputKind::Dump {
             walked.dumps.push(input.path);
-        } else if seen.insert(input.path.clone()) {
+        } else if !overlap || seen.insert(input.path.clone()) {
             emit(input);
         }
     };
@@ -380,13 +382,15 @@ fn walk_error_message(e: &walkdir::Error) -> String {
 }
 
 fn kind_by_extension(path: &Path) -> Option<InputKind> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    match ext.as_str() {
-        "sys" => Some(InputKind::Image),
-        "zip" => Some(InputKind::Zip),
-        "cab" => Some(InputKind::Cab),
-        _ => None,
-    }
+    let ext = path.extension()?.to_str()?;
+    [
+        ("sys", InputKind::Image),
+        ("zip", InputKind::Zip),
+        ("cab", InputKind::Cab),
+    ]
+    .into_iter()
+    .find(|(e, _)| ext.eq_ignore_ascii_case(e))
+    .map(|(_, k)| k)
 }
 
 /// A file named on the command line: a package by extension, a dump by its `PAGE` signature,

@@ -356,7 +356,10 @@ fn result(f: &Finding, report: &Report, rule_index: &BTreeMap<&str, usize>) -> s
 /// SARIF properties of a call site: api, tag (display and u32), pool type or flags, and how
 /// each value was recovered.
 #[cfg(test)]
-fn site_properties(site: &crate::callsite::CallSite, props: &mut BTreeMap<String, serde_json::Value>) {
+fn site_properties(
+    site: &crate::callsite::CallSite,
+    props: &mut BTreeMap<String, serde_json::Value>,
+) {
     use serde_json::json;
     props.insert("api".into(), site.api.into());
     props.insert("callRva".into(), format!("0x{:x}", site.rva).into());
@@ -650,9 +653,7 @@ impl LazyResults<'_> {
                 },
             }],
             message: MessageView { text: &f.message },
-            partial_fingerprints: FingerprintView {
-                v1: &f.fingerprint,
-            },
+            partial_fingerprints: FingerprintView { v1: &f.fingerprint },
             properties: PropertiesView::of(f),
             rank: f.rank,
             rule_id: &f.rule_id,
@@ -694,6 +695,10 @@ mod tests {
             );
             ranked += usize::from(f.rank.is_some());
         }
-        assert!(report.findings.len() >= 374 && ranked >= 64, "{} {ranked}", report.findings.len());
+        assert!(
+            report.findings.len() >= 374 && ranked >= 64,
+            "{} {ranked}",
+            report.findings.len()
+        );
     }
 }
