@@ -256,6 +256,9 @@ pub enum ImageError {
     /// The buffer is not a PE image at all, or its headers are inconsistent.
     #[error("not a PE image: {0}")]
     NotPe(String),
+    /// The analysis itself failed (a drvaudit bug): the image is reported, not the scan lost.
+    #[error("internal error while analysing this image (a drvaudit bug; please report it with the file): {0}")]
+    Internal(String),
 }
 
 impl Image {

@@ -112,7 +112,11 @@ pub fn scan(settings: &Settings) -> Report {
             .into_iter()
             .par_bridge()
             .map(|input| {
-                let unit = analyze_input(&input, settings, &auditor);
+                let unit =
+                    guarded(|| analyze_input(&input, settings, &auditor)).unwrap_or_else(|what| {
+                        let kind = artifact_kind(input.kind);
+                        internal_error(&input.path, kind, &settings.root, &what)
+                    });
                 bar.inc(1);
                 (input.path, unit)
             })
@@ -158,8 +162,13 @@ pub fn scan(settings: &Settings) -> Report {
     let mut snapshots = Vec::new();
     for path in &dumps {
         let on_disk = on_disk_keys(&report);
-        let (unit, snapshot) =
-            crate::dumpscan::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor);
+        let (unit, snapshot) = guarded(|| {
+            crate::dumpscan::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor)
+        })
+        .unwrap_or_else(|what| {
+            let unit = internal_error(path, ArtifactKind::Dump, &settings.root, &what);
+            (unit, None)
+        });
         merge(&mut report, unit);
         snapshots.extend(snapshot);
     }
@@ -436,15 +445,19 @@ pub(crate) fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
+fn artifact_kind(kind: InputKind) -> ArtifactKind {
+    match kind {
+        InputKind::Image => ArtifactKind::File,
+        InputKind::Zip | InputKind::Cab => ArtifactKind::Package,
+        InputKind::Dump => ArtifactKind::Dump,
+    }
+}
+
 fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> Unit {
     let mut unit = Unit::default();
     let uri = uri_for(&input.path, &settings.root);
     let subject = display_path(&input.path);
-    let kind = match input.kind {
-        InputKind::Image => ArtifactKind::File,
-        InputKind::Zip | InputKind::Cab => ArtifactKind::Package,
-        InputKind::Dump => ArtifactKind::Dump,
-    };
+    let kind = artifact_kind(input.kind);
     unit.artifacts.push(Artifact {
         name: file_name(&uri),
         uri,
@@ -580,7 +593,23 @@ impl Auditor<'_> {
     /// rules. `prepare` runs between parsing and code analysis (carved images use it to
     /// install the imports recovered from their IAT) and says whether the image exists only
     /// in memory.
+    ///
+    /// A panic while doing so (a bug, perhaps met only on one odd image) becomes this image's
+    /// error: the other files of the scan, and the other modules of a dump, keep their results.
     pub(crate) fn audit(
+        &self,
+        bytes: &[u8],
+        layout: Layout,
+        artifact: usize,
+        name: &str,
+        identity: Option<String>,
+        prepare: impl FnOnce(&mut Image) -> bool,
+    ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
+        guarded(|| self.audit_unguarded(bytes, layout, artifact, name, identity, prepare))
+            .unwrap_or_else(|what| Err(crate::model::ImageError::Internal(what)))
+    }
+
+    fn audit_unguarded(
         &self,
         bytes: &[u8],
         layout: Layout,
@@ -605,6 +634,43 @@ impl Auditor<'_> {
         };
         let findings = self.rules.check_image(&ctx);
         Ok((summarize(&image, artifact), findings))
+    }
+}
+
+/// Runs `f`, turning a panic into its message: a bug met on one input must not end the scan
+/// of the others.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string())
+    })
+}
+
+/// A unit for an input whose analysis failed with a bug: the input as an artifact, and a
+/// notice naming it.
+fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> Unit {
+    let uri = uri_for(input, root);
+    Unit {
+        artifacts: vec![Artifact {
+            name: file_name(&uri),
+            uri,
+            parent: None,
+            kind,
+            sha256: None,
+            length: None,
+            memory_only: false,
+        }],
+        notices: vec![Notice {
+            subject: display_path(input),
+            message: format!(
+                "internal error while analysing this file (a drvaudit bug; please report it with the file): {what}"
+            ),
+            level: Level::Error,
+        }],
+        ..Unit::default()
     }
 }
 
@@ -709,4 +775,58 @@ fn load_file(path: &Path) -> Result<FileBytes, String> {
 #[allow(unsafe_code)]
 fn map_readonly(file: &File) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while auditing one image (here injected where carved images install their
+    /// imports) is that image's error; the auditor goes on with the next.
+    #[test]
+    fn a_panic_while_auditing_is_the_image_error() {
+        let rules = RuleSet::builtin().unwrap();
+        let auditor = Auditor {
+            rules: &rules,
+            owners: None,
+            call_sites: true,
+        };
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bin/clean_gcc_x64_O2.sys");
+        let bytes = std::fs::read(path).unwrap();
+        let err = auditor
+            .audit(&bytes, Layout::File, 0, "clean.sys", None, |_| {
+                panic!("injected failure")
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("internal error while analysing this image")
+                && err.ends_with("injected failure"),
+            "{err}"
+        );
+        let (summary, _) = auditor
+            .audit(&bytes, Layout::File, 0, "clean.sys", None, |_| false)
+            .unwrap();
+        assert_eq!(summary.sha256.len(), 64);
+    }
+
+    /// A panic outside any image (reading a package, walking a dump) becomes a notice naming
+    /// the input, with the panic's own words.
+    #[test]
+    fn a_panic_analysing_an_input_is_a_notice_naming_it() {
+        let what = guarded(|| -> u8 { panic!("{} failure", "formatted") }).unwrap_err();
+        assert_eq!(what, "formatted failure");
+        let unit = internal_error(
+            Path::new("pkgs/broken.cab"),
+            ArtifactKind::Package,
+            Path::new("/no/such/root"),
+            &what,
+        );
+        assert_eq!(unit.artifacts.len(), 1);
+        assert_eq!(unit.artifacts[0].name, "broken.cab");
+        assert_eq!(unit.notices[0].subject, "pkgs/broken.cab");
+        assert_eq!(unit.notices[0].level, Level::Error);
+        assert!(unit.notices[0].message.ends_with(": formatted failure"));
+        assert_eq!(guarded(|| 7), Ok(7));
+    }
 }
