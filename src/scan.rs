@@ -605,35 +605,25 @@ impl Auditor<'_> {
         identity: Option<String>,
         prepare: impl FnOnce(&mut Image) -> bool,
     ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
-        guarded(|| self.audit_unguarded(bytes, layout, artifact, name, identity, prepare))
-            .unwrap_or_else(|what| Err(crate::model::ImageError::Internal(what)))
-    }
-
-    fn audit_unguarded(
-        &self,
-        bytes: &[u8],
-        layout: Layout,
-        artifact: usize,
-        name: &str,
-        identity: Option<String>,
-        prepare: impl FnOnce(&mut Image) -> bool,
-    ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
-        let mut image = Image::parse(bytes, layout)?;
-        let memory_only = prepare(&mut image);
-        if self.call_sites {
-            image.analyze_code(bytes);
-        }
-        let identity = identity.unwrap_or_else(|| image.sha256.clone());
-        let ctx = ImageContext {
-            image: &image,
-            artifact,
-            name,
-            identity: &identity,
-            pooltag: self.owners,
-            memory_only,
+        let run = || {
+            let mut image = Image::parse(bytes, layout)?;
+            let memory_only = prepare(&mut image);
+            if self.call_sites {
+                image.analyze_code(bytes);
+            }
+            let identity = identity.unwrap_or_else(|| image.sha256.clone());
+            let ctx = ImageContext {
+                image: &image,
+                artifact,
+                name,
+                identity: &identity,
+                pooltag: self.owners,
+                memory_only,
+            };
+            let findings = self.rules.check_image(&ctx);
+            Ok((summarize(&image, artifact), findings))
         };
-        let findings = self.rules.check_image(&ctx);
-        Ok((summarize(&image, artifact), findings))
+        guarded(run).unwrap_or_else(|what| Err(crate::model::ImageError::Internal(what)))
     }
 }
 
