@@ -562,10 +562,11 @@ impl<'a> Ctx<'a> {
     /// The stretch starts after the last instruction before `call` that does not fall through
     /// (`b`, `ret`, `brk`, …) and at the last branch target, so every path to `call` runs all
     /// of it (a conditional branch inside only leaves it): a constant it computes does not
-    /// depend on what came before, and is what solving the whole function would give there. Callers of a
-    /// wrapper usually set its arguments right before the call, so most are resolved without
-    /// decoding and solving the whole caller. The branches are recognised from their
-    /// encodings (Arm ARM C4.1, "Branches, Exception Generating and System instructions").
+    /// depend on what came before, and is what solving the whole function would give there.
+    /// Callers of a wrapper usually set its arguments right before the call, so most are
+    /// resolved without decoding and solving the whole caller. The branches are recognised
+    /// from their encodings (Arm ARM C4.1, "Branches, Exception Generating and System
+    /// instructions").
     fn straight_line_regs(&self, region: Region, call: u32) -> Option<[Val; 8]> {
         if !region.is_function || !region.contains(call) || call % 4 != region.begin % 4 {
             return None;
