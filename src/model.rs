@@ -265,9 +265,18 @@ impl Image {
     /// Parses a PE image in the given layout. Only the headers and the directories listed in the
     /// module documentation are read; code is left to call-site analysis.
     pub fn parse(bytes: &[u8], layout: Layout) -> Result<Image, ImageError> {
+        reject_misaligned_section_table(bytes)?;
+        let copy;
+        let headers = match aligned_for_pelite(bytes) {
+            Some(c) => {
+                copy = c;
+                copy.bytes()
+            }
+            None => bytes,
+        };
         let wrap = match layout {
-            Layout::File => pelite::PeFile::from_bytes(bytes).map(Parsed::from_file),
-            Layout::Loaded => pelite::PeView::from_bytes(bytes).map(Parsed::from_view),
+            Layout::File => pelite::PeFile::from_bytes(headers).map(Parsed::from_file),
+            Layout::Loaded => pelite::PeView::from_bytes(headers).map(Parsed::from_view),
         }
         .map_err(|e| ImageError::NotPe(explain(e)))?;
         let mut image = match wrap {
@@ -399,7 +408,9 @@ impl Image {
     fn c_string(&self, data: &[u8], rva: u32) -> Option<String> {
         let b = self.bytes_at(data, rva)?;
         let end = b.iter().position(|&c| c == 0)?;
-        Some(String::from_utf8_lossy(&b[..end]).into_owned())
+        Some(crate::printable_text(
+            String::from_utf8_lossy(&b[..end]).into_owned(),
+        ))
     }
 
     /// Regular imports (directory 1, `IMAGE_IMPORT_DESCRIPTOR`, 20 bytes each) and delay imports
@@ -582,7 +593,7 @@ impl Image {
             let path = &rec[24..];
             let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
             return Some(CodeView {
-                pdb_path: String::from_utf8_lossy(&path[..end]).into_owned(),
+                pdb_path: crate::printable_text(String::from_utf8_lossy(&path[..end]).into_owned()),
                 guid,
                 age,
             });
@@ -644,6 +655,70 @@ impl Image {
 }
 
 /// pelite's errors name a category, not the structure; say what it means for a PE image.
+/// pelite reads the NT headers in place, through a reference to a structure with 64-bit fields
+/// (`ImageBase`, …), yet checks only the loader's 4-byte alignment of `e_lfanew`: a PE32+ whose
+/// headers start at 4 mod 8 — legal, if rare (linkers use 8-byte offsets) — would be read
+/// through a misaligned reference, which is undefined behaviour and aborts a debug build. Such
+/// an image (or one in a buffer not 4-byte aligned) is given to pelite as a copy placed so that
+/// both hold; `None` when the bytes can be used as they are.
+fn aligned_for_pelite(bytes: &[u8]) -> Option<AlignedCopy> {
+    let lfanew = bytes.get(0x3c..0x40)?;
+    let lfanew = u32::from_le_bytes([lfanew[0], lfanew[1], lfanew[2], lfanew[3]]) as usize;
+    let at = bytes.as_ptr() as usize;
+    let misaligned = at % 4 != 0 || (lfanew % 4 == 0 && (at + lfanew) % 8 != 0);
+    misaligned.then(|| AlignedCopy::new(bytes, lfanew))
+}
+
+/// pelite also reads the section table in place, at the end of the optional header, without
+/// checking that `SizeOfOptionalHeader` keeps it 4-byte aligned as its fields need. Linkers
+/// write 0xE0 (PE32) or 0xF0 (PE32+); a size that is not a multiple of 4 only comes from
+/// damage, and such a file is refused here rather than read through a misaligned reference.
+fn reject_misaligned_section_table(bytes: &[u8]) -> Result<(), ImageError> {
+    let Some(l) = bytes.get(0x3c..0x40) else {
+        return Ok(());
+    };
+    let lfanew = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+    let Some(s) = lfanew.checked_add(20).and_then(|at| bytes.get(at..at + 2)) else {
+        return Ok(());
+    };
+    let size = u16::from_le_bytes([s[0], s[1]]);
+    if size % 4 != 0 {
+        return Err(ImageError::NotPe(format!(
+            "SizeOfOptionalHeader 0x{size:x} is not a multiple of 4: the section table after it \
+             would be misaligned (linkers write 0xE0 or 0xF0)"
+        )));
+    }
+    Ok(())
+}
+
+/// A copy of an image whose start is 4-byte aligned and whose NT headers are 8-byte aligned.
+struct AlignedCopy {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedCopy {
+    fn new(bytes: &[u8], lfanew: usize) -> AlignedCopy {
+        let mut buf = vec![0u8; bytes.len() + 8];
+        // The buffer never moves again: pick the offset that puts `start + lfanew` on 8.
+        let base = buf.as_ptr() as usize;
+        let start = (0..8)
+            .find(|o| (base + o) % 4 == 0 && (base + o + lfanew) % 8 == 0)
+            .unwrap_or(0);
+        buf[start..start + bytes.len()].copy_from_slice(bytes);
+        AlignedCopy {
+            buf,
+            start,
+            len: bytes.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
 fn explain(e: pelite::Error) -> String {
     let what = match e {
         pelite::Error::BadMagic => "no MZ/PE signature",
@@ -700,9 +775,11 @@ macro_rules! extractor {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| Section {
-                    name: String::from_utf8_lossy(&s.Name)
-                        .trim_end_matches('\0')
-                        .to_string(),
+                    name: crate::printable_text(
+                        String::from_utf8_lossy(&s.Name)
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    ),
                     rva: s.VirtualAddress,
                     virtual_size: s.VirtualSize,
                     raw_offset: s.PointerToRawData,
@@ -725,7 +802,7 @@ macro_rules! extractor {
                         .position(|&ni| ni as usize == i)
                         .and_then(|k| names.get(k))
                         .and_then(|&n| pe.derva_c_str(n).ok())
-                        .map(|s| s.to_string());
+                        .map(|s| crate::printable_text(s.to_string()));
                     exports.push(Export {
                         name,
                         ordinal: base.wrapping_add(i as u16),

@@ -290,3 +290,77 @@ fn imports_only_reports_untagged_allocators_at_their_import() {
         .contains("imports ntoskrnl.exe!ExAllocatePool"));
     assert_eq!(report.images[0].call_sites, 0);
 }
+
+/// PE32+ headers at 4 mod 8 (legal: the loader wants 4) are read like the same image with its
+/// headers at 8 mod 8 (pelite reads them through a reference that needs 8); an optional header
+/// size that is not a multiple of 4 (damage) is refused with the reason; a control character in
+/// a section name is escaped in the report. The good file beside them keeps its results.
+#[test]
+fn odd_header_placement_and_hostile_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(testdata("bin/untagged_gcc_x64_O2.sys")).unwrap();
+    let pe = u32::from_le_bytes(good[0x3c..0x40].try_into().unwrap()) as usize;
+    assert_eq!(pe % 8, 0);
+    let nsec = u16::from_le_bytes([good[pe + 6], good[pe + 7]]) as usize;
+    let opt_size = u16::from_le_bytes([good[pe + 20], good[pe + 21]]) as usize;
+    let headers_end = pe + 24 + opt_size + 40 * nsec;
+    // Four bytes of room after the section table (SizeOfHeaders is 0x400).
+    assert!(good[headers_end..headers_end + 4].iter().all(|&b| b == 0));
+
+    let shifted = patched(dir.path(), "shifted.sys", |b| {
+        b.copy_within(pe..headers_end, pe + 4);
+        put32(b, 0x3c, (pe + 4) as u32);
+    });
+    let odd_opt = patched(dir.path(), "odd-optional-header.sys", |b| {
+        b[pe + 20..pe + 22].copy_from_slice(&((opt_size + 2) as u16).to_le_bytes());
+    });
+    let escape = patched(dir.path(), "escape.sys", |b| {
+        // `.text` becomes `.t\x1b[2J` (a terminal escape sequence).
+        let name_at = pe + 24 + opt_size;
+        b[name_at + 2..name_at + 6].copy_from_slice(b"\x1b[2J");
+    });
+
+    let original = drvaudit::model::Image::parse(&good, drvaudit::model::Layout::File).unwrap();
+    let bytes = std::fs::read(&shifted).unwrap();
+    let moved = drvaudit::model::Image::parse(&bytes, drvaudit::model::Layout::File).unwrap();
+    assert_eq!(moved.sections.len(), original.sections.len());
+    assert_eq!(moved.imports, original.imports);
+    assert_eq!(moved.entry_point, original.entry_point);
+    assert_eq!(moved.image_base, original.image_base);
+
+    let report = scan_paths(&[
+        shifted,
+        odd_opt,
+        escape,
+        testdata("bin/clean_gcc_x64_O2.sys"),
+    ]);
+    assert_eq!(report.notices.len(), 1, "{:#?}", report.notices);
+    assert!(report.notices[0]
+        .subject
+        .ends_with("odd-optional-header.sys"));
+    assert!(
+        report.notices[0]
+            .message
+            .contains("SizeOfOptionalHeader 0xf2 is not a multiple of 4"),
+        "{}",
+        report.notices[0].message
+    );
+    let untagged_at = |name: &str| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.rule_id == "DRV1001" && report.artifacts[f.artifact].name == name)
+            .map(|f| f.rva)
+            .collect::<Vec<_>>()
+    };
+    // The call of ExAllocatePool at 0x1035 (testdata/truth/sites.tsv), in both copies.
+    assert_eq!(untagged_at("shifted.sys"), vec![Some(0x1035)]);
+    assert_eq!(untagged_at("escape.sys"), vec![Some(0x1035)]);
+    let bytes = std::fs::read(dir.path().join("escape.sys")).unwrap();
+    let escaped = drvaudit::model::Image::parse(&bytes, drvaudit::model::Layout::File).unwrap();
+    assert_eq!(escaped.sections[0].name, ".t\\x1b[2J");
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| report.artifacts[f.artifact].name == "clean_gcc_x64_O2.sys"));
+}

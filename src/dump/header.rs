@@ -167,7 +167,7 @@ fn comment(raw: &[u8]) -> String {
     if text.chunks(4).all(|c| b"PAGE".starts_with(c)) {
         return String::new();
     }
-    String::from_utf8_lossy(text).into_owned()
+    crate::printable_text(String::from_utf8_lossy(text).into_owned())
 }
 
 fn parse64(data: &[u8]) -> Result<Header, String> {

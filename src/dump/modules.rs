@@ -172,5 +172,5 @@ fn unicode(dump: &Dump, entry: &[u8], at: usize, ps: usize) -> Option<String> {
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
-    Some(String::from_utf16_lossy(&units))
+    Some(crate::printable_text(String::from_utf16_lossy(&units)))
 }

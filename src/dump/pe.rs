@@ -65,7 +65,7 @@ impl Headers {
             let raw = b.get(s..s + 8)?;
             let end = raw.iter().position(|&c| c == 0).unwrap_or(8);
             sections.push(Section {
-                name: String::from_utf8_lossy(&raw[..end]).into_owned(),
+                name: crate::printable_text(String::from_utf8_lossy(&raw[..end]).into_owned()),
                 vsize: u32_at(b, s + 8)?,
                 rva: u32_at(b, s + 12)?,
                 characteristics: u32_at(b, s + 36)?,
