@@ -402,6 +402,9 @@ impl Image {
         let d = dirs + index * 8;
         let rva = u32::from_le_bytes(data.get(d..d + 4)?.try_into().ok()?);
         let size = u32::from_le_bytes(data.get(d + 4..d + 8)?.try_into().ok()?);
+        // A damaged Size can run the directory past the 4 GiB address space: only the part
+        // that can exist is read, so no offset computed inside it overflows.
+        let size = size.min(u32::MAX - rva);
         (rva != 0 && size != 0).then_some((rva, size))
     }
 
@@ -654,7 +657,6 @@ impl Image {
     }
 }
 
-/// pelite's errors name a category, not the structure; say what it means for a PE image.
 /// pelite reads the NT headers in place, through a reference to a structure with 64-bit fields
 /// (`ImageBase`, …), yet checks only the loader's 4-byte alignment of `e_lfanew`: a PE32+ whose
 /// headers start at 4 mod 8 — legal, if rare (linkers use 8-byte offsets) — would be read
@@ -719,6 +721,7 @@ impl AlignedCopy {
     }
 }
 
+/// pelite's errors name a category, not the structure; say what it means for a PE image.
 fn explain(e: pelite::Error) -> String {
     let what = match e {
         pelite::Error::BadMagic => "no MZ/PE signature",

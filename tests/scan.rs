@@ -364,3 +364,28 @@ fn odd_header_placement_and_hostile_names() {
         .iter()
         .any(|f| report.artifacts[f.artifact].name == "clean_gcc_x64_O2.sys"));
 }
+
+/// Data directories whose RVA and Size run past 4 GiB (the debug directory, `.pdata`) are read
+/// only as far as they can exist: no offset inside them overflows, and the image is analysed.
+#[test]
+fn directories_running_past_four_gib_are_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(testdata("bin/untagged_gcc_x64_O2.sys")).unwrap();
+    let pe = u32::from_le_bytes(good[0x3c..0x40].try_into().unwrap()) as usize;
+    let dirs = pe + 24 + 112;
+    let path = patched(dir.path(), "far-directories.sys", |b| {
+        put32(b, dirs + 6 * 8, 0xFFFF_FFF8); // debug: RVA
+        put32(b, dirs + 6 * 8 + 4, 0x1C); //        Size (one entry)
+        put32(b, dirs + 3 * 8, 0xFFFF_FFFC); // exception (.pdata): RVA
+        put32(b, dirs + 3 * 8 + 4, 0x18); //        Size (two entries)
+    });
+    let report = scan_paths(&[path]);
+    assert!(report.notices.is_empty(), "{:#?}", report.notices);
+    let untagged: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1001")
+        .map(|f| f.rva)
+        .collect();
+    assert_eq!(untagged, vec![Some(0x1035)]);
+}
