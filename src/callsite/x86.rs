@@ -543,6 +543,12 @@ impl Func {
     }
 }
 
+/// See `Ctx::rel32`.
+struct Rel32 {
+    rel: Vec<(u32, u32, bool)>,
+    starts: Vec<u32>,
+}
+
 struct Ctx<'a> {
     image: &'a Image,
     data: &'a [u8],
@@ -552,10 +558,11 @@ struct Ctx<'a> {
     base: u64,
     ptr: u32,
     code: Vec<(&'a Section, &'a [u8])>,
-    /// `E8`/`E9` rel32 (target, source, is_call), sorted by target.
-    rel: Vec<(u32, u32, bool)>,
-    /// Known function starts (sorted): `.pdata` begins, call targets, exports, entry point.
-    starts: Vec<u32>,
+    /// `E8`/`E9` rel32 (target, source, is_call) sorted by target, and the known function
+    /// starts (sorted: `.pdata` begins, call targets, exports, entry point). Built on first use:
+    /// an image whose sites need no thunk, wrapper caller or heuristic function bounds (an x64
+    /// driver calling its imports directly) never scans its code for them.
+    rel32: std::cell::OnceCell<Rel32>,
     /// Import thunks of pool APIs: thunk RVA → API index.
     thunks: HashMap<u32, u8>,
     funcs: HashMap<u32, Option<Rc<Func>>>,
@@ -585,8 +592,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         base: image.image_base,
         ptr: image.machine.pointer_size(),
         code: common::code_sections(image, data),
-        rel: Vec::new(),
-        starts: Vec::new(),
+        rel32: std::cell::OnceCell::new(),
         thunks: HashMap::new(),
         funcs: HashMap::new(),
         site_starts: Vec::new(),
@@ -598,7 +604,6 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
     if refs.is_empty() {
         return Vec::new();
     }
-    ctx.index_rel32();
 
     // Classify `jmp [slot]`: a thunk if some rel32 reaches it; an unused thunk if it stands
     // alone (lld emits a thunk per import, used or not: `toolchains-and-patterns.md` §1.5);
@@ -747,7 +752,11 @@ impl<'a> Ctx<'a> {
 
     /// Indexes every `E8`/`E9` rel32 whose target lies in an executable section. Byte-level,
     /// so some entries are not real instructions; every use is confirmed by decoding.
-    fn index_rel32(&mut self) {
+    fn rel32(&self) -> &Rel32 {
+        self.rel32.get_or_init(|| self.index_rel32())
+    }
+
+    fn index_rel32(&self) -> Rel32 {
         let mut rel = Vec::new();
         for &(sec, bytes) in &self.code {
             if bytes.len() < 5 {
@@ -776,13 +785,13 @@ impl<'a> Ctx<'a> {
         starts.push(self.image.entry_point);
         starts.sort_unstable();
         starts.dedup();
-        self.starts = starts;
-        self.rel = rel;
+        Rel32 { rel, starts }
     }
 
     fn rel_callers(&self, target: u32) -> Vec<(u32, bool)> {
-        let i = self.rel.partition_point(|r| r.0 < target);
-        self.rel[i..]
+        let rel = &self.rel32().rel;
+        let i = rel.partition_point(|r| r.0 < target);
+        rel[i..]
             .iter()
             .take_while(|r| r.0 == target)
             .map(|r| (r.1, r.2))
@@ -827,17 +836,17 @@ impl<'a> Ctx<'a> {
             .iter()
             .find(|(s, b)| rva >= s.rva && rva - s.rva < b.len() as u32)?;
         let sec_end = sec.rva.wrapping_add(bytes.len() as u32);
-        let i = self.starts.partition_point(|&s| s <= rva);
+        let starts = &self.rel32().starts;
+        let i = starts.partition_point(|&s| s <= rva);
         let mut lo = i
             .checked_sub(1)
-            .map(|j| self.starts[j])
+            .map(|j| starts[j])
             .filter(|&s| s >= sec.rva)
             .unwrap_or(sec.rva);
         if rva - lo > MAX_FUNCTION {
             lo = rva - MAX_FUNCTION;
         }
-        let hi = self
-            .starts
+        let hi = starts
             .get(i)
             .copied()
             .filter(|&s| s <= sec_end)
@@ -894,7 +903,7 @@ impl<'a> Ctx<'a> {
                     || (ins.mnemonic() == Mnemonic::Push
                         && ins.op0_kind() == OpKind::Register
                         && matches!(ins.op0_register(), Register::EBP | Register::RBP));
-                if padded || prologue || self.starts.binary_search(&r).is_ok() {
+                if padded || prologue || self.rel32().starts.binary_search(&r).is_ok() {
                     cuts.push(r);
                 }
             }
