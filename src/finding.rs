@@ -166,6 +166,9 @@ pub struct TagUse {
     pub sites: usize,
     /// Whether any site allocates (as opposed to only freeing).
     pub allocates: bool,
+    /// Whether some site reads it at run time from a writable global, as one of the values the
+    /// global can hold ([`crate::callsite::CallSite::tag_values`]).
+    pub runtime: bool,
 }
 
 /// Per-image facts kept after analysis for inventories and attribution.

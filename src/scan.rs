@@ -668,22 +668,25 @@ fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> 
 /// yielded no site of an untagged or contiguous API it imports, that API's implied tag.
 pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
     let mut tags: BTreeMap<u32, TagUse> = BTreeMap::new();
-    let mut note = |tag: u32, api: &'static str, allocates: bool, site: bool| {
+    let mut note = |tag: u32, api: &'static str, allocates: bool, site: bool, runtime: bool| {
         let e = tags.entry(tag).or_insert(TagUse {
             tag,
             apis: Vec::new(),
             sites: 0,
             allocates: false,
+            runtime: false,
         });
         if !e.apis.contains(&api) {
             e.apis.push(api);
         }
         e.sites += usize::from(site);
         e.allocates |= allocates;
+        e.runtime |= runtime;
     };
     for s in &image.call_sites {
-        if let Some(tag) = s.effective_tag() {
-            note(tag, s.api, s.spec().kind != ApiKind::Free, true);
+        let runtime = s.effective_tag().is_none();
+        for tag in s.possible_tags() {
+            note(tag, s.api, s.spec().kind != ApiKind::Free, true, runtime);
         }
     }
     for imp in &image.imports {
@@ -696,7 +699,7 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
         };
         if let Some(tag) = spec.implied_tag {
             if !image.call_sites.iter().any(|s| s.api == spec.name) {
-                note(tag, spec.name, true, false);
+                note(tag, spec.name, true, false, false);
             }
         }
     }

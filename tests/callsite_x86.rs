@@ -413,3 +413,31 @@ fn blackbone_pool_types_per_site() {
         assert_eq!(types.iter().filter(|t| **t == Some(0)).count(), 6, "{f}");
     }
 }
+
+/// Tags read at run time from writable globals (runtimetag.c): `g_FixedTag` ('dxiF', shown
+/// "Fixd") is never written, so that is its only value; `g_SetTag` starts as 'tinI' ("Init")
+/// and DriverEntry stores 'nuRS' ("SRun") with `mov dword [rip+…], imm32`. Both builds, at
+/// the call RVAs of testdata/truth/sites.tsv.
+#[test]
+fn tags_read_from_writable_globals_list_every_value_the_code_gives_them() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bin");
+    for bin in ["runtimetag_gcc_x64_O2.sys", "runtimetag_clang_x64_O2.sys"] {
+        let (_, sites) = sites_of(&root.join(bin));
+        let values = |rva: u32| {
+            let s = sites.iter().find(|s| s.rva == rva).unwrap();
+            assert_eq!(
+                s.arg(Role::Tag).map(|v| v.how),
+                Some(Provenance::Runtime),
+                "{bin}"
+            );
+            assert_eq!(s.effective_tag(), None, "{bin}: not a constant");
+            s.tag_values.clone()
+        };
+        let fixed = vec![0x6478_6946];
+        let set = vec![0x6E75_5253, 0x7469_6E49];
+        assert_eq!(values(0x101d), fixed, "{bin} ExAllocatePoolWithTag");
+        assert_eq!(values(0x1037), set, "{bin} ExAllocatePoolWithTag");
+        assert_eq!(values(0x1069), fixed, "{bin} ExFreePoolWithTag");
+        assert_eq!(values(0x1078), set, "{bin} ExFreePoolWithTag");
+    }
+}

@@ -177,3 +177,44 @@ fn tags_owned_by_another_binary_in_pooltag_txt_are_collisions() {
     let plain = scan_paths(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);
     assert!(plain.findings.iter().all(|f| f.rule_id != "DRV1005"));
 }
+
+/// Pool usage under a tag that a driver reads at run time from a writable global is attributed
+/// to that driver: the inventory lists every value the global can hold, and the call site's
+/// finding carries the bytes (runtimetag.c: g_SetTag is 'Init', then 'SRun').
+#[test]
+fn usage_under_a_tag_read_at_run_time_is_attributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("usage.csv");
+    std::fs::write(
+        &csv,
+        "tag,nonpaged_allocs,nonpaged_frees,nonpaged_bytes,paged_allocs,paged_frees,paged_bytes\n\
+         SRun,100,10,737280,0,0,0\n\
+         Irp,5000,4000,262144,0,0,0\n",
+    )
+    .unwrap();
+    let mut s = settings(&[testdata("bin/runtimetag_gcc_x64_O2.sys")]);
+    s.pool_files = vec![csv];
+    let r = drvaudit::scan::scan(&s);
+    let inventory = drvaudit::output::text::tag_inventory(&r);
+    for tag in ["Fixd", "Init", "SRun"] {
+        assert!(
+            inventory.contains(&format!(
+                "{tag} - runtimetag_gcc_x64_O2.sys - ExAllocatePoolWithTag, ExFreePoolWithTag: \
+                 2 call site(s), read at run time from a writable global"
+            )),
+            "{inventory}"
+        );
+    }
+    let site = r
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "DRV1002" && f.rva == Some(0x1037))
+        .unwrap();
+    let e = site.evidence.unwrap();
+    assert_eq!(e.nonpaged.bytes, 737_280);
+    // 737,280 of the 999,424 bytes in use: rank ceil(100 x 0.7377) = 74.
+    assert_eq!(site.rank, Some(74.0));
+    assert!(site
+        .message
+        .contains("tag 'Init' at run time, one of 'SRun', 'Init'"));
+}

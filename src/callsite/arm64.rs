@@ -330,6 +330,7 @@ impl<'a> Ctx<'a> {
                     .iter()
                     .map(|&(role, v, wide)| (role, arg_value(v, wide)))
                     .collect(),
+                tag_values: Vec::new(),
             });
             // Wrappers: a parameter passed straight through is resolved at each caller.
             let Some(func) = site.function else { continue };
@@ -391,6 +392,7 @@ impl<'a> Ctx<'a> {
                     function: site.function,
                     via: Some(caller),
                     args,
+                    tag_values: Vec::new(),
                 });
             }
         }

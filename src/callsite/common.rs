@@ -161,5 +161,6 @@ pub(crate) fn site_via(
         function: own.function,
         via: Some(caller_call),
         args,
+        tag_values: Vec::new(),
     }
 }

@@ -95,6 +95,12 @@ pub struct CallSite {
     pub via: Option<u32>,
     /// Recovered arguments by role (only roles the API has; see [`apis::Role`]).
     pub args: Vec<(Role, ArgValue)>,
+    /// For a tag read from a writable global ([`Provenance::Runtime`]): every value the global
+    /// can hold, sorted — its initial value and each constant the code stores into it (with
+    /// several globals holding that initial value, all of theirs). Empty for other tags, and
+    /// when such a global is also written otherwise (its values are then unknown). Stores
+    /// through a pointer are not seen. x86 and x64 only.
+    pub tag_values: Vec<u32>,
 }
 
 impl CallSite {
@@ -111,6 +117,15 @@ impl CallSite {
     /// Where the finding belongs: the caller's call for wrapper-resolved sites, else the call.
     pub fn report_rva(&self) -> u32 {
         self.via.unwrap_or(self.rva)
+    }
+
+    /// The tags the kernel may record for this call: the effective tag, else the values of a
+    /// tag read at run time ([`CallSite::tag_values`]).
+    pub fn possible_tags(&self) -> Vec<u32> {
+        match self.effective_tag() {
+            Some(t) => vec![t],
+            None => self.tag_values.clone(),
+        }
     }
 
     /// The tag the kernel records for this call, when known: the recovered constant tag, or

@@ -573,6 +573,9 @@ struct Ctx<'a> {
     info: InstructionInfoFactory,
     /// Try settling a wrapper's caller from the call's own block first (see `emit`).
     shortcut: bool,
+    /// (RVA, value) of every 4-byte load from a writable global the analysis stepped through:
+    /// how a tag read at run time is traced back to its global (see `fill_tag_values`).
+    runtime_loads: RefCell<Vec<(u32, u32)>>,
 }
 
 /// Finds pool-API call sites in x86 and x64 code.
@@ -599,6 +602,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         cuts: HashMap::new(),
         info: InstructionInfoFactory::new(),
         shortcut,
+        runtime_loads: RefCell::new(Vec::new()),
     };
     let refs = ctx.scan_slot_refs();
     if refs.is_empty() {
@@ -648,6 +652,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
             ctx.emit(&f, site, &mut out);
         }
     }
+    ctx.fill_tag_values(&mut out);
     out
 }
 
@@ -1525,7 +1530,12 @@ impl<'a> Ctx<'a> {
                     Some(ArgValue {
                         value: Some(v),
                         how,
-                    }) => Val::Const(v, how),
+                    }) => {
+                        if how == Provenance::Runtime && size == 4 {
+                            self.runtime_loads.borrow_mut().push((rva, v as u32));
+                        }
+                        Val::Const(v, how)
+                    }
                     _ => Val::Unknown,
                 }
             }
@@ -2130,6 +2140,7 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(|&(role, v)| (role, to_arg(role, v)))
                 .collect(),
+            tag_values: Vec::new(),
         };
         let wrapped = site.args.iter().any(|(_, v)| matches!(v, Val::Param(_)));
         if wrapped {
@@ -2210,6 +2221,127 @@ impl<'a> Ctx<'a> {
                 (role, r)
             })
             .collect()
+    }
+}
+
+impl Ctx<'_> {
+    /// Fills [`CallSite::tag_values`] of every site whose tag is read at run time from a
+    /// writable global. The global is one of those the analysis loaded with that initial value
+    /// (a driver may keep the same tag in several); the site gets every value any of them can
+    /// hold ([`Ctx::values_of_global`]), or nothing when one of them is written otherwise.
+    fn fill_tag_values(&self, sites: &mut [CallSite]) {
+        let mut loads = self.runtime_loads.borrow().clone();
+        loads.sort_unstable();
+        loads.dedup();
+        let mut known: HashMap<u32, Option<Vec<u32>>> = HashMap::new();
+        for site in sites.iter_mut() {
+            let Some(initial) = site
+                .arg(Role::Tag)
+                .filter(|v| v.how == Provenance::Runtime)
+                .and_then(|v| v.value)
+            else {
+                continue;
+            };
+            let mut values = Vec::new();
+            let mut settled = false;
+            for &(global, _) in loads.iter().filter(|(_, v)| u64::from(*v) == initial) {
+                let of = known
+                    .entry(global)
+                    .or_insert_with(|| self.values_of_global(global, initial as u32));
+                match of {
+                    Some(v) => {
+                        values.extend_from_slice(v);
+                        settled = true;
+                    }
+                    None => {
+                        settled = false;
+                        break;
+                    }
+                }
+            }
+            if settled {
+                values.sort_unstable();
+                values.dedup();
+                site.tag_values = values;
+            }
+        }
+    }
+
+    /// The values the 4-byte global at `global` can hold: `initial` and every immediate that an
+    /// instruction of the image's code stores into it (`mov dword [global], imm32`), found by
+    /// decoding every executable section once. `None` when some other instruction writes any of
+    /// its bytes, or when its address is taken (`lea`, or the address as an immediate): the
+    /// values are then unknown. A write through a pointer computed some other way is not seen.
+    fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
+        let mut values = vec![initial];
+        let mut info = InstructionInfoFactory::new();
+        let va = self.base.wrapping_add(u64::from(global));
+        for &(sec, bytes) in &self.code {
+            let ip = self.base.wrapping_add(u64::from(sec.rva));
+            let mut dec = Decoder::with_ip(self.bitness(), bytes, ip, DecoderOptions::NONE);
+            let mut ins = Instruction::default();
+            while dec.can_decode() {
+                dec.decode_out(&mut ins);
+                if ins.is_invalid() {
+                    continue;
+                }
+                let immediate_address = (0..ins.op_count()).any(|i| {
+                    matches!(
+                        ins.op_kind(i),
+                        OpKind::Immediate32 | OpKind::Immediate64 | OpKind::Immediate32to64
+                    ) && ins.immediate(i) == va
+                });
+                if immediate_address {
+                    return None;
+                }
+                let Some(at) = self.static_memory_rva(&ins) else {
+                    continue;
+                };
+                let len = (ins.memory_size().size() as u32).max(1);
+                if at >= global.wrapping_add(4) || at.wrapping_add(len) <= global {
+                    continue;
+                }
+                if ins.mnemonic() == Mnemonic::Lea {
+                    return None;
+                }
+                let written = info
+                    .info(&ins)
+                    .used_memory()
+                    .iter()
+                    .any(|m| writes(m.access()));
+                if !written {
+                    continue;
+                }
+                let constant = ins.mnemonic() == Mnemonic::Mov
+                    && ins.op0_kind() == OpKind::Memory
+                    && at == global
+                    && len == 4
+                    && ins.op1_kind() == OpKind::Immediate32;
+                if !constant {
+                    return None;
+                }
+                values.push(ins.immediate32());
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        Some(values)
+    }
+
+    /// The RVA a memory operand names without any register: RIP-relative (x64) or an
+    /// absolute displacement (x86).
+    fn static_memory_rva(&self, ins: &Instruction) -> Option<u32> {
+        if !(0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory) {
+            return None;
+        }
+        let va = if ins.is_ip_rel_memory_operand() {
+            ins.ip_rel_memory_address()
+        } else if ins.memory_base() == Register::None && ins.memory_index() == Register::None {
+            ins.memory_displacement64()
+        } else {
+            return None;
+        };
+        self.rva_of(va)
     }
 }
 

@@ -398,6 +398,10 @@ fn site_properties(
         }
         props.insert(format!("{key}How"), json!(v.how));
     }
+    if !site.tag_values.is_empty() {
+        let shown: Vec<String> = site.tag_values.iter().map(|&t| tag_display(t)).collect();
+        props.insert("tagValues".into(), shown.into());
+    }
 }
 
 /// A finding as the SARIF result the log carries, borrowed from the report. It serialises to
@@ -587,6 +591,9 @@ impl<'a> PropertiesView<'a> {
                     (_, None) => p.push((key, Prop::Str("unknown"))),
                 }
                 p.push((how, Prop::How(v.how)));
+            }
+            if !site.tag_values.is_empty() {
+                p.push(("tagValues", Prop::Tags(&site.tag_values)));
             }
         }
         if !f.tags.is_empty() {

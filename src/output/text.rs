@@ -126,13 +126,19 @@ pub fn tag_inventory(report: &Report) -> String {
             } else {
                 format!("{} call site(s)", t.sites)
             };
+            let runtime = if t.runtime {
+                ", read at run time from a writable global"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "{} - {} - {}: {}",
+                "{} - {} - {}: {}{}",
                 tag_display(t.tag),
                 name,
                 t.apis.join(", "),
-                sites
+                sites,
+                runtime
             );
         }
     }
@@ -156,6 +162,7 @@ pub fn tag_inventory_json(report: &Report) -> String {
                     "apis": t.apis,
                     "sites": t.sites,
                     "allocates": t.allocates,
+                    "runtime": t.runtime,
                 })).collect::<Vec<_>>(),
             })
         })

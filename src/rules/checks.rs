@@ -49,7 +49,7 @@ fn site_hit(ctx: &ImageContext<'_>, i: usize, extra: &str) -> Hit {
         anchor: Anchor::CallSite(i),
         what: format!("{}{extra}", describe_site(ctx.image, site)),
         level: None,
-        tags: site.effective_tag().into_iter().collect(),
+        tags: site.possible_tags(),
     }
 }
 
@@ -118,11 +118,14 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
 /// a note.
 fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let sites = &ctx.image.call_sites;
+    // A tag read at run time counts with every value it can hold.
     let allocated: BTreeSet<u32> = sites
         .iter()
         .filter(|s| allocates(s))
-        .filter_map(|s| s.arg(Role::Tag).and_then(|v| v.constant()))
-        .map(|t| t as u32)
+        .flat_map(|s| match s.arg(Role::Tag).and_then(|v| v.constant()) {
+            Some(t) => vec![t as u32],
+            None => s.tag_values.clone(),
+        })
         .collect();
     // Allocations whose tag is unknown could be the missing ones: say how many. A wrapper's own
     // site does not count when its callers' sites carry the values.
@@ -140,7 +143,7 @@ fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
     };
     let unknown = sites
         .iter()
-        .filter(|s| allocates(s) && s.effective_tag().is_none())
+        .filter(|s| allocates(s) && s.possible_tags().is_empty())
         .filter(takes_tag)
         .filter(|s| s.via.is_some() || !resolved_wrappers.contains(&s.rva))
         .count();

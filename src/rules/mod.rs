@@ -456,7 +456,7 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                     for s in sites {
                         let site = &image.call_sites[s];
                         let mut hit = Hit::new(Anchor::CallSite(s), describe_site(image, site));
-                        hit.tags = site.effective_tag().into_iter().collect();
+                        hit.tags = site.possible_tags();
                         hits.push(hit);
                     }
                 }
@@ -526,7 +526,7 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
             })
             .map(|(i, s)| {
                 let mut hit = Hit::new(Anchor::CallSite(i), describe_site(image, s));
-                hit.tags = s.effective_tag().into_iter().collect();
+                hit.tags = s.possible_tags();
                 hit
             })
             .collect(),
@@ -573,10 +573,15 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
             (_, Some(x)) => format!("0x{x:x}"),
             (_, None) => "unknown".into(),
         };
-        let suffix = if v.how == Provenance::Runtime {
-            " at run time"
-        } else {
-            ""
+        let shown = |t: &u32| format!("'{}'", crate::poolusage::tag_display(*t));
+        let suffix = match (role, site.tag_values.as_slice()) {
+            (_, _) if v.how != Provenance::Runtime => String::new(),
+            (Role::Tag, [_]) => " at run time, from a global the code never changes".into(),
+            (Role::Tag, values @ [_, _, ..]) => format!(
+                " at run time, one of {}",
+                values.iter().map(shown).collect::<Vec<_>>().join(", ")
+            ),
+            _ => " at run time".into(),
         };
         parts.push(format!("{label} {text}{suffix}"));
     }
