@@ -118,14 +118,12 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
 /// a note.
 fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let sites = &ctx.image.call_sites;
-    // A tag read at run time counts with every value it can hold.
+    // Every tag an allocation may record: constants, the implied `None` of untagged
+    // allocators, and each value of a tag read at run time.
     let allocated: BTreeSet<u32> = sites
         .iter()
         .filter(|s| allocates(s))
-        .flat_map(|s| match s.arg(Role::Tag).and_then(|v| v.constant()) {
-            Some(t) => vec![t as u32],
-            None => s.tag_values.clone(),
-        })
+        .flat_map(|s| s.possible_tags())
         .collect();
     // Allocations whose tag is unknown could be the missing ones: say how many. A wrapper's own
     // site does not count when its callers' sites carry the values.
