@@ -19,6 +19,10 @@ DESCRIBE = [
      "Two import descriptors for ntoskrnl.exe"),
     ("bin/pooltest_clang", CLANG + ", src/pooltest.c",
      "Same as pooltest_gcc; -O2 unrolls the 4-call loop (pooltest.c:74) into 4 sites"),
+    ("bin/runtimetag_gcc", GCC + ", src/runtimetag.c",
+     "Tags kept in writable globals: `Fixd` is never written, `Init` is overwritten with `SRun` by DriverEntry; "
+     "the four sites read their tag at run time. DRV1002, DRV3007"),
+    ("bin/runtimetag_clang", CLANG + ", src/runtimetag.c", "As runtimetag_gcc"),
     ("bin/untagged_gcc", GCC + ", src/untagged.c, then tools/pefix.py sets DISCARDABLE on INIT",
      "Incident shape: DRV1001 + DRV2001 (ExAllocatePool(NonPagedPool, 0x90) in a loop, untagged.c:29), DRV3007. "
      "Free with tag 0 (:45) is not a finding. DriverEntry in section INIT (0x62000020: discardable). "
