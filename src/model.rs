@@ -390,8 +390,7 @@ impl Image {
     fn directory(&self, data: &[u8], index: usize) -> Option<(u32, u32)> {
         // The optional header's data directories start at a fixed offset that depends on the
         // magic (PE32: 96, PE32+: 112 bytes into the optional header).
-        let e_lfanew = u32::from_le_bytes(data.get(0x3c..0x40)?.try_into().ok()?) as usize;
-        let opt = e_lfanew + 24;
+        let opt = e_lfanew(data)? + 24;
         let magic = u16::from_le_bytes(data.get(opt..opt + 2)?.try_into().ok()?);
         let dirs = opt + if magic == 0x20b { 112 } else { 96 };
         let count_at = dirs - 4;
@@ -664,8 +663,7 @@ impl Image {
 /// an image (or one in a buffer not 4-byte aligned) is given to pelite as a copy placed so that
 /// both hold; `None` when the bytes can be used as they are.
 fn aligned_for_pelite(bytes: &[u8]) -> Option<AlignedCopy> {
-    let lfanew = bytes.get(0x3c..0x40)?;
-    let lfanew = u32::from_le_bytes([lfanew[0], lfanew[1], lfanew[2], lfanew[3]]) as usize;
+    let lfanew = e_lfanew(bytes)?;
     let at = bytes.as_ptr() as usize;
     let misaligned = at % 4 != 0 || (lfanew % 4 == 0 && (at + lfanew) % 8 != 0);
     misaligned.then(|| AlignedCopy::new(bytes, lfanew))
@@ -676,11 +674,10 @@ fn aligned_for_pelite(bytes: &[u8]) -> Option<AlignedCopy> {
 /// write 0xE0 (PE32) or 0xF0 (PE32+); a size that is not a multiple of 4 only comes from
 /// damage, and such a file is refused here rather than read through a misaligned reference.
 fn reject_misaligned_section_table(bytes: &[u8]) -> Result<(), ImageError> {
-    let Some(l) = bytes.get(0x3c..0x40) else {
-        return Ok(());
-    };
-    let lfanew = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
-    let Some(s) = lfanew.checked_add(20).and_then(|at| bytes.get(at..at + 2)) else {
+    let Some(s) = e_lfanew(bytes)
+        .and_then(|pe| pe.checked_add(20))
+        .and_then(|at| bytes.get(at..at + 2))
+    else {
         return Ok(());
     };
     let size = u16::from_le_bytes([s[0], s[1]]);
@@ -691,6 +688,12 @@ fn reject_misaligned_section_table(bytes: &[u8]) -> Result<(), ImageError> {
         )));
     }
     Ok(())
+}
+
+/// `IMAGE_DOS_HEADER.e_lfanew`: the file offset of the NT headers.
+fn e_lfanew(bytes: &[u8]) -> Option<usize> {
+    let b = bytes.get(0x3c..0x40)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
 /// A copy of an image whose start is 4-byte aligned and whose NT headers are 8-byte aligned.

@@ -445,6 +445,20 @@ pub(crate) fn file_name(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
+/// The artifact of an input named by the user (hash and length filled in once read).
+fn input_artifact(path: &Path, kind: ArtifactKind, root: &Path) -> Artifact {
+    let uri = uri_for(path, root);
+    Artifact {
+        name: file_name(&uri),
+        uri,
+        parent: None,
+        kind,
+        sha256: None,
+        length: None,
+        memory_only: false,
+    }
+}
+
 fn artifact_kind(kind: InputKind) -> ArtifactKind {
     match kind {
         InputKind::Image => ArtifactKind::File,
@@ -455,18 +469,10 @@ fn artifact_kind(kind: InputKind) -> ArtifactKind {
 
 fn analyze_input(input: &Input, settings: &Settings, auditor: &Auditor<'_>) -> Unit {
     let mut unit = Unit::default();
-    let uri = uri_for(&input.path, &settings.root);
     let subject = display_path(&input.path);
     let kind = artifact_kind(input.kind);
-    unit.artifacts.push(Artifact {
-        name: file_name(&uri),
-        uri,
-        parent: None,
-        kind,
-        sha256: None,
-        length: None,
-        memory_only: false,
-    });
+    unit.artifacts
+        .push(input_artifact(&input.path, kind, &settings.root));
     let file = match load_file(&input.path) {
         Ok(m) => m,
         Err(message) => {
@@ -642,17 +648,8 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// A unit for an input whose analysis failed with a bug: the input as an artifact, and a
 /// notice naming it.
 fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> Unit {
-    let uri = uri_for(input, root);
     Unit {
-        artifacts: vec![Artifact {
-            name: file_name(&uri),
-            uri,
-            parent: None,
-            kind,
-            sha256: None,
-            length: None,
-            memory_only: false,
-        }],
+        artifacts: vec![input_artifact(input, kind, root)],
         notices: vec![Notice {
             subject: display_path(input),
             message: format!(

@@ -425,7 +425,7 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
                 let rva = start.wrapping_add(4 * i as u32);
-                let off = (((w & 0x03ff_ffff) << 6) as i32) >> 4;
+                let off = b_offset(w);
                 let target = rva.wrapping_add(off as u32);
                 let is_bl = w & 0x8000_0000 != 0;
                 if is_bl {
@@ -590,7 +590,7 @@ impl<'a> Ctx<'a> {
             let (ends, target) = match w {
                 // B / BL imm26
                 w if w & 0x7c00_0000 == 0x1400_0000 => {
-                    let off = i64::from((((w & 0x03ff_ffff) << 6) as i32) >> 4);
+                    let off = i64::from(b_offset(w));
                     (w & 0x8000_0000 == 0, Some(rva + off))
                 }
                 // B.cond / BC.cond imm19, CBZ / CBNZ imm19: they fall through too, so only
@@ -1303,6 +1303,11 @@ fn observed(inst: &Instruction) -> bool {
         (Opcode::BLR | Opcode::BR, Operand::Register(..))
             | (Opcode::BL | Opcode::B, Operand::PCOffset(_))
     )
+}
+
+/// The byte offset of `B`/`BL`: imm26 (bits 25:0), in words, sign-extended.
+fn b_offset(w: u32) -> i32 {
+    (((w & 0x03ff_ffff) << 6) as i32) >> 4
 }
 
 /// Whether execution can continue from the A64 word `w` to the next one: false for `ret`,

@@ -265,19 +265,24 @@ impl State {
         s
     }
 
+    /// Keeps a slot, up to 256 per state (a bound on hostile code, far above real frames).
+    fn push_slot(&mut self, slot: Slot) {
+        if self.slots.len() < 256 {
+            self.slots.push(slot);
+        }
+    }
+
     fn store(&mut self, epoch: u32, off: i64, size: u8, val: Val) {
         let end = off.wrapping_add(i64::from(size));
         self.slots.retain(|s| {
             s.epoch != epoch || s.off.wrapping_add(i64::from(s.size)) <= off || s.off >= end
         });
-        if self.slots.len() < 256 {
-            self.slots.push(Slot {
-                epoch,
-                off,
-                size,
-                val,
-            });
-        }
+        self.push_slot(Slot {
+            epoch,
+            off,
+            size,
+            val,
+        });
     }
 
     /// Value of `size` bytes at (`epoch`, `off`); `param_base` is the lowest entry-frame
@@ -430,14 +435,12 @@ impl State {
                 self.slots.pop();
             }
         }
-        if self.slots.len() < 256 {
-            self.slots.push(Slot {
-                epoch,
-                off,
-                size,
-                val,
-            });
-        }
+        self.push_slot(Slot {
+            epoch,
+            off,
+            size,
+            val,
+        });
     }
 
     /// Drops slots no register or slot can address any more (x86 starts a new stack epoch
@@ -2275,6 +2278,7 @@ impl Ctx<'_> {
     fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
         let mut values = vec![initial];
         let mut info = InstructionInfoFactory::new();
+        let nothing_known = State::unknown(0);
         let va = self.base.wrapping_add(u64::from(global));
         for &(sec, bytes) in &self.code {
             let ip = self.base.wrapping_add(u64::from(sec.rva));
@@ -2294,7 +2298,15 @@ impl Ctx<'_> {
                 if immediate_address {
                     return None;
                 }
-                let Some(at) = self.static_memory_rva(&ins) else {
+                if !(0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory) {
+                    continue;
+                }
+                // With nothing known about registers, only a RIP-relative or absolute operand
+                // has an address.
+                let Addr::Abs(at) = self.mem_addr(&nothing_known, &ins) else {
+                    continue;
+                };
+                let Some(at) = self.rva_of(at) else {
                     continue;
                 };
                 let len = (ins.memory_size().size() as u32).max(1);
@@ -2326,22 +2338,6 @@ impl Ctx<'_> {
         values.sort_unstable();
         values.dedup();
         Some(values)
-    }
-
-    /// The RVA a memory operand names without any register: RIP-relative (x64) or an
-    /// absolute displacement (x86).
-    fn static_memory_rva(&self, ins: &Instruction) -> Option<u32> {
-        if !(0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory) {
-            return None;
-        }
-        let va = if ins.is_ip_rel_memory_operand() {
-            ins.ip_rel_memory_address()
-        } else if ins.memory_base() == Register::None && ins.memory_index() == Register::None {
-            ins.memory_displacement64()
-        } else {
-            return None;
-        };
-        self.rva_of(va)
     }
 }
 
