@@ -1,8 +1,8 @@
 //! The scan pipeline: walk the inputs, analyse them in parallel, merge in a fixed order.
 //!
-//! The walk hands each file to rayon's workers as it finds it; the units come back in any
-//! order and are sorted by path before they are merged, so the report is the same whatever
-//! the thread timing. A file that cannot be read or parsed becomes a [`Notice`] and never
+//! The walk hands each file to rayon's workers as it finds it, in path order; the units come
+//! back in any order and each is merged when those before it are, so the report is the same
+//! whatever the thread timing. A file that cannot be read or parsed becomes a [`Notice`] and never
 //! costs the results of the others.
 
 use std::collections::{BTreeMap, HashMap};
@@ -76,9 +76,75 @@ pub(crate) struct Unit {
     pub(crate) notices: Vec<Notice>,
 }
 
-/// Runs a whole scan and returns its report (unranked findings are sorted by artifact, rule
-/// and address; ranking re-orders them when pool evidence exists).
+/// Runs a whole scan and returns its report (unranked findings are in walk order: by
+/// artifact, then rule and address; ranking re-orders them when pool evidence exists).
 pub fn scan(settings: &Settings) -> Report {
+    run(settings, None)
+}
+
+/// Where a streamed scan hands each input's results: the report's artifacts so far (the
+/// input's own are the last ones), then its findings and image summaries, with report-wide
+/// artifact indices.
+pub type Sink<'a> = dyn FnMut(&[Artifact], Vec<Finding>, Vec<ImageSummary>) + Send + 'a;
+
+/// Whether a scan can stream its findings ([`scan_streaming`]): nothing supplies pool usage
+/// (no dump, no `--pool` export), so no finding's rank or order depends on the others.
+pub fn streamable(settings: &Settings) -> bool {
+    settings.dumps.is_empty()
+        && settings.pool_files.is_empty()
+        && !settings
+            .paths
+            .iter()
+            .any(|p| p.is_file() && kind_of_explicit(p) == InputKind::Dump)
+}
+
+/// Runs a scan like [`scan`], but hands each input's findings and image summaries to `sink`
+/// in report order as soon as the inputs before it are done, instead of keeping them: memory
+/// then stays flat in the size of the tree (a DriverStore of thousands of drivers yields tens
+/// of thousands of findings). The returned report has every artifact and notice, no findings
+/// or images, and the exit code the findings decide. Only for [`streamable`] settings: ranking by pool usage
+/// orders the whole report, and the findings of carved images go unranked here.
+pub fn scan_streaming(settings: &Settings, sink: &mut Sink<'_>) -> Report {
+    run(settings, Some(sink))
+}
+
+/// Merges units into the report in walk order as they complete: the walk numbers its inputs,
+/// and a unit that finishes early waits for the ones before it. The report therefore does not
+/// depend on thread timing, and no unit is held after its turn.
+struct Merger<'s> {
+    report: Report,
+    next: usize,
+    waiting: BTreeMap<usize, Unit>,
+    sink: Option<&'s mut Sink<'s>>,
+    /// Highest level among findings handed to the sink (they are not kept for the exit code).
+    worst: Option<Level>,
+}
+
+impl Merger<'_> {
+    fn arrive(&mut self, seq: usize, unit: Unit) {
+        self.waiting.insert(seq, unit);
+        while let Some(unit) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            self.take(unit);
+        }
+    }
+
+    fn take(&mut self, unit: Unit) {
+        let (findings, images) = merge(&mut self.report, unit);
+        match self.sink.as_mut() {
+            Some(sink) => {
+                self.worst = self.worst.max(findings.iter().map(|f| f.level).max());
+                sink(&self.report.artifacts, findings, images);
+            }
+            None => {
+                self.report.findings.extend(findings);
+                self.report.images.extend(images);
+            }
+        }
+    }
+}
+
+fn run<'s>(settings: &Settings, sink: Option<&'s mut Sink<'s>>) -> Report {
     let mut pooltag_notices = Vec::new();
     let pooltag = load_pooltag(settings, &mut pooltag_notices);
     let owners = pooltag.as_ref().map(|db| {
@@ -92,76 +158,67 @@ pub fn scan(settings: &Settings) -> Report {
         owners: owners.as_ref(),
         call_sites: settings.call_sites,
     };
+    let merger = std::sync::Mutex::new(Merger {
+        report: Report {
+            rules: settings.rules.enabled(),
+            ..Report::default()
+        },
+        next: 0,
+        waiting: BTreeMap::new(),
+        sink,
+        worst: None,
+    });
 
     // The walk runs on its own thread and hands each file to the workers as it is found, so
     // reading directories (a twentieth of the run on a DriverStore tree) overlaps the
-    // analysis. Units arrive in any order and are sorted by path afterwards: the report does
-    // not depend on thread timing.
+    // analysis; each finished unit is merged as soon as its turn comes.
     let bar = progress_bar(settings.progress);
-    let (tx, rx) = std::sync::mpsc::channel::<Input>();
-    let (walked, mut units) = std::thread::scope(|s| {
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Input)>();
+    let walked = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let bar = bar.clone();
+            let mut seq = 0;
             collect(&settings.paths, move |input| {
                 bar.inc_length(1);
                 // The receiver lives until every input is analysed; a send cannot fail.
-                let _ = tx.send(input);
+                let _ = tx.send((seq, input));
+                seq += 1;
             })
         });
-        let units: Vec<(PathBuf, Unit)> = rx
-            .into_iter()
-            .par_bridge()
-            .map(|input| {
-                let unit =
-                    guarded(|| analyze_input(&input, settings, &auditor)).unwrap_or_else(|what| {
-                        let kind = artifact_kind(input.kind);
-                        internal_error(&input.path, kind, &settings.root, &what)
-                    });
-                bar.inc(1);
-                (input.path, unit)
-            })
-            .collect();
-        let walked = walker
+        rx.into_iter().par_bridge().for_each(|(seq, input)| {
+            let unit =
+                guarded(|| analyze_input(&input, settings, &auditor)).unwrap_or_else(|what| {
+                    let kind = artifact_kind(input.kind);
+                    internal_error(&input.path, kind, &settings.root, &what)
+                });
+            bar.inc(1);
+            // A panic in another worker while it held the lock leaves the merge consistent
+            // (units are merged whole), so a poisoned lock is still usable.
+            merger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .arrive(seq, unit);
+        });
+        walker
             .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (walked, units)
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     });
     bar.finish_and_clear();
-    units.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut merger = merger.into_inner().unwrap_or_else(|p| p.into_inner());
+    debug_assert!(merger.waiting.is_empty(), "every walked input was merged");
     let Walked {
         mut notices,
         mut dumps,
     } = walked;
     notices.append(&mut pooltag_notices);
     dumps.extend(settings.dumps.iter().cloned());
+    merger.report.notices.splice(0..0, notices);
 
-    let mut report = Report {
-        notices,
-        rules: settings
-            .rules
-            .all()
-            .iter()
-            .filter(|r| r.enabled)
-            .cloned()
-            .collect(),
-        ..Report::default()
-    };
-    // Reserved once: the findings of a large tree are tens of megabytes, and growing the vector
-    // by doubling on this one thread showed up in profiles.
-    report
-        .findings
-        .reserve(units.iter().map(|(_, u)| u.findings.len()).sum());
-    report
-        .artifacts
-        .reserve(units.iter().map(|(_, u)| u.artifacts.len()).sum());
-    for (_, unit) in units {
-        merge(&mut report, unit);
-    }
     // Dumps come after the files, so that a carved driver can be recognised as one that was
     // also scanned on disk (same name and PE key) and otherwise called memory-only.
     let mut snapshots = Vec::new();
     for path in &dumps {
-        let on_disk = on_disk_keys(&report);
+        let on_disk = on_disk_keys(&merger.report);
         let (unit, snapshot) = guarded(|| {
             crate::dumpscan::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor)
         })
@@ -169,9 +226,11 @@ pub fn scan(settings: &Settings) -> Report {
             let unit = internal_error(path, ArtifactKind::Dump, &settings.root, &what);
             (unit, None)
         });
-        merge(&mut report, unit);
+        merger.take(unit);
         snapshots.extend(snapshot);
     }
+    let worst = merger.worst;
+    let mut report = merger.report;
     snapshots.extend(load_pool_files(settings, &mut report));
     // Each unit's findings are already in this order (see `analyze_input`) and units are in
     // artifact order, so this stable sort only confirms one run.
@@ -180,7 +239,8 @@ pub fn scan(settings: &Settings) -> Report {
         let usage = crate::poolsrc::rank::merge_sources(&snapshots);
         crate::rank::apply(&mut report, usage, pooltag.as_ref());
     }
-    report.exit_code = exit_code(&report, settings.fail_on);
+    let kept = report.findings.iter().map(|f| f.level).max();
+    report.exit_code = exit_code(worst.max(kept), settings.fail_on);
     report
 }
 
@@ -254,10 +314,10 @@ fn on_disk_keys(report: &Report) -> std::collections::HashSet<(String, String)> 
         .collect()
 }
 
-/// 1 when a finding reaches the `--fail-on` level, else 0.
-pub fn exit_code(report: &Report, fail_on: Option<Level>) -> i32 {
-    match fail_on {
-        Some(level) if report.findings.iter().any(|f| f.level >= level) => 1,
+/// 1 when the most severe finding reaches the `--fail-on` level, else 0.
+fn exit_code(worst: Option<Level>, fail_on: Option<Level>) -> i32 {
+    match (worst, fail_on) {
+        (Some(worst), Some(level)) if worst >= level => 1,
         _ => 0,
     }
 }
@@ -293,22 +353,24 @@ fn load_pooltag(
     }
 }
 
-/// Shifts a unit's local artifact indices and appends it to the report.
-fn merge(report: &mut Report, unit: Unit) {
+/// Shifts a unit's local artifact indices, appends its artifacts and notices to the report,
+/// and returns its findings and images (indices shifted) for the caller to keep or stream.
+fn merge(report: &mut Report, unit: Unit) -> (Vec<Finding>, Vec<ImageSummary>) {
     let base = report.artifacts.len();
     for mut a in unit.artifacts {
         a.parent = a.parent.map(|p| p + base);
         report.artifacts.push(a);
     }
-    for mut f in unit.findings {
-        f.artifact += base;
-        report.findings.push(f);
-    }
-    for mut i in unit.images {
-        i.artifact += base;
-        report.images.push(i);
-    }
     report.notices.extend(unit.notices);
+    let mut findings = unit.findings;
+    for f in &mut findings {
+        f.artifact += base;
+    }
+    let mut images = unit.images;
+    for i in &mut images {
+        i.artifact += base;
+    }
+    (findings, images)
 }
 
 /// What the walk found besides the files it handed on.
@@ -338,7 +400,11 @@ fn collect(paths: &[PathBuf], mut emit: impl FnMut(Input)) -> Walked {
             emit(input);
         }
     };
-    for root in paths {
+    // Roots in path order, and each directory's entries by name: the inputs then come out in
+    // path order (component by component), the order the report lists them in.
+    let mut roots: Vec<&PathBuf> = paths.iter().collect();
+    roots.sort();
+    for root in roots {
         match std::fs::metadata(root) {
             Err(e) => walked.notices.push(Notice {
                 subject: display_path(root),
@@ -726,6 +792,21 @@ enum FileBytes {
     Mapped(memmap2::Mmap),
 }
 
+thread_local! {
+    /// Each worker's read buffer, handed from file to file: allocating a fresh buffer per file
+    /// had the allocator return and re-fault the same pages for every driver (a tenth of the
+    /// benchmark's time once freed memory is returned promptly, see `tune_allocator`).
+    static READ_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Drop for FileBytes {
+    fn drop(&mut self) {
+        if let FileBytes::Read(v) = self {
+            READ_BUFFER.set(std::mem::take(v));
+        }
+    }
+}
+
 impl std::ops::Deref for FileBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -751,7 +832,9 @@ fn load_file(path: &Path) -> Result<FileBytes, String> {
     }
     // `take(len)`: one `read` of the size just learnt, without the size probes (`fstat`,
     // `lseek`) `read_to_end` on a `File` makes again.
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = READ_BUFFER.take();
+    bytes.clear();
+    bytes.reserve(len as usize);
     (&mut file)
         .take(len)
         .read_to_end(&mut bytes)

@@ -9,8 +9,8 @@
 //! - artifacts carry SHA-256; a package member or carved image is nested through `parentIndex`;
 //! - the invocation carries the exit code and one notification per unreadable input.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-
 use std::io::Write as _;
 
 use serde_sarif::sarif;
@@ -18,6 +18,7 @@ use serde_sarif::sarif;
 use crate::callsite::Role;
 use crate::finding::{Artifact, ArtifactKind, Finding, Level, Report};
 use crate::poolusage::tag_display;
+use crate::rules::Rule;
 
 /// Where the SARIF log is written from: the scan root, for `originalUriBaseIds.SRCROOT`.
 pub struct SarifContext<'a> {
@@ -39,33 +40,212 @@ pub fn write(
     ctx: &SarifContext<'_>,
     out: impl std::io::Write,
 ) -> std::io::Result<()> {
+    let log = Log {
+        schema: SCHEMA,
+        version: "2.1.0",
+        runs: [RunView {
+            head: head(&report.rules, ctx),
+            results: LazyResults::new(
+                &report.rules,
+                Source::Report {
+                    report,
+                    locations: report.artifacts.iter().map(uri_and_base).collect(),
+                },
+            ),
+        }],
+    };
+    finish(&log, out)
+}
+
+/// Scans and writes the log. Without pool evidence ([`crate::scan::streamable`]) the log is
+/// written while the scan runs, each input's results as soon as the inputs before it are done,
+/// so memory stays flat however large the tree; with evidence the findings are ranked as a
+/// whole first. Either way the bytes are those of [`write`] of [`crate::scan::scan`]'s report
+/// (tested). Returns the report; a streamed one has no findings or images.
+pub fn scan_and_write(
+    settings: &crate::scan::Settings,
+    out: impl std::io::Write,
+) -> std::io::Result<Report> {
+    // Results go to the writer in batches of about this many: one hand-over per driver was a
+    // few percent of the run in thread wake-ups.
+    scan_and_write_batched(settings, out, 1024)
+}
+
+fn scan_and_write_batched(
+    settings: &crate::scan::Settings,
+    out: impl std::io::Write,
+    batch: usize,
+) -> std::io::Result<Report> {
+    let ctx = SarifContext {
+        root: &settings.root,
+    };
+    if !crate::scan::streamable(settings) {
+        let report = crate::scan::scan(settings);
+        write(&report, &ctx, out)?;
+        return Ok(report);
+    }
+    // A few batches in flight keep the writer busy; a bounded channel makes the workers wait
+    // for a slow output rather than pile results up in memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let rules = settings.rules.enabled();
+    std::thread::scope(|s| {
+        let scanner = s.spawn(move || {
+            let mut sent = 0;
+            let mut pending = Batch {
+                artifacts: Vec::new(),
+                findings: Vec::new(),
+            };
+            // The log does not list image summaries; they are dropped as they come.
+            let report = crate::scan::scan_streaming(settings, &mut |artifacts, findings, _| {
+                pending.artifacts.extend_from_slice(&artifacts[sent..]);
+                sent = artifacts.len();
+                pending.findings.extend(findings);
+                if pending.findings.len() >= batch {
+                    let full = Batch {
+                        artifacts: std::mem::take(&mut pending.artifacts),
+                        findings: std::mem::replace(
+                            &mut pending.findings,
+                            Vec::with_capacity(batch),
+                        ),
+                    };
+                    // A failed send means the writer stopped (its error is returned); the scan
+                    // then only finishes.
+                    let _ = tx.send(full);
+                }
+            });
+            let _ = tx.send(pending);
+            report
+        });
+        let report = || {
+            scanner
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        write_streamed(&rules, &ctx, rx.into_iter(), report, out)
+    })
+}
+
+/// One input's share of a streamed log: its findings, and the artifacts added since the
+/// previous batch (so that result locations can name them).
+#[derive(Debug)]
+pub struct Batch {
+    /// New artifacts, in report order.
+    pub artifacts: Vec<Artifact>,
+    /// Findings with report-wide artifact indices, in report order.
+    pub findings: Vec<Finding>,
+}
+
+/// Writes the log of a scan while it runs ([`crate::scan::scan_streaming`]): `rules` are the
+/// rules that run, `batches` yields the results in report order, and once it ends `report`
+/// returns the finished report (artifacts, notices, exit code), which is written after the
+/// results and returned. The same log as [`write`] of a report holding those findings
+/// (tested), in memory that does not grow with the number of results.
+pub fn write_streamed(
+    rules: &[Rule],
+    ctx: &SarifContext<'_>,
+    batches: impl Iterator<Item = Batch>,
+    report: impl FnOnce() -> Report,
+    out: impl std::io::Write,
+) -> std::io::Result<Report> {
+    let stream = Stream {
+        batches: Box::new(batches),
+        report: Some(Box::new(report)),
+        locations: Vec::new(),
+        finished: None,
+    };
+    let log = Log {
+        schema: SCHEMA,
+        version: "2.1.0",
+        runs: [RunView {
+            head: head(rules, ctx),
+            results: LazyResults::new(rules, Source::Stream(Box::new(RefCell::new(stream)))),
+        }],
+    };
+    finish(&log, out)?;
+    let [run] = log.runs;
+    let Source::Stream(stream) = run.results.source else {
+        unreachable!("built as a stream above")
+    };
+    let finished = stream.into_inner().finished;
+    Ok(finished.expect("the results are written before the artifacts"))
+}
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+fn finish(log: &Log<'_>, out: impl std::io::Write) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(out);
-    serde_json::to_writer_pretty(&mut out, &build(report, ctx))?;
+    serde_json::to_writer_pretty(&mut out, log)?;
     out.write_all(b"\n")?;
     out.flush()
 }
 
-/// The log with a lazily serialised `results` array spliced into its single run.
+/// The log: one run whose results are serialised lazily, followed by what is only known once
+/// they are all written (artifacts, invocation).
 #[derive(serde::Serialize)]
 struct Log<'a> {
     #[serde(rename = "$schema")]
     schema: &'static str,
     version: &'static str,
-    runs: [RunWithResults<'a>; 1],
+    runs: [RunView<'a>; 1],
 }
 
-#[derive(serde::Serialize)]
-struct RunWithResults<'a> {
-    #[serde(flatten)]
-    run: sarif::Run,
+/// The run: its head (tool, `originalUriBaseIds`, `columnKind`), the results, then the
+/// artifacts and invocation, which a streamed scan only knows once the results are written.
+struct RunView<'a> {
+    head: sarif::Run,
     results: LazyResults<'a>,
 }
 
+impl serde::Serialize for RunView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let mut m = s.serialize_map(None)?;
+        if let serde_json::Value::Object(head) =
+            serde_json::to_value(&self.head).map_err(S::Error::custom)?
+        {
+            for (k, v) in &head {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("results", &self.results)?;
+        let stream;
+        let report = match &self.results.source {
+            Source::Report { report, .. } => *report,
+            Source::Stream(cell) => {
+                stream = cell.borrow();
+                stream.finished.as_ref().ok_or_else(|| {
+                    S::Error::custom("the scan ended before its report was complete")
+                })?
+            }
+        };
+        m.serialize_entry("artifacts", &Artifacts(report))?;
+        m.serialize_entry("invocations", &[invocation(report)])?;
+        m.end()
+    }
+}
+
 struct LazyResults<'a> {
-    report: &'a Report,
     rule_index: BTreeMap<&'a str, usize>,
-    /// Each artifact's encoded URI and base, computed once rather than once per result.
+    source: Source<'a>,
+}
+
+/// Where the results come from: a finished report, or a scan still running.
+enum Source<'a> {
+    Report {
+        report: &'a Report,
+        /// Each artifact's encoded URI and base, computed once rather than once per result.
+        locations: Vec<(String, Option<&'static str>)>,
+    },
+    /// Serialising takes `&self`, hence the cell.
+    Stream(Box<RefCell<Stream<'a>>>),
+}
+
+struct Stream<'a> {
+    batches: Box<dyn Iterator<Item = Batch> + 'a>,
+    report: Option<Box<dyn FnOnce() -> Report + 'a>>,
     locations: Vec<(String, Option<&'static str>)>,
+    /// The finished report, once the batches have ended.
+    finished: Option<Report>,
 }
 
 /// Results are converted and encoded in parallel, a chunk at a time, then written in order:
@@ -77,18 +257,45 @@ impl serde::Serialize for LazyResults<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use rayon::prelude::*;
         use serde::ser::{Error, SerializeSeq};
-        let mut seq = s.serialize_seq(Some(self.report.findings.len()))?;
-        for chunk in self.report.findings.chunks(RESULT_CHUNK) {
-            let encoded: Vec<Box<serde_json::value::RawValue>> = chunk
-                .par_iter()
-                .map(|f| serde_json::value::to_raw_value(&self.view(f)))
-                .collect::<Result<_, _>>()
-                .map_err(S::Error::custom)?;
-            for r in &encoded {
-                seq.serialize_element(r)?;
+        match &self.source {
+            Source::Report { report, locations } => {
+                let rules = &self.rule_index;
+                let mut seq = s.serialize_seq(Some(report.findings.len()))?;
+                for chunk in report.findings.chunks(RESULT_CHUNK) {
+                    let encoded: Vec<Box<serde_json::value::RawValue>> = chunk
+                        .par_iter()
+                        .map(|f| serde_json::value::to_raw_value(&Self::view(rules, f, locations)))
+                        .collect::<Result<_, _>>()
+                        .map_err(S::Error::custom)?;
+                    for r in &encoded {
+                        seq.serialize_element(r)?;
+                    }
+                }
+                seq.end()
+            }
+            // Written on this thread as the batches arrive: the scan's workers have the cores.
+            Source::Stream(stream) => {
+                let mut stream = stream.borrow_mut();
+                let stream = &mut *stream;
+                let mut seq = s.serialize_seq(None)?;
+                for batch in stream.batches.by_ref() {
+                    stream
+                        .locations
+                        .extend(batch.artifacts.iter().map(uri_and_base));
+                    for f in &batch.findings {
+                        // Encoded compact first, as the other source does, so that both write
+                        // the same bytes.
+                        let view = Self::view(&self.rule_index, f, &stream.locations);
+                        let raw =
+                            serde_json::value::to_raw_value(&view).map_err(S::Error::custom)?;
+                        seq.serialize_element(&raw)?;
+                    }
+                }
+                let report = stream.report.take().expect("results are written once");
+                stream.finished = Some(report());
+                seq.end()
             }
         }
-        seq.end()
     }
 }
 
@@ -164,15 +371,9 @@ fn uri_and_base(a: &Artifact) -> (String, Option<&'static str>) {
     }
 }
 
-fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
-    let rule_index: BTreeMap<&str, usize> = report
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.as_str(), i))
-        .collect();
-    let rules = report
-        .rules
+/// The run's tool (with its rules), `originalUriBaseIds` and `columnKind`.
+fn head(rules: &[Rule], ctx: &SarifContext<'_>) -> sarif::Run {
+    let rules = rules
         .iter()
         .map(|r| {
             let mut d = sarif::ReportingDescriptor::builder().id(&r.id).build();
@@ -190,33 +391,67 @@ fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
             d
         })
         .collect();
+    let root_uri = format!(
+        "file://{}/",
+        encode_uri_path(crate::scan::display_path(ctx.root).trim_end_matches('/'))
+    );
+    let mut driver = sarif::ToolComponent::builder().name("drvaudit").build();
+    driver.version = Some(env!("CARGO_PKG_VERSION").into());
+    driver.semantic_version = Some(env!("CARGO_PKG_VERSION").into());
+    driver.information_uri = Some("https://github.com/drvaudit/drvaudit".into());
+    driver.rules = Some(rules);
+    let mut run = sarif::Run::builder()
+        .tool(sarif::Tool::builder().driver(driver).build())
+        .build();
+    run.original_uri_base_ids = Some(BTreeMap::from([(
+        "SRCROOT".to_string(),
+        sarif::ArtifactLocation {
+            uri: Some(root_uri),
+            ..Default::default()
+        },
+    )]));
+    run.column_kind = Some(serde_json::json!("utf16CodeUnits"));
+    run
+}
 
-    let artifacts = report
-        .artifacts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let mut props = BTreeMap::new();
-            if let ArtifactKind::Carved { base, full_path } = &a.kind {
-                props.insert("loadedBase".into(), format!("0x{base:x}").into());
-                props.insert("modulePath".into(), full_path.clone().into());
-                props.insert("memoryOnly".into(), a.memory_only.into());
-            }
-            sarif::Artifact {
-                location: Some(artifact_location(a, i)),
-                parent_index: a.parent.map(|p| p as i64),
-                length: a.length.map(|l| l as i64),
-                hashes: a
-                    .sha256
-                    .as_ref()
-                    .map(|h| BTreeMap::from([("sha-256".to_string(), h.clone())])),
-                roles: Some(vec![serde_json::json!("analysisTarget")]),
-                properties: bag(props, None),
-                ..Default::default()
-            }
-        })
-        .collect();
+/// The run's artifacts, each converted as it is written (a tree has thousands).
+struct Artifacts<'a>(&'a Report);
 
+impl serde::Serialize for Artifacts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .artifacts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| artifact(a, i)),
+        )
+    }
+}
+
+fn artifact(a: &Artifact, index: usize) -> sarif::Artifact {
+    let mut props = BTreeMap::new();
+    if let ArtifactKind::Carved { base, full_path } = &a.kind {
+        props.insert("loadedBase".into(), format!("0x{base:x}").into());
+        props.insert("modulePath".into(), full_path.clone().into());
+        props.insert("memoryOnly".into(), a.memory_only.into());
+    }
+    sarif::Artifact {
+        location: Some(artifact_location(a, index)),
+        parent_index: a.parent.map(|p| p as i64),
+        length: a.length.map(|l| l as i64),
+        hashes: a
+            .sha256
+            .as_ref()
+            .map(|h| BTreeMap::from([("sha-256".to_string(), h.clone())])),
+        roles: Some(vec![serde_json::json!("analysisTarget")]),
+        properties: bag(props, None),
+        ..Default::default()
+    }
+}
+
+/// The run's invocation: exit code, one notification per notice.
+fn invocation(report: &Report) -> sarif::Invocation {
     let notifications = report
         .notices
         .iter()
@@ -228,46 +463,12 @@ fn build<'a>(report: &'a Report, ctx: &SarifContext<'_>) -> Log<'a> {
             note
         })
         .collect::<Vec<_>>();
-
-    let root_uri = format!(
-        "file://{}/",
-        encode_uri_path(crate::scan::display_path(ctx.root).trim_end_matches('/'))
-    );
-    let mut driver = sarif::ToolComponent::builder().name("drvaudit").build();
-    driver.version = Some(env!("CARGO_PKG_VERSION").into());
-    driver.semantic_version = Some(env!("CARGO_PKG_VERSION").into());
-    driver.information_uri = Some("https://github.com/drvaudit/drvaudit".into());
-    driver.rules = Some(rules);
     let mut invocation = sarif::Invocation::builder()
         .execution_successful(true)
         .build();
     invocation.exit_code = Some(i64::from(report.exit_code));
     invocation.tool_execution_notifications = (!notifications.is_empty()).then_some(notifications);
-    let mut run = sarif::Run::builder()
-        .tool(sarif::Tool::builder().driver(driver).build())
-        .build();
-    run.original_uri_base_ids = Some(BTreeMap::from([(
-        "SRCROOT".to_string(),
-        sarif::ArtifactLocation {
-            uri: Some(root_uri),
-            ..Default::default()
-        },
-    )]));
-    run.artifacts = Some(artifacts);
-    run.invocations = Some(vec![invocation]);
-    run.column_kind = Some(serde_json::json!("utf16CodeUnits"));
-    Log {
-        schema: "https://json.schemastore.org/sarif-2.1.0.json",
-        version: "2.1.0",
-        runs: [RunWithResults {
-            run,
-            results: LazyResults {
-                report,
-                rule_index,
-                locations: report.artifacts.iter().map(uri_and_base).collect(),
-            },
-        }],
-    }
+    invocation
 }
 
 /// A finding as an owned serde-sarif `Result`: the reference the borrowed [`ResultView`] that
@@ -619,9 +820,22 @@ impl<'a> PropertiesView<'a> {
     }
 }
 
-impl LazyResults<'_> {
-    fn view<'s>(&'s self, f: &'s Finding) -> ResultView<'s> {
-        let (uri, base) = &self.locations[f.artifact];
+impl<'a> LazyResults<'a> {
+    fn new(rules: &'a [Rule], source: Source<'a>) -> LazyResults<'a> {
+        let rule_index = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        LazyResults { rule_index, source }
+    }
+
+    fn view<'s>(
+        rule_index: &'s BTreeMap<&'a str, usize>,
+        f: &'s Finding,
+        locations: &'s [(String, Option<&'static str>)],
+    ) -> ResultView<'s> {
+        let (uri, base) = &locations[f.artifact];
         let logical = f.logical.as_ref().map(|l| {
             [LogicalView {
                 fully_qualified_name: &l.fully_qualified,
@@ -664,7 +878,7 @@ impl LazyResults<'_> {
             properties: PropertiesView::of(f),
             rank: f.rank,
             rule_id: &f.rule_id,
-            rule_index: self.rule_index.get(f.rule_id.as_str()).map(|&i| i as i64),
+            rule_index: rule_index.get(f.rule_id.as_str()).map(|&i| i as i64),
         }
     }
 }
@@ -672,6 +886,44 @@ impl LazyResults<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scan without pool evidence is written while it runs, in batches (here of seven
+    /// results, so most batches end inside an input and some inputs have none): the log is
+    /// byte for byte the one written from the whole report, and the returned report keeps
+    /// every artifact and notice but no finding, with the exit code the findings decide.
+    #[test]
+    fn streamed_log_is_the_log_of_the_whole_report() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut settings = crate::scan::Settings {
+            paths: ["bin", "packages", "malformed"]
+                .map(|d| root.join("testdata").join(d))
+                .to_vec(),
+            dumps: Vec::new(),
+            pool_files: Vec::new(),
+            pooltag: None,
+            rules: crate::rules::RuleSet::builtin().unwrap(),
+            progress: false,
+            root: root.to_path_buf(),
+            fail_on: Some(Level::Error),
+            call_sites: true,
+        };
+        assert!(crate::scan::streamable(&settings));
+        let whole = crate::scan::scan(&settings);
+        let mut streamed = Vec::new();
+        let report = scan_and_write_batched(&settings, &mut streamed, 7).unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            render(&whole, &SarifContext { root })
+        );
+        assert!(whole.findings.len() > 300 && report.findings.is_empty());
+        assert_eq!((whole.exit_code, report.exit_code), (1, 1));
+        assert_eq!(report.artifacts, whole.artifacts);
+        assert_eq!(report.notices, whole.notices);
+
+        // Pool evidence ranks the report as a whole: no streaming.
+        settings.pool_files = vec![root.join("testdata/pool/incident.csv")];
+        assert!(!crate::scan::streamable(&settings));
+    }
 
     /// The borrowed view writes every result exactly as serde-sarif's model would: all
     /// fixtures and packages, ranked against a pool export, with tag owners from pooltag.txt
@@ -691,13 +943,20 @@ mod tests {
             call_sites: true,
         };
         let report = crate::scan::scan(&settings);
-        let log = build(&report, &SarifContext { root });
-        let lazy = &log.runs[0].results;
+        let locations: Vec<_> = report.artifacts.iter().map(uri_and_base).collect();
+        let lazy = LazyResults::new(
+            &report.rules,
+            Source::Report {
+                report: &report,
+                locations: Vec::new(),
+            },
+        );
         let mut ranked = 0;
         for f in &report.findings {
             let reference = result(f, &report, &lazy.rule_index);
+            let view = LazyResults::view(&lazy.rule_index, f, &locations);
             assert_eq!(
-                serde_json::to_string(&lazy.view(f)).unwrap(),
+                serde_json::to_string(&view).unwrap(),
                 serde_json::to_string(&reference).unwrap()
             );
             ranked += usize::from(f.rank.is_some());

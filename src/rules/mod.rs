@@ -366,6 +366,11 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The rules that run, sorted by id (the log's `tool.driver.rules`).
+    pub fn enabled(&self) -> Vec<Rule> {
+        self.rules.iter().filter(|r| r.enabled).cloned().collect()
+    }
+
     /// A rule by id (case-insensitive) or name.
     pub fn get(&self, key: &str) -> Option<&Rule> {
         self.rules
