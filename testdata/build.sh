@@ -115,9 +115,10 @@ for arch in x86 x64 arm64; do
     clang_build clean $arch O2 "clean_clang_${arch}_O2"
 done
 
-# Tags kept in writable globals: gcc and clang x64, -O2.
+# Tags kept in writable globals: gcc and clang x64, clang arm64, -O2.
 gcc_build runtimetag x64 O2 runtimetag_gcc_x64_O2
 clang_build runtimetag x64 O2 runtimetag_clang_x64_O2
+clang_build runtimetag arm64 O2 runtimetag_clang_arm64_O2
 
 # The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
 clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf

@@ -233,3 +233,30 @@ fn fixture_drivers_match_the_truth_rows() {
         );
     }
 }
+
+/// Tags read at run time from writable globals (runtimetag.c, clang arm64 -O2): `g_FixedTag`
+/// ("Fixd") is never written; `g_SetTag` starts as "Init" and DriverEntry stores "SRun" with
+/// `movz`/`movk` into w9 and `str w9, [x8, #4]` (x8 = the `.data` page). At the call RVAs of
+/// testdata/truth/sites.tsv.
+#[test]
+fn tags_read_from_writable_globals_list_every_value_the_code_gives_them() {
+    let bin = "runtimetag_clang_arm64_O2.sys";
+    let (_, sites) = sites_of(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/bin")
+            .join(bin),
+    );
+    let values = |rva: u32| {
+        let s = sites.iter().find(|s| s.rva == rva).unwrap();
+        assert_eq!(s.arg(Role::Tag).map(|v| v.how), Some(Provenance::Runtime));
+        assert_eq!(s.effective_tag(), None, "not a constant");
+        s.tag_values.clone()
+    };
+    let fixed = vec![0x6478_6946];
+    let set = vec![0x6E75_5253, 0x7469_6E49];
+    assert_eq!(values(0x1020), fixed, "ExAllocatePoolWithTag");
+    assert_eq!(values(0x1040), set, "ExAllocatePoolWithTag");
+    assert_eq!(values(0x1078), fixed, "ExFreePoolWithTag");
+    assert_eq!(values(0x1088), set, "ExFreePoolWithTag");
+    assert_eq!(sites.len(), 4);
+}

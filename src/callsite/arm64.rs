@@ -30,7 +30,8 @@
 //! Values: `movz`/`movn`/`movk` chains and `orr wN, wzr, #imm` are `Immediate` (that is how A64
 //! writes a constant); register copies and arithmetic on constants are `Propagated`; `ldr` from a
 //! literal pool or from read-only data via `adrp` is `Global`; from a writable section it is
-//! `Runtime` with the initial value. A conditional select is `Unknown`, with one exception:
+//! `Runtime` with the initial value, and a tag read that way also gets every constant the code
+//! stores into the global (`Ctx::values_of_global`). A conditional select is `Unknown`, with one exception:
 //! `cmp wG, #0; csel wD, wG, wP, ne` where wG holds zero in the image (System Informer's
 //! `KphpRandomPoolTag` override, zero-initialised) yields wP, the value the code passes in the
 //! image's initial state; if wG is non-zero or not known, the result is `Unknown`.
@@ -50,13 +51,14 @@
 //! callers of functions that pass one of their own parameters to a pool API (wrappers). The
 //! rest of the image is only scanned as raw words for `adrp` and `bl`/`b`.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use yaxpeax_arch::{Decoder, U8Reader};
 use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SizeCode};
 
 use super::{
-    apis, arg_location, ApiSpec, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role,
+    apis, arg_location, common, ApiSpec, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role,
 };
 use crate::model::{FunctionRange, Image, Machine};
 
@@ -257,6 +259,9 @@ struct Ctx<'a> {
     /// Every import's IAT slot, sorted (`Image::import_at` without its linear search).
     import_slots: Vec<u32>,
     decoder: InstDecoder,
+    /// (global, initial value) of every 4-byte load from a writable section: how a tag read at
+    /// run time is traced back to its global (see [`common::fill_tag_values`]).
+    runtime_loads: RefCell<Vec<(u32, u32)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -297,6 +302,7 @@ impl<'a> Ctx<'a> {
             gaps,
             import_slots,
             decoder: InstDecoder::default(),
+            runtime_loads: RefCell::new(Vec::new()),
         })
     }
 
@@ -396,7 +402,126 @@ impl<'a> Ctx<'a> {
                 });
             }
         }
+        // Taken out first: the search for stores steps through code that loads globals too.
+        let loads = std::mem::take(&mut *self.runtime_loads.borrow_mut());
+        common::fill_tag_values(&mut out, loads, |global, initial| {
+            self.values_of_global(global, initial)
+        });
         out
+    }
+
+    /// The values the 4-byte global at `global` can hold: `initial` and every constant that an
+    /// instruction of the image's code stores into it — `str wN, [xB, #off]` (or `stur`) where
+    /// xB holds the global's `adrp` page and wN a constant (`wzr` included) — found by decoding
+    /// every executable section once and following registers along straight-line code (all is
+    /// forgotten at branch targets and after transfers that do not fall through). `None` when
+    /// any other instruction writes its bytes (another size, a pair, an atomic, a store through
+    /// a base whose offset is not known, a value that is not constant) or when its address is
+    /// formed (`adrp; add`, `adr`): the values are then unknown. A store through a pointer
+    /// computed some other way is not seen.
+    fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
+        let (lo, hi) = (i64::from(global), i64::from(global) + 4);
+        let overlaps = |at: i64, len: i64| at < hi && at + len > lo;
+        let mut values = vec![initial];
+        for &(begin, bytes) in &self.code {
+            let region = Region::gap(begin, begin + bytes.len() as u32);
+            let insns = self.decode_region(region);
+            let targets: HashSet<i64> = insns.iter().filter_map(|i| branch_target(i)?.0).collect();
+            let mut s = State::unknown();
+            for insn in &insns {
+                if targets.contains(&i64::from(insn.rva)) {
+                    s = State::unknown();
+                }
+                let Some(inst) = &insn.inst else {
+                    s = State::unknown();
+                    continue;
+                };
+                let ops = &inst.operands;
+                // The global's address formed in a register: it may be written through it.
+                let formed = match inst.opcode {
+                    Opcode::ADR => matches!(ops[1], Operand::PCOffset(off)
+                        if overlaps(i64::from(insn.rva) + off, 1)),
+                    Opcode::ADD => matches!(
+                        (s.read(&ops[1]), ops[2]),
+                        (Val::Page(p) | Val::Addr(p), Operand::Immediate(i)) if overlaps(p + i64::from(i), 1)
+                    ),
+                    _ => false,
+                };
+                if formed {
+                    return None;
+                }
+                if let Some(written) = self.store_to(&s, inst, global) {
+                    values.push(written?);
+                }
+                self.step(&mut s, insn, true);
+                if branch_target(insn).is_some_and(|(_, falls)| !falls) {
+                    s = State::unknown();
+                }
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        Some(values)
+    }
+
+    /// For an instruction that may write memory overlapping the 4-byte `global`: `Some(Some(v))`
+    /// when it is a plain 32-bit store of the constant `v` at exactly its address,
+    /// `Some(None)` when it may write it otherwise; `None` when it cannot write it (not a
+    /// store, or a store elsewhere).
+    fn store_to(&self, s: &State, inst: &Instruction, global: u32) -> Option<Option<u32>> {
+        let global = i64::from(global);
+        let overlaps = |at: i64, len: i64| at < global + 4 && at + len > global;
+        let ops = &inst.operands;
+        let mem_at = ops.iter().position(|op| {
+            matches!(
+                op,
+                Operand::RegPreIndex(..)
+                    | Operand::RegPostIndex(..)
+                    | Operand::RegPostIndexReg(..)
+                    | Operand::RegRegOffset(..)
+            )
+        })?;
+        if reads_memory_only(inst.opcode) {
+            return None;
+        }
+        // The global's page in the base register, with a known offset or not.
+        let (base, off) = match ops[mem_at] {
+            Operand::RegPreIndex(b, off, _) => (b, Some(i64::from(off))),
+            Operand::RegPostIndex(b, _) => (b, Some(0)),
+            Operand::RegPostIndexReg(b, _) | Operand::RegRegOffset(b, ..) => (b, None),
+            _ => return None,
+        };
+        let page = match s.get(base) {
+            Val::Page(p) | Val::Addr(p) if base != 31 => p,
+            _ => return None,
+        };
+        let Some(off) = off else {
+            // An unknown offset from the global's page may reach it.
+            return overlaps(page & !0xfff, 0x1000).then_some(None);
+        };
+        let at = page + off;
+        if !overlaps(at, 16) {
+            return None;
+        }
+        let plain = matches!(inst.opcode, Opcode::STR | Opcode::STUR)
+            && matches!(ops[0], Operand::Register(SizeCode::W, _))
+            && matches!(ops[mem_at], Operand::RegPreIndex(_, _, false))
+            && at == global;
+        if !plain {
+            // Another access size or form: is its span really over the global?
+            let len = match (inst.opcode, ops[0]) {
+                (Opcode::STRB | Opcode::STURB, _) => 1,
+                (Opcode::STRH | Opcode::STURH, _) => 2,
+                (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::W, _)) => 4,
+                (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::X, _)) => 8,
+                _ => 16,
+            };
+            return overlaps(at, len).then_some(None);
+        }
+        match s.read(&ops[0]) {
+            Val::Const(v, _) => Some(Some(v as u32)),
+            _ => Some(None),
+        }
     }
 
     /// The `.pdata` function containing `rva`, else the stretch of executable code between
@@ -821,6 +946,9 @@ impl<'a> Ctx<'a> {
             raw
         };
         let how = if sec.is_writable() {
+            if size == 4 {
+                self.runtime_loads.borrow_mut().push((rva, raw as u32));
+            }
             Provenance::Runtime
         } else {
             Provenance::Global
@@ -1266,6 +1394,36 @@ fn store_elsewhere(s: &mut State, mem: &Operand, escapes: bool) {
         }
         _ => {}
     }
+}
+
+/// Whether an instruction with a memory operand only reads memory (loads and prefetches):
+/// anything else (stores, exclusives, atomics, cache maintenance) is taken as a write.
+fn reads_memory_only(op: Opcode) -> bool {
+    matches!(
+        op,
+        Opcode::LDR
+            | Opcode::LDRB
+            | Opcode::LDRH
+            | Opcode::LDRSB
+            | Opcode::LDRSH
+            | Opcode::LDRSW
+            | Opcode::LDUR
+            | Opcode::LDURB
+            | Opcode::LDURH
+            | Opcode::LDURSB
+            | Opcode::LDURSH
+            | Opcode::LDURSW
+            | Opcode::LDP
+            | Opcode::LDPSW
+            | Opcode::LDNP
+            | Opcode::LDAR
+            | Opcode::LDARB
+            | Opcode::LDARH
+            | Opcode::LDAXR
+            | Opcode::LDXR
+            | Opcode::PRFM
+            | Opcode::PRFUM
+    )
 }
 
 /// LSE atomic read-modify-write opcodes not matched by name in `clobber`.

@@ -164,3 +164,50 @@ pub(crate) fn site_via(
         tag_values: Vec::new(),
     }
 }
+
+/// Fills [`CallSite::tag_values`] of every site whose tag is read at run time from a writable
+/// global. `loads` are the (global, initial value) pairs of the 4-byte loads from writable
+/// globals the analysis made; the site's global is one of those loaded with its initial value (a
+/// driver may keep the same tag in several), and the site gets every value any of them can hold
+/// (`values_of`, the backend's search of the code for stores), or nothing when one of them is
+/// written in a way that hides the value (`values_of` gives `None`).
+pub(crate) fn fill_tag_values(
+    sites: &mut [CallSite],
+    mut loads: Vec<(u32, u32)>,
+    mut values_of: impl FnMut(u32, u32) -> Option<Vec<u32>>,
+) {
+    loads.sort_unstable();
+    loads.dedup();
+    let mut known: std::collections::HashMap<u32, Option<Vec<u32>>> = Default::default();
+    for site in sites.iter_mut() {
+        let Some(initial) = site
+            .arg(super::Role::Tag)
+            .filter(|v| v.how == Provenance::Runtime)
+            .and_then(|v| v.value)
+        else {
+            continue;
+        };
+        let mut values = Vec::new();
+        let mut settled = false;
+        for &(global, _) in loads.iter().filter(|(_, v)| u64::from(*v) == initial) {
+            let of = known
+                .entry(global)
+                .or_insert_with(|| values_of(global, initial as u32));
+            match of {
+                Some(v) => {
+                    values.extend_from_slice(v);
+                    settled = true;
+                }
+                None => {
+                    settled = false;
+                    break;
+                }
+            }
+        }
+        if settled {
+            values.sort_unstable();
+            values.dedup();
+            site.tag_values = values;
+        }
+    }
+}

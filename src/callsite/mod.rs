@@ -99,7 +99,7 @@ pub struct CallSite {
     /// can hold, sorted — its initial value and each constant the code stores into it (with
     /// several globals holding that initial value, all of theirs). Empty for other tags, and
     /// when such a global is also written otherwise (its values are then unknown). Stores
-    /// through a pointer are not seen. x86 and x64 only.
+    /// through a pointer are not seen.
     pub tag_values: Vec<u32>,
 }
 

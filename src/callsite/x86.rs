@@ -2229,45 +2229,12 @@ impl<'a> Ctx<'a> {
 
 impl Ctx<'_> {
     /// Fills [`CallSite::tag_values`] of every site whose tag is read at run time from a
-    /// writable global. The global is one of those the analysis loaded with that initial value
-    /// (a driver may keep the same tag in several); the site gets every value any of them can
-    /// hold ([`Ctx::values_of_global`]), or nothing when one of them is written otherwise.
+    /// writable global ([`common::fill_tag_values`], with [`Ctx::values_of_global`]).
     fn fill_tag_values(&self, sites: &mut [CallSite]) {
-        let mut loads = self.runtime_loads.borrow().clone();
-        loads.sort_unstable();
-        loads.dedup();
-        let mut known: HashMap<u32, Option<Vec<u32>>> = HashMap::new();
-        for site in sites.iter_mut() {
-            let Some(initial) = site
-                .arg(Role::Tag)
-                .filter(|v| v.how == Provenance::Runtime)
-                .and_then(|v| v.value)
-            else {
-                continue;
-            };
-            let mut values = Vec::new();
-            let mut settled = false;
-            for &(global, _) in loads.iter().filter(|(_, v)| u64::from(*v) == initial) {
-                let of = known
-                    .entry(global)
-                    .or_insert_with(|| self.values_of_global(global, initial as u32));
-                match of {
-                    Some(v) => {
-                        values.extend_from_slice(v);
-                        settled = true;
-                    }
-                    None => {
-                        settled = false;
-                        break;
-                    }
-                }
-            }
-            if settled {
-                values.sort_unstable();
-                values.dedup();
-                site.tag_values = values;
-            }
-        }
+        let loads = self.runtime_loads.borrow().clone();
+        common::fill_tag_values(sites, loads, |global, initial| {
+            self.values_of_global(global, initial)
+        });
     }
 
     /// The values the 4-byte global at `global` can hold: `initial` and every immediate that an

@@ -510,3 +510,50 @@ fn wrapper_called_through_a_branch_stub() {
     assert_eq!((s[1].rva, s[1].via), (inner, Some(outer)));
     assert_eq!(s[1].effective_tag(), Some(TAG));
 }
+
+fn str_w(rt: u32, rn: u32, off: u32) -> u32 {
+    0xb900_0000 | (off / 4) << 10 | rn << 5 | rt
+}
+fn add_x(rd: u32, rn: u32, imm: u32) -> u32 {
+    0x9100_0000 | imm << 10 | rn << 5 | rd
+}
+
+/// The tag values of an allocation whose tag is read from `.data+0` (initially [`TAG`]), in an
+/// image whose second function runs `writer` with `adrp x9, .data` done.
+fn runtime_tag_values(writer: &[u32]) -> Vec<u32> {
+    let mut c = Code::new();
+    c.put(adrp(9, c.at(), DATA));
+    c.put(ldr_w(2, 9, 0));
+    c.load_iat(8, ALLOC);
+    c.put(blr(8));
+    c.put(RET);
+    let second = c.at();
+    c.put(adrp(9, c.at(), DATA));
+    for &w in writer {
+        c.put(w);
+    }
+    c.put(RET);
+    let s = sites(&c, &[(TEXT, second), (second, c.at())], &TAG.to_le_bytes());
+    assert_eq!(arg(&s[0], Role::Tag).how, Provenance::Runtime);
+    s[0].tag_values.clone()
+}
+
+/// A tag in a writable global can hold its initial value and every constant the code stores
+/// into it with `str w, [adrp page, #off]` (`wzr` is 0); a store of anything else, or the
+/// global's address formed with `adrp; add`, leaves its values unknown (none listed). Stores to
+/// a neighbouring global change nothing.
+#[test]
+fn tags_in_writable_globals_take_every_constant_stored_there() {
+    const NEW: u32 = 0x6E75_5253; // 'SRun'
+    let (lo, hi) = (NEW & 0xffff, NEW >> 16);
+    assert_eq!(runtime_tag_values(&[]), vec![TAG]);
+    assert_eq!(
+        runtime_tag_values(&[movz_w(10, lo, 0), movk_w(10, hi, 1), str_w(10, 9, 0)]),
+        vec![TAG, NEW]
+    );
+    assert_eq!(runtime_tag_values(&[str_w(31, 9, 0)]), vec![0, TAG]);
+    assert_eq!(runtime_tag_values(&[str_w(0, 9, 0)]), Vec::<u32>::new());
+    assert_eq!(runtime_tag_values(&[str_x(10, 9, 0)]), Vec::<u32>::new());
+    assert_eq!(runtime_tag_values(&[add_x(9, 9, 0)]), Vec::<u32>::new());
+    assert_eq!(runtime_tag_values(&[str_w(0, 9, 4)]), vec![TAG]);
+}
