@@ -279,18 +279,27 @@ fn run(cli: Cli) -> Result<u8> {
             };
             match args.format {
                 Format::Sarif => {
-                    let exit_code = match args.output.as_ref() {
-                        Some(p) => std::fs::File::create(p)
-                            .and_then(|f| scan_to_sarif(&settings, f))
-                            .with_context(|| format!("{}: cannot write output", p.display()))?,
-                        None => match scan_to_sarif(&settings, std::io::stdout().lock()) {
-                            Ok(code) => code,
-                            // The reader went away (`| head`): nothing left to tell it.
-                            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-                            Err(e) => return Err(e).context("cannot write to standard output"),
-                        },
+                    let report = match args.output.as_ref() {
+                        Some(p) => {
+                            let context = || format!("{}: cannot write output", p.display());
+                            let file = std::fs::File::create(p).with_context(context)?;
+                            let (report, written) = output::sarif::scan_and_write(&settings, file);
+                            written.with_context(context)?;
+                            report
+                        }
+                        None => {
+                            let out = std::io::stdout().lock();
+                            let (report, written) = output::sarif::scan_and_write(&settings, out);
+                            match written {
+                                // The reader went away (`| head`): nothing left to tell it.
+                                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                                    return Err(e).context("cannot write to standard output")
+                                }
+                                _ => report,
+                            }
+                        }
                     };
-                    Ok(exit_code as u8)
+                    Ok(report.exit_code as u8)
                 }
                 Format::Text => {
                     let report = scan::scan(&settings);
@@ -300,11 +309,6 @@ fn run(cli: Cli) -> Result<u8> {
             }
         }
     }
-}
-
-/// Scans and writes the SARIF log ([`output::sarif::scan_and_write`]), returning the exit code.
-fn scan_to_sarif(settings: &scan::Settings, out: impl std::io::Write) -> std::io::Result<i32> {
-    output::sarif::scan_and_write(settings, out).map(|report| report.exit_code)
 }
 
 #[cfg(test)]

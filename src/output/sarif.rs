@@ -61,11 +61,13 @@ pub fn write(
 /// written while the scan runs, each input's results as soon as the inputs before it are done,
 /// so memory stays flat however large the tree; with evidence the findings are ranked as a
 /// whole first. Either way the bytes are those of [`write`] of [`crate::scan::scan`]'s report
-/// (tested). Returns the report; a streamed one has no findings or images.
+/// (tested). Returns the report (a streamed one has no findings or images) and whether the log
+/// was written: the scan is always completed, so the exit code stands even when the output
+/// failed (a reader that went away, `| head`).
 pub fn scan_and_write(
     settings: &crate::scan::Settings,
     out: impl std::io::Write,
-) -> std::io::Result<Report> {
+) -> (Report, std::io::Result<()>) {
     // Results go to the writer in batches of about this many: one hand-over per driver was a
     // few percent of the run in thread wake-ups.
     scan_and_write_batched(settings, out, 1024)
@@ -75,14 +77,14 @@ fn scan_and_write_batched(
     settings: &crate::scan::Settings,
     out: impl std::io::Write,
     batch: usize,
-) -> std::io::Result<Report> {
+) -> (Report, std::io::Result<()>) {
     let ctx = SarifContext {
         root: &settings.root,
     };
     if !crate::scan::streamable(settings) {
         let report = crate::scan::scan(settings);
-        write(&report, &ctx, out)?;
-        return Ok(report);
+        let written = write(&report, &ctx, out);
+        return (report, written);
     }
     // A few batches in flight keep the writer busy; a bounded channel makes the workers wait
     // for a slow output rather than pile results up in memory.
@@ -116,12 +118,21 @@ fn scan_and_write_batched(
             let _ = tx.send(pending);
             report
         });
-        let report = || {
-            scanner
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        let scanner = std::cell::Cell::new(Some(scanner));
+        let join = || {
+            let scanner = scanner.take()?;
+            Some(
+                scanner
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
         };
-        write_streamed(&rules, &ctx, rx.into_iter(), report, out)
+        let finished = || join().expect("the scan is joined once");
+        let (report, written) = write_streamed(&rules, &ctx, rx.into_iter(), finished, out);
+        // The writer stopped before the end of the results: the channel is closed, and the
+        // scan only finishes, for its exit code.
+        let report = report.or_else(join).expect("the scan is joined once");
+        (report, written)
     })
 }
 
@@ -138,15 +149,16 @@ pub struct Batch {
 /// Writes the log of a scan while it runs ([`crate::scan::scan_streaming`]): `rules` are the
 /// rules that run, `batches` yields the results in report order, and once it ends `report`
 /// returns the finished report (artifacts, notices, exit code), which is written after the
-/// results and returned. The same log as [`write`] of a report holding those findings
-/// (tested), in memory that does not grow with the number of results.
+/// results and returned (`None` when writing failed before it was asked for). The same log
+/// as [`write`] of a report holding those findings (tested), in memory that does not grow
+/// with the number of results.
 pub fn write_streamed(
     rules: &[Rule],
     ctx: &SarifContext<'_>,
     batches: impl Iterator<Item = Batch>,
     report: impl FnOnce() -> Report,
     out: impl std::io::Write,
-) -> std::io::Result<Report> {
+) -> (Option<Report>, std::io::Result<()>) {
     let stream = Stream {
         batches: Box::new(batches),
         report: Some(Box::new(report)),
@@ -161,13 +173,13 @@ pub fn write_streamed(
             results: LazyResults::new(rules, Source::Stream(Box::new(RefCell::new(stream)))),
         }],
     };
-    finish(&log, out)?;
+    let written = finish(&log, out);
     let [run] = log.runs;
     let Source::Stream(stream) = run.results.source else {
         unreachable!("built as a stream above")
     };
-    let finished = stream.into_inner().finished;
-    Ok(finished.expect("the results are written before the artifacts"))
+    // Dropping the stream drops `batches` (closing a channel behind it) before returning.
+    (stream.into_inner().finished, written)
 }
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -910,7 +922,8 @@ mod tests {
         assert!(crate::scan::streamable(&settings));
         let whole = crate::scan::scan(&settings);
         let mut streamed = Vec::new();
-        let report = scan_and_write_batched(&settings, &mut streamed, 7).unwrap();
+        let (report, written) = scan_and_write_batched(&settings, &mut streamed, 7);
+        written.unwrap();
         assert_eq!(
             String::from_utf8(streamed).unwrap(),
             render(&whole, &SarifContext { root })
@@ -919,6 +932,32 @@ mod tests {
         assert_eq!((whole.exit_code, report.exit_code), (1, 1));
         assert_eq!(report.artifacts, whole.artifacts);
         assert_eq!(report.notices, whole.notices);
+
+        // An output that fails part-way (a reader gone away): the error is returned, and the
+        // scan still runs to its end, so the report and exit code are whole. With one result
+        // per batch and a small buffer, the workers are blocked on the channel when it breaks.
+        struct Breaks(usize);
+        impl std::io::Write for Breaks {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 = self
+                    .0
+                    .checked_sub(buf.len())
+                    .ok_or(std::io::ErrorKind::BrokenPipe)?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = render(&whole, &SarifContext { root });
+        let results = log.find("\"results\"").unwrap();
+        // In the head, among the results, and in the artifacts after them.
+        for at in [results / 2, (results + log.len()) / 2, log.len() - 100] {
+            let (report, written) = scan_and_write_batched(&settings, Breaks(at), 1);
+            assert_eq!(written.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+            assert_eq!(report.exit_code, 1);
+            assert_eq!(report.artifacts, whole.artifacts);
+        }
 
         // Pool evidence ranks the report as a whole: no streaming.
         settings.pool_files = vec![root.join("testdata/pool/incident.csv")];
