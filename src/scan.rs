@@ -2,8 +2,8 @@
 //!
 //! The walk hands each file to rayon's workers as it finds it, in path order; the units come
 //! back in any order and each is merged when those before it are, so the report is the same
-//! whatever the thread timing. A file that cannot be read or parsed becomes a [`Notice`] and never
-//! costs the results of the others.
+//! whatever the thread timing. A file that cannot be read or parsed becomes a [`Notice`] and
+//! never costs the results of the others.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -102,8 +102,8 @@ pub fn streamable(settings: &Settings) -> bool {
 /// in report order as soon as the inputs before it are done, instead of keeping them: memory
 /// then stays flat in the size of the tree (a DriverStore of thousands of drivers yields tens
 /// of thousands of findings). The returned report has every artifact and notice, no findings
-/// or images, and the exit code the findings decide. Only for [`streamable`] settings: ranking by pool usage
-/// orders the whole report, and the findings of carved images go unranked here.
+/// or images, and the exit code the findings decide. Only for [`streamable`] settings: ranking
+/// by pool usage orders the whole report, and the findings of carved images go unranked here.
 pub fn scan_streaming(settings: &Settings, sink: &mut Sink<'_>) -> Report {
     run(settings, Some(sink))
 }

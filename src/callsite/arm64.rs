@@ -31,10 +31,11 @@
 //! writes a constant); register copies and arithmetic on constants are `Propagated`; `ldr` from a
 //! literal pool or from read-only data via `adrp` is `Global`; from a writable section it is
 //! `Runtime` with the initial value, and a tag read that way also gets every constant the code
-//! stores into the global (`Ctx::values_of_global`). A conditional select is `Unknown`, with one exception:
-//! `cmp wG, #0; csel wD, wG, wP, ne` where wG holds zero in the image (System Informer's
-//! `KphpRandomPoolTag` override, zero-initialised) yields wP, the value the code passes in the
-//! image's initial state; if wG is non-zero or not known, the result is `Unknown`.
+//! stores into the global (`Ctx::values_of_global`). A conditional select is `Unknown`, with
+//! one exception: `cmp wG, #0; csel wD, wG, wP, ne` where wG holds zero in the image (System
+//! Informer's `KphpRandomPoolTag` override, zero-initialised) yields wP, the value the code
+//! passes in the image's initial state; if wG is non-zero or not known, the result is
+//! `Unknown`.
 //!
 //! Wrappers: an argument that is an unmodified incoming parameter of its function (through
 //! copies, 32-bit views and stack spills) is resolved one level up, at each `bl` (or tail `b`)
@@ -441,10 +442,12 @@ impl<'a> Ctx<'a> {
                 let formed = match inst.opcode {
                     Opcode::ADR => matches!(ops[1], Operand::PCOffset(off)
                         if overlaps(i64::from(insn.rva) + off, 1)),
-                    Opcode::ADD => matches!(
-                        (s.read(&ops[1]), ops[2]),
-                        (Val::Page(p) | Val::Addr(p), Operand::Immediate(i)) if overlaps(p + i64::from(i), 1)
-                    ),
+                    Opcode::ADD => match (s.read(&ops[1]), ops[2]) {
+                        (Val::Page(p) | Val::Addr(p), Operand::Immediate(i)) => {
+                            overlaps(p + i64::from(i), 1)
+                        }
+                        _ => false,
+                    },
                     _ => false,
                 };
                 if formed {

@@ -7,7 +7,10 @@
 //!   region of the IAT slot, section header or instruction, and `address.relativeAddress` (the
 //!   RVA). Absolute kernel addresses are never written: validators break on values above 2^31;
 //! - artifacts carry SHA-256; a package member or carved image is nested through `parentIndex`;
-//! - the invocation carries the exit code and one notification per unreadable input.
+//! - the invocation carries the exit code and one notification per unreadable input;
+//! - the run lists its results before its artifacts and invocation, which a scan written while
+//!   it runs only knows at the end (JSON members are unordered; the layout is the same either
+//!   way).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -136,8 +139,8 @@ fn scan_and_write_batched(
     })
 }
 
-/// One input's share of a streamed log: its findings, and the artifacts added since the
-/// previous batch (so that result locations can name them).
+/// A stretch of a streamed log's results: the findings of consecutive inputs, and the
+/// artifacts added since the previous batch (so that result locations can name them).
 #[derive(Debug)]
 pub struct Batch {
     /// New artifacts, in report order.
