@@ -441,3 +441,31 @@ fn tags_read_from_writable_globals_list_every_value_the_code_gives_them() {
         assert_eq!(values(0x1078), set, "{bin} ExFreePoolWithTag");
     }
 }
+
+/// A pointer to a tag's global in initialised data lets anything write the global (a registry
+/// query table's `EntryContext`, say), so its values become unknown. runtimetag_gcc_x64_O2.sys
+/// with `&g_SetTag` (VA 0x140002000) written into the padding after the two globals in `.data`
+/// (file offset 0x608, zero in the build): the `Init` sites list no values, the `Fixd` sites
+/// keep theirs.
+#[test]
+fn a_pointer_to_the_tag_global_in_data_makes_its_values_unknown() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bin/runtimetag_gcc_x64_O2.sys");
+    let mut bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[0x600..0x610], b"InitFixd\0\0\0\0\0\0\0\0");
+    bytes[0x608..0x610].copy_from_slice(&0x1_4000_2000u64.to_le_bytes());
+    let image = Image::parse(&bytes, Layout::File).unwrap();
+    let sites = callsite::analyze(&image, &bytes);
+    let values = |rva: u32| {
+        sites
+            .iter()
+            .find(|s| s.rva == rva)
+            .unwrap()
+            .tag_values
+            .clone()
+    };
+    assert_eq!(values(0x1037), Vec::<u32>::new());
+    assert_eq!(values(0x1078), Vec::<u32>::new());
+    assert_eq!(values(0x101d), vec![0x6478_6946]);
+    assert_eq!(values(0x1069), vec![0x6478_6946]);
+}

@@ -418,9 +418,13 @@ impl<'a> Ctx<'a> {
     /// forgotten at branch targets and after transfers that do not fall through). `None` when
     /// any other instruction writes its bytes (another size, a pair, an atomic, a store through
     /// a base whose offset is not known, a value that is not constant) or when its address is
-    /// formed (`adrp; add`, `adr`): the values are then unknown. A store through a pointer
-    /// computed some other way is not seen.
+    /// formed (`adrp; add`, `adr`) or held in the image (a pointer in data or a literal pool:
+    /// [`common::address_held_in_image`]): the values are then unknown. A pointer to it computed
+    /// at run time some other way is not seen.
     fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
+        if common::address_held_in_image(self.image, self.data, global) {
+            return None;
+        }
         let (lo, hi) = (i64::from(global), i64::from(global) + 4);
         let overlaps = |at: i64, len: i64| at < hi && at + len > lo;
         let mut values = vec![initial];

@@ -211,3 +211,29 @@ pub(crate) fn fill_tag_values(
         }
     }
 }
+
+/// Whether the image holds the absolute address of the global at `rva` as a pointer-sized
+/// value where the code does not read it as an instruction operand: in any section that is not
+/// executable (a pointer in initialised data, such as an `RTL_QUERY_REGISTRY_TABLE` whose
+/// `EntryContext` lets the registry overwrite a tag), and on ARM64 in code too (a literal pool
+/// entry loaded with `ldr x, =global`). The global may then be written through that pointer, so
+/// the stores found in the code are not all it can hold. Bytes that only happen to equal the
+/// address count as well: that errs toward "unknown". x86 code is searched by the decoder
+/// instead, where an immediate or absolute displacement is an operand.
+pub(crate) fn address_held_in_image(image: &Image, data: &[u8], rva: u32) -> bool {
+    let va = image.image_base.wrapping_add(u64::from(rva));
+    let ptr = image.machine.pointer_size() as usize;
+    let bytes = va.to_le_bytes();
+    let needle = &bytes[..ptr.min(8)];
+    let arm64 = image.machine == crate::model::Machine::Arm64;
+    image
+        .sections
+        .iter()
+        .filter(|s| arm64 || !s.is_executable())
+        .filter_map(|s| {
+            let b = image.bytes_at(data, s.rva)?;
+            let len = (s.raw_size.min(s.mapped_size()) as usize).min(b.len());
+            Some(&b[..len])
+        })
+        .any(|b| memchr::memmem::find(b, needle).is_some())
+}

@@ -98,8 +98,8 @@ pub struct CallSite {
     /// For a tag read from a writable global ([`Provenance::Runtime`]): every value the global
     /// can hold, sorted — its initial value and each constant the code stores into it (with
     /// several globals holding that initial value, all of theirs). Empty for other tags, and
-    /// when such a global is also written otherwise (its values are then unknown). Stores
-    /// through a pointer are not seen.
+    /// when such a global is also written otherwise or its address is taken (its values are
+    /// then unknown). A pointer to it computed at run time some other way is not seen.
     pub tag_values: Vec<u32>,
 }
 

@@ -2240,9 +2240,13 @@ impl Ctx<'_> {
     /// The values the 4-byte global at `global` can hold: `initial` and every immediate that an
     /// instruction of the image's code stores into it (`mov dword [global], imm32`), found by
     /// decoding every executable section once. `None` when some other instruction writes any of
-    /// its bytes, or when its address is taken (`lea`, or the address as an immediate): the
-    /// values are then unknown. A write through a pointer computed some other way is not seen.
+    /// its bytes, or when its address is taken (`lea`, the address as an immediate, or as a
+    /// pointer in data: [`common::address_held_in_image`]): the values are then unknown. A
+    /// pointer to it computed at run time some other way is not seen.
     fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
+        if common::address_held_in_image(self.image, self.data, global) {
+            return None;
+        }
         let mut values = vec![initial];
         let mut info = InstructionInfoFactory::new();
         let nothing_known = State::unknown(0);

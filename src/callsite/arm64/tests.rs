@@ -557,3 +557,24 @@ fn tags_in_writable_globals_take_every_constant_stored_there() {
     assert_eq!(runtime_tag_values(&[add_x(9, 9, 0)]), Vec::<u32>::new());
     assert_eq!(runtime_tag_values(&[str_w(0, 9, 4)]), vec![TAG]);
 }
+
+/// A pointer to the tag's global in initialised data (a registry query table's `EntryContext`,
+/// say) lets anything write it: its values are unknown even with no store in the code.
+#[test]
+fn a_pointer_to_the_tag_global_in_data_makes_its_values_unknown() {
+    let mut c = Code::new();
+    c.put(adrp(9, c.at(), DATA));
+    c.put(ldr_w(2, 9, 0));
+    c.load_iat(8, ALLOC);
+    c.put(blr(8));
+    c.put(RET);
+    let mut data = TAG.to_le_bytes().to_vec();
+    data.extend_from_slice(&[0; 4]);
+    data.extend_from_slice(&(0x1_4000_0000u64 + u64::from(DATA)).to_le_bytes());
+    let s = sites(&c, &[(TEXT, c.at())], &data);
+    assert_eq!(arg(&s[0], Role::Tag).how, Provenance::Runtime);
+    assert!(s[0].tag_values.is_empty());
+    // The same image without the pointer: the initial value is all it holds.
+    let s = sites(&c, &[(TEXT, c.at())], &data[..8]);
+    assert_eq!(s[0].tag_values, vec![TAG]);
+}
