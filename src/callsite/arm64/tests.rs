@@ -518,15 +518,21 @@ fn add_x(rd: u32, rn: u32, imm: u32) -> u32 {
     0x9100_0000 | imm << 10 | rn << 5 | rd
 }
 
-/// The tag values of an allocation whose tag is read from `.data+0` (initially [`TAG`]), in an
-/// image whose second function runs `writer` with `adrp x9, .data` done.
-fn runtime_tag_values(writer: &[u32]) -> Vec<u32> {
+/// A function allocating with the tag read from `.data+0`.
+fn allocates_with_tag_from_data() -> Code {
     let mut c = Code::new();
     c.put(adrp(9, c.at(), DATA));
     c.put(ldr_w(2, 9, 0));
     c.load_iat(8, ALLOC);
     c.put(blr(8));
     c.put(RET);
+    c
+}
+
+/// The tag values of an allocation whose tag is read from `.data+0` (initially [`TAG`]), in an
+/// image whose second function runs `writer` with `adrp x9, .data` done.
+fn runtime_tag_values(writer: &[u32]) -> Vec<u32> {
+    let mut c = allocates_with_tag_from_data();
     let second = c.at();
     c.put(adrp(9, c.at(), DATA));
     for &w in writer {
@@ -562,12 +568,7 @@ fn tags_in_writable_globals_take_every_constant_stored_there() {
 /// say) lets anything write it: its values are unknown even with no store in the code.
 #[test]
 fn a_pointer_to_the_tag_global_in_data_makes_its_values_unknown() {
-    let mut c = Code::new();
-    c.put(adrp(9, c.at(), DATA));
-    c.put(ldr_w(2, 9, 0));
-    c.load_iat(8, ALLOC);
-    c.put(blr(8));
-    c.put(RET);
+    let c = allocates_with_tag_from_data();
     let mut data = TAG.to_le_bytes().to_vec();
     data.extend_from_slice(&[0; 4]);
     data.extend_from_slice(&(0x1_4000_0000u64 + u64::from(DATA)).to_le_bytes());
