@@ -415,7 +415,8 @@ impl<'a> Ctx<'a> {
     /// instruction of the image's code stores into it — `str wN, [xB, #off]` (or `stur`) where
     /// xB holds the global's `adrp` page and wN a constant (`wzr` included) — found by decoding
     /// every executable section once and following registers along straight-line code (all is
-    /// forgotten at branch targets and after transfers that do not fall through). `None` when
+    /// forgotten at branch and call targets, function starts, and after transfers that do not
+    /// fall through). `None` when
     /// any other instruction writes its bytes (another size, a pair, an atomic, a store through
     /// a base whose offset is not known, a value that is not constant) or when its address is
     /// formed (`adrp; add`, `adr`) or held in the image (a pointer in data or a literal pool:
@@ -431,7 +432,22 @@ impl<'a> Ctx<'a> {
         for &(begin, bytes) in &self.code {
             let region = Region::gap(begin, begin + bytes.len() as u32);
             let insns = self.decode_region(region);
-            let targets: HashSet<i64> = insns.iter().filter_map(|i| branch_target(i)?.0).collect();
+            // Every way in: branch targets, call targets and `.pdata` function starts (a
+            // function may follow a literal pool, whose words decode as anything).
+            let calls = insns.iter().filter_map(|i| match i.inst.as_ref()? {
+                x if x.opcode == Opcode::BL => match x.operands[0] {
+                    Operand::PCOffset(off) => Some(i64::from(i.rva) + off),
+                    _ => None,
+                },
+                _ => None,
+            });
+            let starts = self.image.functions.iter().map(|f| i64::from(f.begin));
+            let targets: HashSet<i64> = insns
+                .iter()
+                .filter_map(|i| branch_target(i)?.0)
+                .chain(calls)
+                .chain(starts)
+                .collect();
             let mut s = State::unknown();
             for insn in &insns {
                 if targets.contains(&i64::from(insn.rva)) {
