@@ -414,42 +414,40 @@ impl<'a> Ctx<'a> {
     /// The values the 4-byte global at `global` can hold: `initial` and every constant that an
     /// instruction of the image's code stores into it — `str wN, [xB, #off]` (or `stur`) where
     /// xB holds the global's `adrp` page and wN a constant (`wzr` included) — found by decoding
-    /// every executable section once and following registers along straight-line code (all is
-    /// forgotten at branch and call targets, function starts, and after transfers that do not
-    /// fall through). `None` when
-    /// any other instruction writes its bytes (another size, a pair, an atomic, a store through
-    /// a base whose offset is not known, a value that is not constant) or when its address is
-    /// formed (`adrp; add`, `adr`) or held in the image (a pointer in data or a literal pool:
-    /// [`common::address_held_in_image`]): the values are then unknown. A pointer to it computed
-    /// at run time some other way is not seen.
+    /// every executable section, word by word, and following registers along straight-line
+    /// code (all is forgotten at branch and call targets, function starts, and after transfers
+    /// that do not fall through). `None` when any other instruction writes its bytes (another
+    /// size, a pair, an atomic, a store through a base whose offset is not known, a value that
+    /// is not constant) or when its address is formed (`adrp; add`, `adr`) or held in the image
+    /// (a pointer in data or a literal pool: [`common::address_held_in_image`]): the values are
+    /// then unknown. A pointer to it computed at run time some other way is not seen.
     fn values_of_global(&self, global: u32, initial: u32) -> Option<Vec<u32>> {
         if common::address_held_in_image(self.image, self.data, global) {
             return None;
         }
-        let (lo, hi) = (i64::from(global), i64::from(global) + 4);
-        let overlaps = |at: i64, len: i64| at < hi && at + len > lo;
         let mut values = vec![initial];
         for &(begin, bytes) in &self.code {
-            let region = Region::gap(begin, begin + bytes.len() as u32);
-            let insns = self.decode_region(region);
             // Every way in: branch targets, call targets and `.pdata` function starts (a
-            // function may follow a literal pool, whose words decode as anything).
-            let calls = insns.iter().filter_map(|i| match i.inst.as_ref()? {
-                x if x.opcode == Opcode::BL => match x.operands[0] {
-                    Operand::PCOffset(off) => Some(i64::from(i.rva) + off),
-                    _ => None,
-                },
-                _ => None,
-            });
-            let starts = self.image.functions.iter().map(|f| i64::from(f.begin));
-            let targets: HashSet<i64> = insns
+            // function may follow a literal pool, whose words decode as anything). A first
+            // pass finds them, so the section's instructions are never all held at once.
+            let mut targets: HashSet<i64> = self
+                .image
+                .functions
                 .iter()
-                .filter_map(|i| branch_target(i)?.0)
-                .chain(calls)
-                .chain(starts)
+                .map(|f| i64::from(f.begin))
                 .collect();
+            for insn in self.decode_words(begin, bytes) {
+                let call = match insn.inst.as_ref() {
+                    Some(x) if x.opcode == Opcode::BL => match x.operands[0] {
+                        Operand::PCOffset(off) => Some(i64::from(insn.rva) + off),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                targets.extend(branch_target(&insn).and_then(|t| t.0).or(call));
+            }
             let mut s = State::unknown();
-            for insn in &insns {
+            for insn in self.decode_words(begin, bytes) {
                 if targets.contains(&i64::from(insn.rva)) {
                     s = State::unknown();
                 }
@@ -461,10 +459,10 @@ impl<'a> Ctx<'a> {
                 // The global's address formed in a register: it may be written through it.
                 let formed = match inst.opcode {
                     Opcode::ADR => matches!(ops[1], Operand::PCOffset(off)
-                        if overlaps(i64::from(insn.rva) + off, 1)),
+                        if overlaps(global, i64::from(insn.rva) + off, 1)),
                     Opcode::ADD => match (s.read(&ops[1]), ops[2]) {
                         (Val::Page(p) | Val::Addr(p), Operand::Immediate(i)) => {
-                            overlaps(p + i64::from(i), 1)
+                            overlaps(global, p + i64::from(i), 1)
                         }
                         _ => false,
                     },
@@ -473,11 +471,11 @@ impl<'a> Ctx<'a> {
                 if formed {
                     return None;
                 }
-                if let Some(written) = self.store_to(&s, inst, global) {
+                if let Some(written) = store_to(&s, inst, global) {
                     values.push(written?);
                 }
-                self.step(&mut s, insn, true);
-                if branch_target(insn).is_some_and(|(_, falls)| !falls) {
+                self.step(&mut s, &insn, true);
+                if branch_target(&insn).is_some_and(|(_, falls)| !falls) {
                     s = State::unknown();
                 }
             }
@@ -485,66 +483,6 @@ impl<'a> Ctx<'a> {
         values.sort_unstable();
         values.dedup();
         Some(values)
-    }
-
-    /// For an instruction that may write memory overlapping the 4-byte `global`: `Some(Some(v))`
-    /// when it is a plain 32-bit store of the constant `v` at exactly its address,
-    /// `Some(None)` when it may write it otherwise; `None` when it cannot write it (not a
-    /// store, or a store elsewhere).
-    fn store_to(&self, s: &State, inst: &Instruction, global: u32) -> Option<Option<u32>> {
-        let global = i64::from(global);
-        let overlaps = |at: i64, len: i64| at < global + 4 && at + len > global;
-        let ops = &inst.operands;
-        let mem_at = ops.iter().position(|op| {
-            matches!(
-                op,
-                Operand::RegPreIndex(..)
-                    | Operand::RegPostIndex(..)
-                    | Operand::RegPostIndexReg(..)
-                    | Operand::RegRegOffset(..)
-            )
-        })?;
-        if reads_memory_only(inst.opcode) {
-            return None;
-        }
-        // The global's page in the base register, with a known offset or not.
-        let (base, off) = match ops[mem_at] {
-            Operand::RegPreIndex(b, off, _) => (b, Some(i64::from(off))),
-            Operand::RegPostIndex(b, _) => (b, Some(0)),
-            Operand::RegPostIndexReg(b, _) | Operand::RegRegOffset(b, ..) => (b, None),
-            _ => return None,
-        };
-        let page = match s.get(base) {
-            Val::Page(p) | Val::Addr(p) if base != 31 => p,
-            _ => return None,
-        };
-        let Some(off) = off else {
-            // An unknown offset from the global's page may reach it.
-            return overlaps(page & !0xfff, 0x1000).then_some(None);
-        };
-        let at = page + off;
-        if !overlaps(at, 16) {
-            return None;
-        }
-        let plain = matches!(inst.opcode, Opcode::STR | Opcode::STUR)
-            && matches!(ops[0], Operand::Register(SizeCode::W, _))
-            && matches!(ops[mem_at], Operand::RegPreIndex(_, _, false))
-            && at == global;
-        if !plain {
-            // Another access size or form: is its span really over the global?
-            let len = match (inst.opcode, ops[0]) {
-                (Opcode::STRB | Opcode::STURB, _) => 1,
-                (Opcode::STRH | Opcode::STURH, _) => 2,
-                (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::W, _)) => 4,
-                (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::X, _)) => 8,
-                _ => 16,
-            };
-            return overlaps(at, len).then_some(None);
-        }
-        match s.read(&ops[0]) {
-            Val::Const(v, _) => Some(Some(v as u32)),
-            _ => Some(None),
-        }
     }
 
     /// The `.pdata` function containing `rva`, else the stretch of executable code between
@@ -689,19 +627,19 @@ impl<'a> Ctx<'a> {
     }
 
     fn decode_region(&self, r: Region) -> Vec<Insn> {
-        let mut out = Vec::new();
-        let Some(bytes) = self.region_bytes(r) else {
-            return out;
-        };
-        out.reserve_exact(bytes.len() / 4);
-        for (i, w) in bytes.chunks_exact(4).enumerate() {
-            let inst = self.decoder.decode(&mut U8Reader::new(w)).ok();
-            out.push(Insn {
-                rva: r.begin + 4 * i as u32,
-                inst,
-            });
+        match self.region_bytes(r) {
+            Some(bytes) => self.decode_words(r.begin, bytes).collect(),
+            None => Vec::new(),
         }
-        out
+    }
+
+    /// The instructions of `bytes` (code at `begin`), decoded one word at a time as they are
+    /// asked for.
+    fn decode_words<'b>(&'b self, begin: u32, bytes: &'b [u8]) -> impl Iterator<Item = Insn> + 'b {
+        bytes.chunks_exact(4).enumerate().map(move |(i, w)| Insn {
+            rva: begin.wrapping_add(4 * i as u32),
+            inst: self.decoder.decode(&mut U8Reader::new(w)).ok(),
+        })
     }
 
     /// x0..x7 just before the `bl`/`b` at `call`, computed from the straight-line code that
@@ -1417,6 +1355,70 @@ fn store_elsewhere(s: &mut State, mem: &Operand, escapes: bool) {
         }
         _ => {}
     }
+}
+
+/// For an instruction that may write memory overlapping the 4-byte `global`: `Some(Some(v))`
+/// when it is a plain 32-bit store of the constant `v` at exactly its address, `Some(None)`
+/// when it may write it otherwise; `None` when it cannot write it (not a store, or a store
+/// elsewhere).
+fn store_to(s: &State, inst: &Instruction, global: u32) -> Option<Option<u32>> {
+    let ops = &inst.operands;
+    let mem_at = ops.iter().position(|op| {
+        matches!(
+            op,
+            Operand::RegPreIndex(..)
+                | Operand::RegPostIndex(..)
+                | Operand::RegPostIndexReg(..)
+                | Operand::RegRegOffset(..)
+        )
+    })?;
+    if reads_memory_only(inst.opcode) {
+        return None;
+    }
+    // The global's page in the base register, with a known offset or not.
+    let (base, off) = match ops[mem_at] {
+        Operand::RegPreIndex(b, off, _) => (b, Some(i64::from(off))),
+        Operand::RegPostIndex(b, _) => (b, Some(0)),
+        Operand::RegPostIndexReg(b, _) | Operand::RegRegOffset(b, ..) => (b, None),
+        _ => return None,
+    };
+    let page = match s.get(base) {
+        Val::Page(p) | Val::Addr(p) if base != 31 => p,
+        _ => return None,
+    };
+    let Some(off) = off else {
+        // An unknown offset from the global's page may reach it.
+        return overlaps(global, page & !0xfff, 0x1000).then_some(None);
+    };
+    let at = page + off;
+    if !overlaps(global, at, 16) {
+        return None;
+    }
+    let plain = matches!(inst.opcode, Opcode::STR | Opcode::STUR)
+        && matches!(ops[0], Operand::Register(SizeCode::W, _))
+        && matches!(ops[mem_at], Operand::RegPreIndex(_, _, false))
+        && at == i64::from(global);
+    if !plain {
+        // Another access size or form: is its span really over the global?
+        let len = match (inst.opcode, ops[0]) {
+            (Opcode::STRB | Opcode::STURB, _) => 1,
+            (Opcode::STRH | Opcode::STURH, _) => 2,
+            (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::W, _)) => 4,
+            (Opcode::STR | Opcode::STUR, Operand::Register(SizeCode::X, _)) => 8,
+            _ => 16,
+        };
+        return overlaps(global, at, len).then_some(None);
+    }
+    match s.read(&ops[0]) {
+        Val::Const(v, _) => Some(Some(v as u32)),
+        _ => Some(None),
+    }
+}
+
+/// Whether `len` bytes at RVA `at` overlap the 4-byte global at RVA `global`.
+fn overlaps(global: u32, at: i64, len: i64) -> bool {
+    let g = i64::from(global);
+    at < g + 4 && at + len > g
 }
 
 /// Whether an instruction with a memory operand only reads memory (loads and prefetches):

@@ -43,20 +43,8 @@ pub fn write(
     ctx: &SarifContext<'_>,
     out: impl std::io::Write,
 ) -> std::io::Result<()> {
-    let log = Log {
-        schema: SCHEMA,
-        version: "2.1.0",
-        runs: [RunView {
-            head: head(&report.rules, ctx),
-            results: LazyResults::new(
-                &report.rules,
-                Source::Report {
-                    report,
-                    locations: report.artifacts.iter().map(uri_and_base).collect(),
-                },
-            ),
-        }],
-    };
+    let locations = report.artifacts.iter().map(uri_and_base).collect();
+    let log = Log::new(&report.rules, ctx, Source::Report { report, locations });
     finish(&log, out)
 }
 
@@ -96,26 +84,16 @@ fn scan_and_write_batched(
     std::thread::scope(|s| {
         let scanner = s.spawn(move || {
             let mut sent = 0;
-            let mut pending = Batch {
-                artifacts: Vec::new(),
-                findings: Vec::new(),
-            };
+            let mut pending = Batch::default();
             // The log does not list image summaries; they are dropped as they come.
             let report = crate::scan::scan_streaming(settings, &mut |artifacts, findings, _| {
                 pending.artifacts.extend_from_slice(&artifacts[sent..]);
                 sent = artifacts.len();
                 pending.findings.extend(findings);
                 if pending.findings.len() >= batch {
-                    let full = Batch {
-                        artifacts: std::mem::take(&mut pending.artifacts),
-                        findings: std::mem::replace(
-                            &mut pending.findings,
-                            Vec::with_capacity(batch),
-                        ),
-                    };
                     // A failed send means the writer stopped (its error is returned); the scan
                     // then only finishes.
-                    let _ = tx.send(full);
+                    let _ = tx.send(std::mem::take(&mut pending));
                 }
             });
             let _ = tx.send(pending);
@@ -141,7 +119,7 @@ fn scan_and_write_batched(
 
 /// A stretch of a streamed log's results: the findings of consecutive inputs, and the
 /// artifacts added since the previous batch (so that result locations can name them).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Batch {
     /// New artifacts, in report order.
     pub artifacts: Vec<Artifact>,
@@ -168,14 +146,7 @@ pub fn write_streamed(
         locations: Vec::new(),
         finished: None,
     };
-    let log = Log {
-        schema: SCHEMA,
-        version: "2.1.0",
-        runs: [RunView {
-            head: head(rules, ctx),
-            results: LazyResults::new(rules, Source::Stream(Box::new(RefCell::new(stream)))),
-        }],
-    };
+    let log = Log::new(rules, ctx, Source::Stream(Box::new(RefCell::new(stream))));
     let written = finish(&log, out);
     let [run] = log.runs;
     let Source::Stream(stream) = run.results.source else {
@@ -184,8 +155,6 @@ pub fn write_streamed(
     // Dropping the stream drops `batches` (closing a channel behind it) before returning.
     (stream.into_inner().finished, written)
 }
-
-const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 fn finish(log: &Log<'_>, out: impl std::io::Write) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(out);
@@ -202,6 +171,19 @@ struct Log<'a> {
     schema: &'static str,
     version: &'static str,
     runs: [RunView<'a>; 1],
+}
+
+impl<'a> Log<'a> {
+    fn new(rules: &'a [Rule], ctx: &SarifContext<'_>, source: Source<'a>) -> Log<'a> {
+        Log {
+            schema: "https://json.schemastore.org/sarif-2.1.0.json",
+            version: "2.1.0",
+            runs: [RunView {
+                head: head(rules, ctx),
+                results: LazyResults::new(rules, source),
+            }],
+        }
+    }
 }
 
 /// The run: its head (tool, `originalUriBaseIds`, `columnKind`), the results, then the
