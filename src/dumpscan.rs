@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule};
 use crate::finding::{Artifact, ArtifactKind, Level, Notice};
-use crate::model::{Import, ImportOrigin, Layout};
-use crate::poolusage::PoolSnapshot;
+use crate::pe::{Import, ImportOrigin, Layout};
+use crate::pool::PoolSnapshot;
 use crate::scan::{display_path, file_name, Auditor, Unit};
 
 /// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
@@ -121,7 +121,7 @@ pub(crate) fn analyze_dump(
 
 type Audited = (
     Artifact,
-    Result<(crate::finding::ImageSummary, Vec<crate::finding::Finding>), crate::model::ImageError>,
+    Result<(crate::finding::ImageSummary, Vec<crate::finding::Finding>), crate::pe::ImageError>,
     Option<(String, Level)>,
 );
 

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Machine;
-use crate::poolusage::{PoolCounters, PoolSnapshot};
+use crate::pe::Machine;
+use crate::pool::{PoolCounters, PoolSnapshot};
 
 /// Severity of a finding, ordered from least to most severe. Also the `--fail-on` threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

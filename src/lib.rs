@@ -1,7 +1,7 @@
 //! drvaudit: an offline static audit linter for Windows kernel drivers.
 //!
 //! The pipeline: [`scan`] collects `.sys` files, packages and crash dumps; each image is parsed
-//! once into a [`model::Image`], its pool call sites recovered by [`callsite`], and every
+//! once into a [`pe::Image`], its pool call sites recovered by [`callsite`], and every
 //! rule of [`rules`] run over it; findings, notices and pool evidence form a
 //! [`finding::Report`], which [`output`] renders as SARIF 2.1.0 or text.
 
@@ -9,11 +9,11 @@ pub mod callsite;
 pub mod dump;
 mod dumpscan;
 pub mod finding;
-pub mod model;
 pub mod output;
 pub mod package;
-pub mod poolsrc;
-pub mod poolusage;
+pub mod pe;
+pub mod pool;
+pub mod poolfiles;
 pub mod rank;
 pub mod rules;
 pub mod scan;

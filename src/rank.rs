@@ -9,7 +9,7 @@
 //!   `None` goes to the callers of `ExAllocatePool*` and `MmCm` only to callers of
 //!   `MmAllocateContiguousMemory*`. A tag used by several drivers goes to each, marked
 //!   ambiguous.
-//! - `rank` is `ceil(100 × bytes / pool in use)` ([`crate::poolsrc::rank::rank_for`]);
+//! - `rank` is `ceil(100 × bytes / pool in use)` ([`crate::pool::tally::rank_for`]);
 //!   findings without evidence get none and sort after ranked ones.
 //! - DRV9001 reports each of the [`TOP_TAGS`] largest tags; it is a warning above
 //!   [`WARNING_SHARE`] of the pool in use.
@@ -17,9 +17,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::finding::{ArtifactKind, Consumer, Evidence, Finding, Level, Logical, Report};
-use crate::poolsrc::rank::{pool_in_use_total, rank_for, share, top_consumers};
-use crate::poolsrc::PoolTagDb;
-use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage, TAG_MMCM, TAG_NONE};
+use crate::pool::tally::{pool_in_use_total, rank_for, share, top_consumers};
+use crate::pool::{tag_display, PoolCounters, PoolSnapshot, TagUsage, TAG_MMCM, TAG_NONE};
+use crate::poolfiles::PoolTagDb;
 
 /// How many of the largest tags DRV9001 reports and the text report lists.
 pub const TOP_TAGS: usize = 10;

@@ -14,11 +14,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
-use crate::callsite::ApiKind;
+use crate::callsite::CallSite;
 use crate::finding::{
     Artifact, ArtifactKind, Finding, ImageSummary, Level, Notice, Report, TagUse,
 };
-use crate::model::{Image, Layout};
+use crate::pe::{Image, Layout};
+use crate::pool::apis::ApiKind;
 use crate::rules::{ImageContext, RuleSet};
 
 /// Everything a scan needs, resolved from the command line.
@@ -236,7 +237,7 @@ fn run<'s>(settings: &Settings, sink: Option<&'s mut Sink<'s>>) -> Report {
     // artifact order, so this stable sort only confirms one run.
     report.findings.sort_by(finding_order);
     if !snapshots.is_empty() {
-        let usage = crate::poolsrc::rank::merge_sources(&snapshots);
+        let usage = crate::pool::tally::merge_sources(&snapshots);
         crate::rank::apply(&mut report, usage, pooltag.as_ref());
     }
     let kept = report.findings.iter().map(|f| f.level).max();
@@ -256,10 +257,7 @@ fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
 
 /// Reads every `--pool` export; each becomes an artifact (DRV9001 of a tag no driver uses is
 /// anchored there), and one that cannot be read a notice naming the file and line.
-fn load_pool_files(
-    settings: &Settings,
-    report: &mut Report,
-) -> Vec<crate::poolusage::PoolSnapshot> {
+fn load_pool_files(settings: &Settings, report: &mut Report) -> Vec<crate::pool::PoolSnapshot> {
     let mut snapshots = Vec::new();
     for path in &settings.pool_files {
         let subject = display_path(path);
@@ -267,7 +265,7 @@ fn load_pool_files(
         let parsed = std::fs::read(path)
             .map_err(|e| format!("cannot read: {e}"))
             .and_then(|bytes| {
-                crate::poolsrc::parse_pool_bytes(&bytes, &path.display().to_string())
+                crate::poolfiles::parse_pool_bytes(&bytes, &path.display().to_string())
                     .map(|snapshot| (snapshot, bytes))
                     .map_err(|e| e.to_string())
             });
@@ -338,9 +336,9 @@ fn progress_bar(wanted: bool) -> ProgressBar {
 fn load_pooltag(
     settings: &Settings,
     notices: &mut Vec<Notice>,
-) -> Option<crate::poolsrc::PoolTagDb> {
+) -> Option<crate::poolfiles::PoolTagDb> {
     let path = settings.pooltag.as_ref()?;
-    match crate::poolsrc::load_pooltag_file(path) {
+    match crate::poolfiles::load_pooltag_file(path) {
         Ok(db) => Some(db),
         Err(e) => {
             notices.push(Notice {
@@ -676,16 +674,20 @@ impl Auditor<'_> {
         name: &str,
         identity: Option<String>,
         prepare: impl FnOnce(&mut Image) -> bool,
-    ) -> Result<(ImageSummary, Vec<Finding>), crate::model::ImageError> {
+    ) -> Result<(ImageSummary, Vec<Finding>), crate::pe::ImageError> {
         let run = || {
             let mut image = Image::parse(bytes, layout)?;
             let memory_only = prepare(&mut image);
-            if self.call_sites {
-                image.analyze_code(bytes);
-            }
+            // After `prepare`: a carved image's imports are only known once recovered.
+            let sites = if self.call_sites {
+                crate::callsite::analyze(&image, bytes)
+            } else {
+                Vec::new()
+            };
             let identity = identity.unwrap_or_else(|| image.sha256.clone());
             let ctx = ImageContext {
                 image: &image,
+                sites: &sites,
                 artifact,
                 name,
                 identity: &identity,
@@ -693,9 +695,9 @@ impl Auditor<'_> {
                 memory_only,
             };
             let findings = self.rules.check_image(&ctx);
-            Ok((summarize(&image, artifact), findings))
+            Ok((summarize(&image, &sites, artifact), findings))
         };
-        guarded(run).unwrap_or_else(|what| Err(crate::model::ImageError::Internal(what)))
+        guarded(run).unwrap_or_else(|what| Err(crate::pe::ImageError::Internal(what)))
     }
 }
 
@@ -729,7 +731,7 @@ fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> 
 
 /// The tag inventory of an image: every tag its call sites use; for an image whose code
 /// yielded no site of an untagged or contiguous API it imports, that API's implied tag.
-pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
+pub fn summarize(image: &Image, sites: &[CallSite], artifact: usize) -> ImageSummary {
     let mut tags: BTreeMap<u32, TagUse> = BTreeMap::new();
     let mut note = |tag: u32, api: &'static str, allocates: bool, site: bool, runtime: bool| {
         let e = tags.entry(tag).or_insert(TagUse {
@@ -746,7 +748,7 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
         e.allocates |= allocates;
         e.runtime |= runtime;
     };
-    for s in &image.call_sites {
+    for s in sites {
         let runtime = s.effective_tag().is_none();
         for tag in s.possible_tags() {
             note(tag, s.api, s.spec().kind != ApiKind::Free, true, runtime);
@@ -756,12 +758,12 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
         let Some(spec) = imp
             .name
             .as_deref()
-            .and_then(|n| crate::callsite::apis::for_import(&imp.dll, n))
+            .and_then(|n| crate::pool::apis::for_import(&imp.dll, n))
         else {
             continue;
         };
         if let Some(tag) = spec.implied_tag {
-            if !image.call_sites.iter().any(|s| s.api == spec.name) {
+            if !sites.iter().any(|s| s.api == spec.name) {
                 note(tag, spec.name, true, false, false);
             }
         }
@@ -771,7 +773,7 @@ pub fn summarize(image: &Image, artifact: usize) -> ImageSummary {
         pe_key: format!("{:08X}{:x}", image.timestamp, image.size_of_image),
         sha256: image.sha256.clone(),
         machine: image.machine,
-        call_sites: image.call_sites.len(),
+        call_sites: sites.len(),
         tags: tags.into_values().collect(),
         anomalies: image.anomalies.clone(),
     }

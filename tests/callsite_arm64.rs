@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use drvaudit::callsite::{self, ApiKind, ArgValue, CallSite, Provenance, Reach, Role};
-use drvaudit::model::{Image, Layout};
-use drvaudit::poolusage::tag_display;
+use drvaudit::callsite::{self, ArgValue, CallSite, Provenance, Reach};
+use drvaudit::pe::{Image, Layout};
+use drvaudit::pool::apis::{self, ApiKind, Role};
+use drvaudit::pool::tag_display;
 
 fn corpus() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
@@ -208,7 +209,7 @@ fn fixture_drivers_match_the_truth_rows() {
         let mut matched = 0;
         for f in rows {
             let (rva, api, ty, size, tag, via) = (f[1], f[2], f[3], f[4], f[5], f[6]);
-            if callsite::apis::find(api).is_none() {
+            if apis::find(api).is_none() {
                 println!("{binary} {rva}: {api} is not in the API table; row not checked");
                 continue;
             }

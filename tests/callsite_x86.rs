@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use drvaudit::callsite::{self, ApiKind, CallSite, Provenance, Role};
-use drvaudit::model::{Image, Layout, Machine};
-use drvaudit::poolusage::{tag_display, tag_from_display, TAG_MMCM};
+use drvaudit::callsite::{self, CallSite, Provenance};
+use drvaudit::pe::{Image, Layout, Machine};
+use drvaudit::pool::apis::{self, ApiKind, Role};
+use drvaudit::pool::{tag_display, tag_from_display, TAG_MMCM};
 
 fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
@@ -257,7 +258,7 @@ fn fixture_sites_and_values_match_truth() {
         if f.len() < 8 || !(f[0].contains("_x64_") || f[0].contains("_x86_")) {
             continue;
         }
-        if callsite::apis::find(f[2]).is_none() {
+        if apis::find(f[2]).is_none() {
             continue; // not in drvaudit's API table (NdisAllocateMemory)
         }
         let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();

@@ -7,7 +7,7 @@ mod support;
 use drvaudit::dump::{
     recover_imports, render_text, report, Arch as RArch, Dump, ImportSource, RecoveredImport,
 };
-use drvaudit::poolusage::{PoolCounters, TagUsage};
+use drvaudit::pool::{PoolCounters, TagUsage};
 use support::dumpwriter::*;
 
 fn c(allocs: u64, frees: u64, bytes: u64) -> PoolCounters {

@@ -8,7 +8,7 @@ mod support;
 
 use common::*;
 use drvaudit::finding::Report;
-use drvaudit::poolusage::{tag_from_display, TAG_MMCM, TAG_NONE};
+use drvaudit::pool::{tag_from_display, TAG_MMCM, TAG_NONE};
 use support::dumpwriter::*;
 
 fn counts(tag: &str, np: (u64, u64, u64), p: (u64, u64, u64)) -> TagCounts {

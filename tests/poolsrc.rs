@@ -3,11 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use drvaudit::poolsrc::rank::{pool_in_use_total, rank_for, top_consumers};
-use drvaudit::poolsrc::{
+use drvaudit::pool::tally::{pool_in_use_total, rank_for, top_consumers};
+use drvaudit::pool::{tag_display, PoolCounters, PoolSnapshot, TagUsage, TAG_MMCM, TAG_NONE};
+use drvaudit::poolfiles::{
     load_pool_file, load_pooltag_file, owner_is_kernel, parse_tag_text, PoolSourceError,
 };
-use drvaudit::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage, TAG_MMCM, TAG_NONE};
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use drvaudit::finding::{Level, Report};
-use drvaudit::poolusage::{tag_from_display, TAG_MMCM, TAG_NONE};
+use drvaudit::pool::{tag_from_display, TAG_MMCM, TAG_NONE};
 
 const DRIVERS: [&str; 3] = [
     "bin/untagged_clang_arm64_O2.sys",

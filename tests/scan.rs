@@ -228,7 +228,7 @@ fn hostile_inputs_give_one_notice_each_and_the_scan_goes_on() {
     let good = std::fs::read(testdata("bin/untagged_gcc_x64_O2.sys")).unwrap();
     let pe = u32::from_le_bytes(good[0x3c..0x40].try_into().unwrap()) as usize;
     let opt = pe + 24;
-    let image = drvaudit::model::Image::parse(&good, drvaudit::model::Layout::File).unwrap();
+    let image = drvaudit::pe::Image::parse(&good, drvaudit::pe::Layout::File).unwrap();
     let import_dir = u32::from_le_bytes(good[opt + 120..opt + 124].try_into().unwrap());
     let first_descriptor = image.offset_of(import_dir).unwrap() as usize;
     let text_rva = image.sections[0].rva;
@@ -320,9 +320,9 @@ fn odd_header_placement_and_hostile_names() {
         b[name_at + 2..name_at + 6].copy_from_slice(b"\x1b[2J");
     });
 
-    let original = drvaudit::model::Image::parse(&good, drvaudit::model::Layout::File).unwrap();
+    let original = drvaudit::pe::Image::parse(&good, drvaudit::pe::Layout::File).unwrap();
     let bytes = std::fs::read(&shifted).unwrap();
-    let moved = drvaudit::model::Image::parse(&bytes, drvaudit::model::Layout::File).unwrap();
+    let moved = drvaudit::pe::Image::parse(&bytes, drvaudit::pe::Layout::File).unwrap();
     assert_eq!(moved.sections.len(), original.sections.len());
     assert_eq!(moved.imports, original.imports);
     assert_eq!(moved.entry_point, original.entry_point);
@@ -357,7 +357,7 @@ fn odd_header_placement_and_hostile_names() {
     assert_eq!(untagged_at("shifted.sys"), vec![Some(0x1035)]);
     assert_eq!(untagged_at("escape.sys"), vec![Some(0x1035)]);
     let bytes = std::fs::read(dir.path().join("escape.sys")).unwrap();
-    let escaped = drvaudit::model::Image::parse(&bytes, drvaudit::model::Layout::File).unwrap();
+    let escaped = drvaudit::pe::Image::parse(&bytes, drvaudit::pe::Layout::File).unwrap();
     assert_eq!(escaped.sections[0].name, ".t\\x1b[2J");
     assert!(report
         .findings

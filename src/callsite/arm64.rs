@@ -61,7 +61,7 @@ use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SizeCod
 use super::{
     apis, arg_location, common, ApiSpec, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role,
 };
-use crate::model::{FunctionRange, Image, Machine};
+use crate::pe::{FunctionRange, Image, Machine};
 
 /// Instructions looked at after an `adrp` to a pool IAT page when searching for the `ldr` of the
 /// slot. Compilers schedule the pair apart; MSVC keeps it within a handful of instructions.

@@ -2,9 +2,9 @@
 //! slots belong to pool APIs, what a load from a global yields, where executable bytes are, and
 //! the bookkeeping that turns a wrapper's call site into one site per caller.
 
-use super::apis::{self, ApiSpec};
 use super::{ArgValue, CallSite, Provenance};
-use crate::model::{Image, Section};
+use crate::pe::{Image, Section};
+use crate::pool::apis::{self, ApiSpec};
 
 /// The IAT slots of pool APIs, sorted by slot RVA, with a cheap range pre-check so a byte scan
 /// can test every position without hashing.
@@ -225,7 +225,7 @@ pub(crate) fn address_held_in_image(image: &Image, data: &[u8], rva: u32) -> boo
     let ptr = image.machine.pointer_size() as usize;
     let bytes = va.to_le_bytes();
     let needle = &bytes[..ptr.min(8)];
-    let arm64 = image.machine == crate::model::Machine::Arm64;
+    let arm64 = image.machine == crate::pe::Machine::Arm64;
     image
         .sections
         .iter()

@@ -4,7 +4,7 @@
 //! shape, and each site's tag is filled in from the entry for its constant context type.
 
 use super::{ArgValue, CallSite, Provenance, Role};
-use crate::model::Image;
+use crate::pe::Image;
 
 /// `FLT_CONTEXT_END`: terminates the context registration array.
 const CONTEXT_END: u16 = 0xFFFF;

@@ -6,10 +6,9 @@
 //! search for the calls and a deliberately small constant propagation over straight-line code,
 //! which refuses to guess across a merge of paths (a wrong tag is worse than an unknown one).
 //!
-//! The result is a list of [`CallSite`]s stored beside the [`Image`](crate::model::Image); rules
+//! The result is a list of [`CallSite`]s stored beside the [`Image`](crate::pe::Image); rules
 //! read them like any other fact of the model.
 
-pub mod apis;
 mod arm64;
 mod common;
 mod fltctx;
@@ -17,8 +16,8 @@ mod x86;
 
 use serde::Serialize;
 
-use crate::model::{Image, Machine};
-pub use apis::{ApiKind, ApiSpec, Role};
+use crate::pe::{Image, Machine};
+use crate::pool::apis::{self, ApiSpec, Role};
 
 /// How a recovered value was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -218,7 +217,7 @@ mod tests {
             paths.sort();
             for path in paths {
                 let bytes = std::fs::read(&path).unwrap();
-                let Ok(image) = Image::parse(&bytes, crate::model::Layout::File) else {
+                let Ok(image) = Image::parse(&bytes, crate::pe::Layout::File) else {
                     continue;
                 };
                 let fast = analyze_with(&image, &bytes, true);

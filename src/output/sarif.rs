@@ -18,9 +18,9 @@ use std::io::Write as _;
 
 use serde_sarif::sarif;
 
-use crate::callsite::Role;
 use crate::finding::{Artifact, ArtifactKind, Finding, Level, Report};
-use crate::poolusage::tag_display;
+use crate::pool::apis::Role;
+use crate::pool::tag_display;
 use crate::rules::Rule;
 
 /// Where the SARIF log is written from: the scan root, for `originalUriBaseIds.SRCROOT`.
@@ -566,7 +566,7 @@ fn site_properties(
     }
     props.insert("reach".into(), json!(site.reach));
     if let Some(t) = site.spec().implied_tag {
-        props.insert("tag".into(), crate::poolusage::tag_display(t).into());
+        props.insert("tag".into(), crate::pool::tag_display(t).into());
         props.insert("tagValue".into(), t.into());
         props.insert("tagHow".into(), "implied-by-api".into());
     }
@@ -584,7 +584,7 @@ fn site_properties(
         };
         match (role, v.value) {
             (Role::Tag, Some(t)) => {
-                props.insert("tag".into(), crate::poolusage::tag_display(t as u32).into());
+                props.insert("tag".into(), crate::pool::tag_display(t as u32).into());
                 props.insert("tagValue".into(), t.into());
             }
             (_, Some(x)) => {

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::finding::{Artifact, Report};
-use crate::poolusage::tag_display;
+use crate::pool::tag_display;
 
 /// The path shown for an artifact: nested artifacts as `parent:member` (packages) or
 /// `dump>module` (carved images).

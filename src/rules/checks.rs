@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 
 use super::{describe_site, Anchor, Hit, ImageContext};
-use crate::callsite::{ApiKind, CallSite, Provenance, Role};
+use crate::callsite::{CallSite, Provenance};
 use crate::finding::Level;
-use crate::model::Machine;
-use crate::poolusage::tag_display;
+use crate::pe::Machine;
+use crate::pool::apis::{ApiKind, Role};
+use crate::pool::tag_display;
 
 /// Names accepted in `kind = "native"` rule files.
 pub const NAMES: &[&str] = &[
@@ -44,7 +45,7 @@ fn allocates(site: &CallSite) -> bool {
 }
 
 fn site_hit(ctx: &ImageContext<'_>, i: usize, extra: &str) -> Hit {
-    let site = &ctx.image.call_sites[i];
+    let site = &ctx.sites[i];
     Hit {
         anchor: Anchor::CallSite(i),
         what: format!("{}{extra}", describe_site(ctx.image, site)),
@@ -57,7 +58,7 @@ fn site_hit(ctx: &ImageContext<'_>, i: usize, extra: &str) -> Hit {
 /// (ExAllocatePoolWithTag documentation; BAD_POOL_CALLER 0x9B for tag 0).
 fn invalid_pool_tag(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.sites.iter().enumerate() {
         if !allocates(site) {
             continue;
         }
@@ -87,7 +88,7 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let me = ctx.name.to_ascii_lowercase();
     let stem = me.rsplit_once('.').map_or(me.as_str(), |(s, _)| s);
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.sites.iter().enumerate() {
         if !allocates(site) || site.spec().implied_tag.is_some() {
             continue;
         }
@@ -117,7 +118,7 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
 /// An allocation whose tag is not a constant could be the one freed, which is why this is only
 /// a note.
 fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
-    let sites = &ctx.image.call_sites;
+    let sites = &ctx.sites;
     // Every tag an allocation may record: constants, the implied `None` of untagged
     // allocators, and each value of a tag read at run time.
     let allocated: BTreeSet<u32> = sites
@@ -175,7 +176,7 @@ pub fn pool_type_is_executable(t: u64) -> bool {
 /// never reported here (DRV2005 covers it).
 fn executable_pool_request(ctx: &ImageContext<'_>) -> Vec<Hit> {
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.sites.iter().enumerate() {
         if !allocates(site) {
             continue;
         }

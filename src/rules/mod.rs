@@ -15,9 +15,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::callsite::{ApiKind, CallSite, Provenance, Role};
+use crate::callsite::{CallSite, Provenance};
 use crate::finding::{Finding, Level, Logical};
-use crate::model::Image;
+use crate::pe::Image;
+use crate::pool::apis::{ApiKind, Role};
 
 /// The built-in rule files, one line each; `tests/meta.rs` checks this list against `rules/`.
 const BUILTIN: &[(&str, &str)] = &[
@@ -195,11 +196,11 @@ pub enum SectionFlag {
 impl SectionFlag {
     fn bit(self) -> u32 {
         match self {
-            SectionFlag::Execute => crate::model::SCN_MEM_EXECUTE,
-            SectionFlag::Write => crate::model::SCN_MEM_WRITE,
+            SectionFlag::Execute => crate::pe::SCN_MEM_EXECUTE,
+            SectionFlag::Write => crate::pe::SCN_MEM_WRITE,
             SectionFlag::Read => 0x4000_0000,
-            SectionFlag::Discardable => crate::model::SCN_MEM_DISCARDABLE,
-            SectionFlag::Code => crate::model::SCN_CNT_CODE,
+            SectionFlag::Discardable => crate::pe::SCN_MEM_DISCARDABLE,
+            SectionFlag::Code => crate::pe::SCN_CNT_CODE,
         }
     }
 }
@@ -256,7 +257,7 @@ pub enum Anchor {
     Import(usize),
     /// A section header (index into `image.sections`).
     Section(usize),
-    /// A call site (index into `image.call_sites`).
+    /// A call site (index into [`ImageContext::sites`]).
     CallSite(usize),
     /// A header field at a byte offset, with its length.
     Header(u64, u64),
@@ -290,6 +291,8 @@ impl Hit {
 pub struct ImageContext<'a> {
     /// The model.
     pub image: &'a Image,
+    /// The pool call sites found in its code (none with `--imports-only`).
+    pub sites: &'a [CallSite],
     /// Artifact index the findings belong to.
     pub artifact: usize,
     /// Name for messages (`untagged.sys`).
@@ -444,22 +447,22 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                     continue;
                 }
                 let sites: Vec<usize> = if *per_call_site {
-                    (0..image.call_sites.len())
-                        .filter(|&s| image.call_sites[s].api == name)
+                    (0..ctx.sites.len())
+                        .filter(|&s| ctx.sites[s].api == name)
                         .collect()
                 } else {
                     Vec::new()
                 };
                 if sites.is_empty() {
                     let mut hit = Hit::new(Anchor::Import(i), format!("imports {}", imp.display()));
-                    hit.tags = crate::callsite::apis::for_import(&imp.dll, name)
+                    hit.tags = crate::pool::apis::for_import(&imp.dll, name)
                         .and_then(|a| a.implied_tag)
                         .into_iter()
                         .collect();
                     hits.push(hit);
                 } else {
                     for s in sites {
-                        let site = &image.call_sites[s];
+                        let site = &ctx.sites[s];
                         let mut hit = Hit::new(Anchor::CallSite(s), describe_site(image, site));
                         hit.tags = site.possible_tags();
                         hits.push(hit);
@@ -510,8 +513,8 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
             tags,
             pool_types,
             pool_type_how,
-        } => image
-            .call_sites
+        } => ctx
+            .sites
             .iter()
             .enumerate()
             .filter(|(_, s)| {
@@ -574,11 +577,11 @@ pub fn describe_site(image: &Image, site: &CallSite) -> String {
             Role::Other => continue,
         };
         let text = match (role, v.value) {
-            (Role::Tag, Some(t)) => format!("'{}'", crate::poolusage::tag_display(t as u32)),
+            (Role::Tag, Some(t)) => format!("'{}'", crate::pool::tag_display(t as u32)),
             (_, Some(x)) => format!("0x{x:x}"),
             (_, None) => "unknown".into(),
         };
-        let shown = |t: &u32| format!("'{}'", crate::poolusage::tag_display(*t));
+        let shown = |t: &u32| format!("'{}'", crate::pool::tag_display(*t));
         let suffix = match (role, site.tag_values.as_slice()) {
             (_, _) if v.how != Provenance::Runtime => String::new(),
             (Role::Tag, [_]) => " at run time, from a global the code never changes".into(),
@@ -661,7 +664,7 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
             )
         }
         Anchor::CallSite(i) => {
-            let site = &image.call_sites[*i];
+            let site = &ctx.sites[*i];
             let at = site.report_rva();
             let bounds = site.function.map(|f| {
                 let end = image
@@ -734,7 +737,7 @@ fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
         tags: hit.tags,
         driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
         site: match hit.anchor {
-            Anchor::CallSite(i) => Some(image.call_sites[i].clone()),
+            Anchor::CallSite(i) => Some(ctx.sites[i].clone()),
             _ => None,
         },
         evidence: None,

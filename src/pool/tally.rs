@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 
-use crate::poolusage::{tag_display, PoolSnapshot, TagUsage};
+use crate::pool::{tag_display, PoolSnapshot, TagUsage};
 
 /// Merges snapshots of one machine: first source wins per tag (see the module docs).
 /// `source` of the result lists the inputs joined by `; `.
@@ -116,7 +116,7 @@ pub fn top_consumers(snapshot: &PoolSnapshot, limit: usize) -> Vec<TopConsumer> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolusage::{PoolCounters, TAG_MMCM, TAG_NONE};
+    use crate::pool::{PoolCounters, TAG_MMCM, TAG_NONE};
 
     fn usage(tag: u32, np: u64, p: u64, live: u64) -> TagUsage {
         TagUsage {

@@ -199,7 +199,7 @@ pub fn parse_pooltag_text(text: &str, name: &str) -> Result<PoolTagDb, PoolSourc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolusage::TAG_MMCM;
+    use crate::pool::TAG_MMCM;
 
     #[test]
     fn entries_comments_and_padding() {

@@ -5,7 +5,7 @@
 //! (register or stack slot) is the calling convention's business, computed per architecture by
 //! [`super::arg_location`].
 
-use crate::poolusage::{TAG_MMCM, TAG_NONE};
+use crate::pool::{TAG_MMCM, TAG_NONE};
 
 /// What a call does to the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -6,7 +6,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::{parse_count, parse_tag_field, shorten, Collector, Pool, PoolSourceError};
-use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
+use crate::pool::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
 
 /// The CSV header, in order.
 pub const CSV_COLUMNS: [&str; 7] = [
@@ -278,8 +278,8 @@ pub(super) fn parse_json(text: &str, name: &str) -> Result<Vec<TagUsage>, PoolSo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolsrc::parse_pool_text;
-    use crate::poolusage::TAG_NONE;
+    use crate::pool::TAG_NONE;
+    use crate::poolfiles::parse_pool_text;
 
     #[test]
     fn csv_quoting() {

@@ -4,7 +4,7 @@ use super::{
     lifetime_counters, parse_count, parse_signed, parse_tag_text, shorten, split_tag, Collector,
     Pool, PoolSourceError,
 };
-use crate::poolusage::{PoolCounters, TagUsage};
+use crate::pool::{PoolCounters, TagUsage};
 
 /// True for PoolMon's column header (`Tag Type Allocs Frees Diff Bytes Per Alloc`, with an
 /// optional `Mapped_Driver`), in the log and on screen alike.
@@ -154,7 +154,7 @@ fn pool_and_counts(rest: &str) -> Result<(Pool, PoolCounters), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolsrc::{parse_pool_text, PoolFileFormat};
+    use crate::poolfiles::{parse_pool_text, PoolFileFormat};
 
     fn tag(s: &str) -> u32 {
         parse_tag_text(s).unwrap()

@@ -13,7 +13,6 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::callsite::CallSite;
 use thiserror::Error;
 
 /// `IMAGE_SCN_MEM_EXECUTE`.
@@ -244,8 +243,6 @@ pub struct Image {
     pub functions: Vec<FunctionRange>,
     /// Ranges (RVA, length) of a carved image that could not be read from the dump.
     pub holes: Vec<(u32, u32)>,
-    /// Pool-API call sites found in the code (filled by [`Image::analyze_code`]).
-    pub call_sites: Vec<CallSite>,
     /// Malformed structures that parsing worked around, for notices (what, where, why).
     pub anomalies: Vec<String>,
 }
@@ -300,12 +297,6 @@ impl Image {
             ));
         }
         Ok(image)
-    }
-
-    /// Runs call-site analysis over the code and stores the sites in the model. Separate from
-    /// [`Image::parse`] so that carved images can first have their imports recovered.
-    pub fn analyze_code(&mut self, bytes: &[u8]) {
-        self.call_sites = crate::callsite::analyze(self, bytes);
     }
 
     /// The section containing `rva`, if any.
@@ -843,7 +834,6 @@ macro_rules! extractor {
                 guard_flags: None,
                 functions: Vec::new(),
                 holes: Vec::new(),
-                call_sites: Vec::new(),
                 anomalies: Vec::new(),
             })
         }

@@ -110,7 +110,6 @@
 //! or `//`.
 
 pub mod pooltag;
-pub mod rank;
 
 mod poolmon;
 mod poolused;
@@ -120,7 +119,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use crate::poolusage::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
+use crate::pool::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
 
 pub use tabular::{snapshot_to_csv, CSV_COLUMNS};
 
@@ -512,7 +511,7 @@ pub(crate) fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolusage::{TAG_MMCM, TAG_NONE};
+    use crate::pool::{TAG_MMCM, TAG_NONE};
 
     #[test]
     fn tag_fields_accept_display_escapes_and_hex() {

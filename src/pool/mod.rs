@@ -4,6 +4,9 @@
 //! `!poolused` listing, a PoolMon log, or the documented CSV/JSON form — is turned into one
 //! [`PoolSnapshot`], so ranking never needs to know where the figures came from.
 
+pub mod apis;
+pub mod tally;
+
 use serde::{Deserialize, Serialize};
 
 /// Counters for one pool (NonPaged or Paged) of one tag, as the kernel's pool tracker keeps them.

@@ -4,7 +4,7 @@ use super::{
     lifetime_counters, parse_count, parse_signed, parse_tag_text, shorten, split_tag, Collector,
     Pool, PoolSourceError,
 };
-use crate::poolusage::{PoolCounters, TagUsage};
+use crate::pool::{PoolCounters, TagUsage};
 
 /// Column header of the summary form (kdexts, all versions).
 const SUMMARY: [&str; 5] = ["Tag", "Allocs", "Used", "Allocs", "Used"];
@@ -271,8 +271,8 @@ fn to_counters(values: &[i64], columns: usize) -> Result<(PoolCounters, PoolCoun
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poolsrc::parse_pool_text;
-    use crate::poolusage::{TAG_MMCM, TAG_NONE};
+    use crate::pool::{TAG_MMCM, TAG_NONE};
+    use crate::poolfiles::parse_pool_text;
 
     fn tag(s: &str) -> u32 {
         parse_tag_text(s).unwrap()
