@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use drvaudit::finding::Level;
 use drvaudit::output::{self, Format};
+use drvaudit::pipeline::{self, Settings};
+use drvaudit::report::{Level, Sink};
 use drvaudit::rules::RuleSet;
-use drvaudit::scan::{self, Settings};
 
 // The analysis makes many short-lived allocations on every worker thread (decoded
 // instructions, per-block states, findings); mimalloc's thread-local free lists cost about a
@@ -229,23 +229,11 @@ fn run(cli: Cli) -> Result<u8> {
                 fail_on: None,
                 call_sites: true,
             };
-            // The inventory reads the images' tag uses, not the findings: without dumps (whose
-            // carved images are told apart from the scanned ones by the whole report) they are
-            // dropped as they come, so memory does not grow with the findings of a large tree.
-            let report = if scan::streamable(&settings) {
-                let mut images = Vec::new();
-                let mut report =
-                    scan::scan_streaming(&settings, &mut |_, _, mut i| images.append(&mut i));
-                report.images = images;
-                report
-            } else {
-                scan::scan(&settings)
-            };
-            let text = match format {
-                TagsFormat::Text => drvaudit::output::text::tag_inventory(&report),
-                TagsFormat::Json => drvaudit::output::text::tag_inventory_json(&report),
-            };
-            write_output(output.as_ref(), &text)?;
+            let (out, name) = open_output(output.as_ref())?;
+            let mut sink = output::text::TagsSink::new(out, format == TagsFormat::Json);
+            let (report, written) = pipeline::run(&settings, &mut sink);
+            drop(sink);
+            wrote(written, &name)?;
             for n in &report.notices {
                 eprintln!("drvaudit: {}: {}", n.subject, n.message);
             }
@@ -277,37 +265,43 @@ fn run(cli: Cli) -> Result<u8> {
                 },
                 call_sites: !args.imports_only,
             };
-            match args.format {
-                Format::Sarif => {
-                    let report = match args.output.as_ref() {
-                        Some(p) => {
-                            let context = || format!("{}: cannot write output", p.display());
-                            let file = std::fs::File::create(p).with_context(context)?;
-                            let (report, written) = output::sarif::scan_and_write(&settings, file);
-                            written.with_context(context)?;
-                            report
-                        }
-                        None => {
-                            let out = std::io::stdout().lock();
-                            let (report, written) = output::sarif::scan_and_write(&settings, out);
-                            match written {
-                                // The reader went away (`| head`): nothing left to tell it.
-                                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                                    return Err(e).context("cannot write to standard output")
-                                }
-                                _ => report,
-                            }
-                        }
-                    };
-                    Ok(report.exit_code as u8)
-                }
-                Format::Text => {
-                    let report = scan::scan(&settings);
-                    write_output(args.output.as_ref(), &output::text::render(&report))?;
-                    Ok(report.exit_code as u8)
-                }
-            }
+            let (out, name) = open_output(args.output.as_ref())?;
+            let mut sink: Box<dyn Sink> = match args.format {
+                Format::Sarif => Box::new(output::sarif::SarifSink::new(
+                    out,
+                    &settings.rules.enabled(),
+                    &settings.root,
+                )),
+                Format::Text => Box::new(output::text::TextSink::new(out)),
+            };
+            let (report, written) = pipeline::run(&settings, sink.as_mut());
+            drop(sink);
+            wrote(written, &name)?;
+            Ok(report.exit_code as u8)
         }
+    }
+}
+
+/// Where a report goes: the file of `-o`, else standard output; with a name for errors.
+fn open_output(path: Option<&PathBuf>) -> Result<(Box<dyn Write + Send>, String)> {
+    match path {
+        Some(p) => {
+            let file = std::fs::File::create(p)
+                .with_context(|| format!("{}: cannot write output", p.display()))?;
+            Ok((Box::new(file), p.display().to_string()))
+        }
+        None => Ok((Box::new(std::io::stdout()), String::new())),
+    }
+}
+
+/// What writing the report came to: a closed standard output (`drvaudit … | head`) is not a
+/// failure of the scan; any other error is.
+fn wrote(written: std::io::Result<()>, name: &str) -> Result<()> {
+    match written {
+        Err(e) if name.is_empty() && e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if name.is_empty() => Err(e).context("cannot write to standard output"),
+        Err(e) => Err(e).with_context(|| format!("{name}: cannot write output")),
+        Ok(()) => Ok(()),
     }
 }
 

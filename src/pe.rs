@@ -250,12 +250,13 @@ pub struct Image {
 /// Why an image could not be modelled.
 #[derive(Debug, Error)]
 pub enum ImageError {
-    /// The buffer is not a PE image at all, or its headers are inconsistent.
+    /// pelite refused the headers: no PE signature, truncated or inconsistent headers.
+    #[error("not a PE image: {}", explain(*.0))]
+    Headers(#[source] pelite::Error),
+    /// The headers parse but break a rule pelite relies on without checking (see
+    /// [`reject_misaligned_section_table`]).
     #[error("not a PE image: {0}")]
-    NotPe(String),
-    /// The analysis itself failed (a drvaudit bug): the image is reported, not the scan lost.
-    #[error("internal error while analysing this image (a drvaudit bug; please report it with the file): {0}")]
-    Internal(String),
+    Inconsistent(String),
 }
 
 impl Image {
@@ -275,7 +276,7 @@ impl Image {
             Layout::File => pelite::PeFile::from_bytes(headers).map(Parsed::from_file),
             Layout::Loaded => pelite::PeView::from_bytes(headers).map(Parsed::from_view),
         }
-        .map_err(|e| ImageError::NotPe(explain(e)))?;
+        .map_err(ImageError::Headers)?;
         let mut image = match wrap {
             Parsed::File32(pe) => extract32(pe, layout),
             Parsed::File64(pe) => extract64(pe, layout),
@@ -673,7 +674,7 @@ fn reject_misaligned_section_table(bytes: &[u8]) -> Result<(), ImageError> {
     };
     let size = u16::from_le_bytes([s[0], s[1]]);
     if size % 4 != 0 {
-        return Err(ImageError::NotPe(format!(
+        return Err(ImageError::Inconsistent(format!(
             "SizeOfOptionalHeader 0x{size:x} is not a multiple of 4: the section table after it \
              would be misaligned (linkers write 0xE0 or 0xF0)"
         )));

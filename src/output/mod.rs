@@ -1,4 +1,8 @@
-//! Output writers: pure functions from a [`Report`](crate::finding::Report) to text.
+//! Outputs: sinks the pipeline feeds ([`crate::report::Sink`]), one module per format.
+//!
+//! - [`sarif`]: SARIF 2.1.0, written while the scan runs;
+//! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
+//!   lines or JSON).
 
 pub mod sarif;
 pub mod text;

@@ -3,7 +3,7 @@
 //! Parameter lists follow the WDK prototypes summarised in `pool-apis-and-rules.md` §2. Only the
 //! order and width of parameters are recorded; where each parameter sits at a call instruction
 //! (register or stack slot) is the calling convention's business, computed per architecture by
-//! [`super::arg_location`].
+//! [`crate::callsite::arg_location`].
 
 use crate::pool::{TAG_MMCM, TAG_NONE};
 
@@ -41,6 +41,46 @@ pub enum Role {
     ContextType,
     /// Anything drvaudit does not track (pointers, handles, addresses).
     Other,
+}
+
+/// How each tracked role is named: in messages, as a SARIF property, and as the property that
+/// says how its value was recovered. The one table of these names; `Other` has none.
+const ROLE_NAMES: &[(Role, &str, &str, &str)] = &[
+    (Role::PoolType, "pool type", "poolType", "poolTypeHow"),
+    (Role::PoolFlags, "flags", "poolFlags", "poolFlagsHow"),
+    (
+        Role::LookasideFlags,
+        "lookaside flags",
+        "lookasideFlags",
+        "lookasideFlagsHow",
+    ),
+    (Role::Size, "size", "size", "sizeHow"),
+    (Role::Tag, "tag", "tag", "tagHow"),
+    (Role::Priority, "priority", "priority", "priorityHow"),
+    (Role::CacheType, "cache type", "cacheType", "cacheTypeHow"),
+    (
+        Role::ContextType,
+        "context type",
+        "contextType",
+        "contextTypeHow",
+    ),
+];
+
+impl Role {
+    fn names(self) -> Option<&'static (Role, &'static str, &'static str, &'static str)> {
+        ROLE_NAMES.iter().find(|(r, ..)| *r == self)
+    }
+
+    /// The role in messages (`pool type`); `None` for roles drvaudit does not report.
+    pub fn label(self) -> Option<&'static str> {
+        self.names().map(|n| n.1)
+    }
+
+    /// The SARIF property holding the value (`poolType`) and the one saying how it was
+    /// recovered (`poolTypeHow`).
+    pub fn property_names(self) -> Option<(&'static str, &'static str)> {
+        self.names().map(|n| (n.2, n.3))
+    }
 }
 
 /// One parameter: its role and whether it is 64 bits wide on 32-bit x86 (and so takes two

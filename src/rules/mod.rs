@@ -3,22 +3,51 @@
 //! A rule file owns everything a user or a SARIF viewer sees (id, name, descriptions, help,
 //! default level) and, for most rules, the match itself as one of a closed set of declarative
 //! matchers. Logic that does not fit a matcher is a native check in [`checks`], still declared
-//! by its TOML file (`kind = "native"`), so a rule can never misstate its own metadata: the
-//! engine attaches id, level and "why" to what a matcher or check returns.
+//! by its TOML file (`kind = "native"`) and resolved to its function when the rules load (an
+//! unknown name is a load error), so a rule can never misstate its own metadata.
+//!
+//! Rules only say *what* they found and *where* ([`Hit`]): the report layer turns a rule and
+//! its hit into a finding, with the rule's id, level and reason. Two scopes:
+//! - image rules read one [`Driver`] at a time ([`RuleSet::check_driver`]);
+//! - report-level rules ([`ReportRule`], DRV9001) read what is only known once every input is
+//!   analysed: the pool usage attributed to the drivers ([`RuleSet::check_report`]).
 
 mod checks;
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::attribution::Attribution;
 use crate::callsite::{CallSite, Provenance};
-use crate::finding::{Finding, Level, Logical};
+use crate::driver::Driver;
 use crate::pe::Image;
 use crate::pool::apis::{ApiKind, Role};
+
+/// Severity of a finding, ordered from least to most severe. Also the `--fail-on` threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Informational.
+    Note,
+    /// A problem worth fixing.
+    Warning,
+    /// A problem that fails the gate by default.
+    Error,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Note => "note",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        })
+    }
+}
 
 /// The built-in rule files, one line each; `tests/meta.rs` checks this list against `rules/`.
 const BUILTIN: &[(&str, &str)] = &[
@@ -119,6 +148,9 @@ pub struct Rule {
     /// The match.
     #[serde(rename = "match")]
     pub matcher: Matcher,
+    /// For `kind = "native"`: the check the name resolved to when the rule loaded.
+    #[serde(skip)]
+    native: Option<checks::Native>,
 }
 
 fn default_true() -> bool {
@@ -250,17 +282,25 @@ pub enum RuleError {
     },
 }
 
-/// Where a hit is: the engine turns this into RVA, byte region and logical location.
-#[derive(Debug, Clone)]
+/// Where a hit is: the report layer turns this into RVA, byte region and logical location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
-    /// An import's IAT slot (index into `image.imports`).
+    /// An import's IAT slot (index into the image's imports).
     Import(usize),
-    /// A section header (index into `image.sections`).
+    /// A section header (index into the image's sections).
     Section(usize),
-    /// A call site (index into [`ImageContext::sites`]).
+    /// A call site (index into [`Driver::sites`]).
     CallSite(usize),
     /// A header field at a byte offset, with its length.
     Header(u64, u64),
+    /// A pool tag as a whole (report-level rules), anchored at the artifact of the first driver
+    /// it is attributed to, or at the pool evidence when no driver uses it.
+    PoolTag {
+        /// The tag.
+        tag: u32,
+        /// The artifact the result is placed on.
+        artifact: usize,
+    },
 }
 
 /// What a matcher or native check found: where, what, and optional adjustments.
@@ -274,36 +314,45 @@ pub struct Hit {
     pub level: Option<Level>,
     /// Pool tags the hit concerns.
     pub tags: Vec<u32>,
+    /// Extra facts for SARIF `properties` (report-level rules: the tag's drivers, owner).
+    pub properties: BTreeMap<String, serde_json::Value>,
 }
 
 impl Hit {
-    fn new(anchor: Anchor, what: String) -> Hit {
+    /// A hit with no level override, tags or extra properties.
+    pub fn new(anchor: Anchor, what: String) -> Hit {
         Hit {
             anchor,
             what,
             level: None,
             tags: Vec::new(),
+            properties: BTreeMap::new(),
         }
     }
 }
 
-/// What the rules see of one image.
-pub struct ImageContext<'a> {
-    /// The model.
-    pub image: &'a Image,
-    /// The pool call sites found in its code (none with `--imports-only`).
-    pub sites: &'a [CallSite],
-    /// Artifact index the findings belong to.
-    pub artifact: usize,
-    /// Name for messages (`untagged.sys`).
-    pub name: &'a str,
-    /// Machine-independent identity for fingerprints (SHA-256, or timestamp+size for carved
-    /// images whose bytes never hash like the file).
-    pub identity: &'a str,
+/// What image rules see: one driver, and the run's settings that rules read.
+pub struct CheckContext<'a> {
+    /// The driver.
+    pub driver: &'a Driver,
     /// `tag → owning binary` from `--pooltag`, when given.
     pub pooltag: Option<&'a HashMap<u32, String>>,
-    /// Whether the image exists only in memory (phrased into messages).
-    pub memory_only: bool,
+}
+
+/// What report-level rules see: the run's pool usage attributed to its drivers.
+pub struct ReportContext<'a> {
+    /// Pool figures joined with the drivers' tag inventories.
+    pub attribution: &'a Attribution,
+    /// The artifact of the pool evidence (a dump or `--pool` export), where a result about a
+    /// tag no driver uses is placed.
+    pub evidence_artifact: usize,
+}
+
+/// A rule over the whole run rather than one image (DRV9001). Registered by name in
+/// [`checks`], like image checks.
+pub trait ReportRule: Sync {
+    /// The hits of this rule over the run.
+    fn check(&self, ctx: &ReportContext<'_>) -> Vec<Hit>;
 }
 
 /// The loaded rules, sorted by id.
@@ -381,12 +430,23 @@ impl RuleSet {
             .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
     }
 
-    /// Runs every enabled image rule over one image.
-    pub fn check_image(&self, ctx: &ImageContext<'_>) -> Vec<Finding> {
+    /// Runs every enabled image rule over one driver: each hit with the rule that made it.
+    pub fn check_driver<'r>(&'r self, ctx: &CheckContext<'_>) -> Vec<(&'r Rule, Hit)> {
         let mut out = Vec::new();
         for rule in self.rules.iter().filter(|r| r.enabled) {
             for hit in match_rule(rule, ctx) {
-                out.push(make_finding(rule, hit, ctx));
+                out.push((rule, hit));
+            }
+        }
+        out
+    }
+
+    /// Runs every enabled report-level rule over what the whole run observed.
+    pub fn check_report<'r>(&'r self, ctx: &ReportContext<'_>) -> Vec<(&'r Rule, Hit)> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            if let Some(checks::Native::Report(check)) = rule.native {
+                out.extend(check.check(ctx).into_iter().map(|h| (rule, h)));
             }
         }
         out
@@ -394,7 +454,7 @@ impl RuleSet {
 }
 
 fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
-    let rule: Rule = toml::from_str(text).map_err(|e| RuleError::Invalid {
+    let mut rule: Rule = toml::from_str(text).map_err(|e| RuleError::Invalid {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -413,21 +473,20 @@ fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
         });
     }
     if let Matcher::Native { check } = &rule.matcher {
-        if !checks::exists(check) {
-            return Err(RuleError::Invalid {
-                path: path.to_path_buf(),
-                message: format!(
-                    "unknown native check `{check}`; known: {}",
-                    checks::NAMES.join(", ")
-                ),
-            });
-        }
+        rule.native = Some(checks::resolve(check).ok_or_else(|| RuleError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "unknown native check `{check}`; known: {}",
+                checks::names().collect::<Vec<_>>().join(", ")
+            ),
+        })?);
     }
     Ok(rule)
 }
 
-fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
-    let image = ctx.image;
+fn match_rule(rule: &Rule, ctx: &CheckContext<'_>) -> Vec<Hit> {
+    let image = &ctx.driver.image;
+    let sites = &ctx.driver.sites;
     match &rule.matcher {
         Matcher::Imports {
             functions,
@@ -446,14 +505,12 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                 if !wanted(&imp.dll, name) {
                     continue;
                 }
-                let sites: Vec<usize> = if *per_call_site {
-                    (0..ctx.sites.len())
-                        .filter(|&s| ctx.sites[s].api == name)
-                        .collect()
+                let at_sites: Vec<usize> = if *per_call_site {
+                    (0..sites.len()).filter(|&s| sites[s].api == name).collect()
                 } else {
                     Vec::new()
                 };
-                if sites.is_empty() {
+                if at_sites.is_empty() {
                     let mut hit = Hit::new(Anchor::Import(i), format!("imports {}", imp.display()));
                     hit.tags = crate::pool::apis::for_import(&imp.dll, name)
                         .and_then(|a| a.implied_tag)
@@ -461,8 +518,8 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                         .collect();
                     hits.push(hit);
                 } else {
-                    for s in sites {
-                        let site = &ctx.sites[s];
+                    for s in at_sites {
+                        let site = &sites[s];
                         let mut hit = Hit::new(Anchor::CallSite(s), describe_site(image, site));
                         hit.tags = site.possible_tags();
                         hits.push(hit);
@@ -513,8 +570,7 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
             tags,
             pool_types,
             pool_type_how,
-        } => ctx
-            .sites
+        } => sites
             .iter()
             .enumerate()
             .filter(|(_, s)| {
@@ -538,7 +594,12 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                 hit
             })
             .collect(),
-        Matcher::Native { check } => checks::run(check, ctx),
+        Matcher::Native { .. } => match rule.native {
+            Some(checks::Native::Image(check)) => check(ctx),
+            // Report-level rules run once per report (`check_report`), not per image.
+            Some(checks::Native::Report(_)) => Vec::new(),
+            None => unreachable!("native rules are resolved when they load"),
+        },
     }
 }
 
@@ -565,16 +626,8 @@ fn dll_characteristics_anchor(image: &Image) -> Anchor {
 pub fn describe_site(image: &Image, site: &CallSite) -> String {
     let mut parts = Vec::new();
     for (role, v) in &site.args {
-        let label = match role {
-            Role::PoolType => "pool type",
-            Role::PoolFlags => "flags",
-            Role::LookasideFlags => "lookaside flags",
-            Role::Size => "size",
-            Role::Tag => "tag",
-            Role::Priority => "priority",
-            Role::CacheType => "cache type",
-            Role::ContextType => "context type",
-            Role::Other => continue,
+        let Some(label) = role.label() else {
+            continue;
         };
         let text = match (role, v.value) {
             (Role::Tag, Some(t)) => format!("'{}'", crate::pool::tag_display(t as u32)),
@@ -622,140 +675,6 @@ pub fn function_name(image: &Image, start: Option<u32>) -> String {
             .unwrap_or_else(|| format!("sub_{s:x}")),
         None => "unknown function".into(),
     }
-}
-
-fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
-    let image = ctx.image;
-    let mut properties = BTreeMap::new();
-    let (rva, region, logical, key) = match &hit.anchor {
-        Anchor::Import(i) => {
-            let imp = &image.imports[*i];
-            let len = u64::from(image.machine.pointer_size());
-            properties.insert("import".into(), imp.display().into());
-            (
-                Some(imp.iat_rva),
-                image.offset_of(imp.iat_rva).map(|o| (o, len)),
-                Some(Logical {
-                    name: imp.name.clone().unwrap_or_default(),
-                    fully_qualified: imp.display(),
-                    kind: "function",
-                    bounds: None,
-                }),
-                format!("import:{}", imp.display().to_ascii_lowercase()),
-            )
-        }
-        Anchor::Section(i) => {
-            let s = &image.sections[*i];
-            properties.insert("section".into(), s.name.clone().into());
-            properties.insert(
-                "characteristics".into(),
-                format!("0x{:08x}", s.characteristics).into(),
-            );
-            (
-                Some(s.rva),
-                Some((u64::from(s.header_offset), 40)),
-                Some(Logical {
-                    name: s.name.clone(),
-                    fully_qualified: format!("{}!{}", ctx.name, s.name),
-                    kind: "section",
-                    bounds: None,
-                }),
-                format!("section:{}:{:x}", s.name, s.rva),
-            )
-        }
-        Anchor::CallSite(i) => {
-            let site = &ctx.sites[*i];
-            let at = site.report_rva();
-            let bounds = site.function.map(|f| {
-                let end = image
-                    .function_of(f)
-                    .filter(|r| r.begin == f)
-                    .map_or(f, |r| r.end);
-                (f, end)
-            });
-            // A wrapper-resolved site is reported in the caller, whose function is known only
-            // from `.pdata`; without it the logical location is left out rather than naming
-            // the wrapper.
-            let logical = match site.via {
-                None => Some((site.function, bounds)),
-                Some(_) => image
-                    .function_of(at)
-                    .map(|r| (Some(r.begin), Some((r.begin, r.end)))),
-            }
-            .map(|(start, bounds)| {
-                let fname = function_name(image, start);
-                Logical {
-                    fully_qualified: format!("{}!{}", ctx.name, fname),
-                    name: fname,
-                    kind: "function",
-                    bounds,
-                }
-            });
-            (
-                Some(at),
-                image.offset_of(at).map(|o| (o, 1)),
-                logical,
-                format!(
-                    "site:{}:{:x}:{:x}",
-                    site.api,
-                    site.rva,
-                    site.via.unwrap_or(0)
-                ),
-            )
-        }
-        Anchor::Header(off, len) => (
-            None,
-            Some((*off, *len)),
-            Some(Logical {
-                name: ctx.name.to_string(),
-                fully_qualified: ctx.name.to_string(),
-                kind: "module",
-                bounds: None,
-            }),
-            format!("header:{off:x}"),
-        ),
-    };
-    if ctx.memory_only {
-        properties.insert("memoryOnly".into(), true.into());
-    }
-    let scope = if ctx.memory_only {
-        format!("{} (memory-only)", ctx.name)
-    } else {
-        ctx.name.to_string()
-    };
-    let message = format!("{scope} {}: {}", hit.what, rule.why);
-    let fingerprint = fingerprint(&rule.id, ctx.identity, &key);
-    Finding {
-        rule_id: rule.id.clone(),
-        level: hit.level.unwrap_or(rule.level),
-        message,
-        artifact: ctx.artifact,
-        rva,
-        region,
-        logical,
-        properties,
-        tags: hit.tags,
-        driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
-        site: match hit.anchor {
-            Anchor::CallSite(i) => Some(ctx.sites[i].clone()),
-            _ => None,
-        },
-        evidence: None,
-        rank: None,
-        fingerprint,
-    }
-}
-
-/// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
-/// so the same driver gives the same fingerprint on any machine.
-pub(crate) fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(rule.as_bytes());
-    h.update(b"\0");
-    h.update(identity.as_bytes());
-    h.update(b"\0");
-    h.update(key.as_bytes());
-    hex::encode(&h.finalize()[..16])
 }
 
 /// The rule table printed by `drvaudit rules` (and checked against the README).

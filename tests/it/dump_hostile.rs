@@ -1,12 +1,10 @@
 //! Hostile and damaged dumps built by the test writer: every case must finish quickly, with one
 //! clear notice or error, and never panic.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::dumpwriter::*;
 use drvaudit::dump::{recover_imports, report, Dump};
-use support::dumpwriter::*;
 
 /// Runs every reader entry point and returns the notices; panics only if the reader does.
 fn exercise(bytes: &[u8]) -> Result<Vec<String>, String> {

@@ -1,9 +1,7 @@
 //! Registry integrity: every rule file is embedded, ids are unique, and the README's rule
 //! table is what `drvaudit rules` prints.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use drvaudit::rules::RuleSet;
 
 #[test]

@@ -3,13 +3,10 @@
 //! (1,198, 18,462,512), and the culprit a GUID-named driver that exists only in memory and
 //! imports ExAllocatePool. `drvaudit scan --dump MEMORY.DMP` must put that driver first.
 
-mod common;
-mod support;
-
-use common::*;
-use drvaudit::finding::Report;
+use crate::common::*;
+use crate::support::dumpwriter::*;
 use drvaudit::pool::{tag_from_display, TAG_MMCM, TAG_NONE};
-use support::dumpwriter::*;
+use drvaudit::report::Report;
 
 fn counts(tag: &str, np: (u64, u64, u64), p: (u64, u64, u64)) -> TagCounts {
     TagCounts {
@@ -61,7 +58,7 @@ fn scan(dump: &std::path::Path, pool: &[std::path::PathBuf]) -> Report {
     let mut s = settings(&[]);
     s.dumps = vec![dump.to_path_buf()];
     s.pool_files = pool.to_vec();
-    drvaudit::scan::scan(&s)
+    drvaudit::pipeline::scan(&s)
 }
 
 #[test]
@@ -83,21 +80,19 @@ fn the_memory_only_guid_driver_comes_first() {
     assert_eq!(first.rule_id, "DRV1001");
     assert_eq!(r.artifacts[first.artifact].name, GUID_DRIVER);
     assert!(r.artifacts[first.artifact].memory_only);
-    let e = first.evidence.unwrap();
+    let e = first.evidence.clone().unwrap();
     assert_eq!((e.nonpaged.bytes, e.nonpaged.live()), (50_827_424, 246_479));
     assert!(
-        first.message.starts_with(&format!(
+        msg(first).starts_with(&format!(
             "{GUID_DRIVER} (memory-only) calls ExAllocatePool at RVA 0x"
         )),
         "{}",
-        first.message
+        msg(first)
     );
     assert!(
-        first
-            .message
-            .contains("tag 'None' holds 50,827,424 bytes of NonPagedPool"),
+        msg(first).contains("tag 'None' holds 50,827,424 bytes of NonPagedPool"),
         "{}",
-        first.message
+        msg(first)
     );
 
     // The text report opens with the top consumers, None first.
@@ -148,7 +143,7 @@ fn the_same_figures_as_poolused_or_poolmon_rank_the_same() {
                     at,
                     f.rva,
                     f.rank,
-                    f.evidence.map(|e| (e.bytes(), e.live())),
+                    f.evidence.as_ref().map(|e| (e.bytes(), e.live())),
                 )
             })
             .collect::<Vec<_>>()
@@ -169,10 +164,7 @@ fn the_same_figures_as_poolused_or_poolmon_rank_the_same() {
 fn the_incident_report_is_valid_sarif() {
     let (_dir, dump) = incident_dump();
     let r = scan(&dump, &[]);
-    let text = drvaudit::output::sarif::render(
-        &r,
-        &drvaudit::output::sarif::SarifContext { root: &root() },
-    );
+    let text = drvaudit::output::sarif::render(&r, &root());
     let log: serde_json::Value = serde_json::from_str(&text).unwrap();
     let first = &log["runs"][0]["results"][0];
     assert_eq!(first["ruleId"], "DRV1001");

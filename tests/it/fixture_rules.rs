@@ -3,12 +3,10 @@
 //! `testdata/truth/sites.tsv` (derived from disassembly and line tables, independently of
 //! drvaudit) gives the exact RVA of every call a call-site rule must report.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
-use drvaudit::finding::Report;
+use crate::common::*;
+use drvaudit::report::Report;
 
 fn fixtures() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(testdata("bin"))
@@ -198,8 +196,8 @@ fn free_tag_finding_counts_the_allocations_whose_tag_is_unknown() {
         };
         for f in r.findings.iter().filter(|f| f.rule_id == "DRV1006") {
             match &expected {
-                Some(e) => assert!(f.message.contains(e.as_str()), "{name}: {}", f.message),
-                None => assert!(!f.message.contains("could not be recovered"), "{name}"),
+                Some(e) => assert!(msg(f).contains(e.as_str()), "{name}: {}", msg(f)),
+                None => assert!(!msg(f).contains("could not be recovered"), "{name}"),
             }
             checked += 1;
         }

@@ -10,11 +10,15 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::driver::{pe_key, ImageSummary};
 use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule};
-use crate::finding::{Artifact, ArtifactKind, Level, Notice};
 use crate::pe::{Import, ImportOrigin, Layout};
 use crate::pool::PoolSnapshot;
-use crate::scan::{display_path, file_name, Auditor, Unit};
+use crate::report::{Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind};
+use crate::util::{display_path, file_name};
+
+use super::audit::{anomaly_notice, AuditError, Auditor, Target};
+use super::merge::Unit;
 
 /// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
 /// unit and the dump's pool usage, when its pool tracker table could be read.
@@ -35,17 +39,18 @@ pub(crate) fn analyze_dump(
         length: std::fs::metadata(path).ok().map(|m| m.len()),
         memory_only: false,
     });
-    let notice = |unit: &mut Unit, message: String, level| {
-        unit.notices.push(Notice {
-            subject: subject.clone(),
-            message,
-            level,
-        })
+    let notice = |unit: &mut Unit, message: String, kind, level| {
+        unit.notices
+            .push(Notice::new(subject.clone(), kind, level, message))
     };
     let dump = match Dump::open(path) {
         Ok(d) => d,
         Err(e) => {
-            notice(&mut unit, e.to_string(), Level::Error);
+            let kind = match e {
+                dump::DumpError::Io { .. } => NoticeKind::Unreadable,
+                _ => NoticeKind::Malformed,
+            };
+            notice(&mut unit, e.to_string(), kind, Level::Error);
             return (unit, None);
         }
     };
@@ -55,6 +60,7 @@ pub(crate) fn analyze_dump(
             notice(
                 &mut unit,
                 format!("cannot list loaded modules: {e}"),
+                NoticeKind::Partial,
                 Level::Error,
             );
             Vec::new()
@@ -83,11 +89,12 @@ pub(crate) fn analyze_dump(
         let idx = unit.artifacts.len() - 1;
         let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
         if let Some((message, level)) = notes {
-            unit.notices.push(Notice {
-                subject: module_subject.clone(),
-                message,
+            unit.notices.push(Notice::new(
+                module_subject.clone(),
+                NoticeKind::Partial,
                 level,
-            });
+                message,
+            ));
         }
         match result {
             Ok((mut summary, findings)) => {
@@ -99,20 +106,32 @@ pub(crate) fn analyze_dump(
                     f
                 }));
             }
-            Err(e) => unit.notices.push(Notice {
-                subject: module_subject,
-                message: format!("carved image not analysed: {e}"),
-                level: Level::Warning,
-            }),
+            Err(e) => {
+                let kind = match e {
+                    AuditError::Image(_) => NoticeKind::Malformed,
+                    AuditError::Internal(_) => NoticeKind::Internal,
+                };
+                unit.notices.push(Notice::new(
+                    module_subject,
+                    kind,
+                    Level::Warning,
+                    format!("carved image not analysed: {e}"),
+                ))
+            }
         }
     }
     for n in dump.notices() {
-        notice(&mut unit, n, Level::Warning);
+        notice(&mut unit, n, NoticeKind::Partial, Level::Warning);
     }
     let pool = match dump.pool_usage() {
         Ok(s) => Some(s),
         Err(e) => {
-            notice(&mut unit, format!("no pool usage: {e}"), Level::Warning);
+            notice(
+                &mut unit,
+                format!("no pool usage: {e}"),
+                NoticeKind::MissingEvidence,
+                Level::Warning,
+            );
             None
         }
     };
@@ -121,7 +140,7 @@ pub(crate) fn analyze_dump(
 
 type Audited = (
     Artifact,
-    Result<(crate::finding::ImageSummary, Vec<crate::finding::Finding>), crate::pe::ImageError>,
+    Result<(ImageSummary, Vec<Finding>), AuditError>,
     Option<(String, Level)>,
 );
 
@@ -152,7 +171,7 @@ fn module_notice(
             format!("IAT: {first} (and {} more slots)", unnamed.len() - 1)
         });
     }
-    parts.extend(crate::scan::anomaly_notice(anomalies));
+    parts.extend(anomaly_notice(anomalies));
     if parts.is_empty() {
         return None;
     }
@@ -187,39 +206,38 @@ fn audit_module(
         memory_only: false,
     };
     let mut memory_only = false;
-    let result = auditor.audit(
-        &carved.bytes,
-        Layout::Loaded,
-        local_index,
-        &module.name,
+    let target = Target {
+        bytes: &carved.bytes,
+        layout: Layout::Loaded,
+        artifact: local_index,
+        name: &module.name,
         // Carved bytes never hash like the file: identify the image by its name instead.
-        Some(format!("carved:{}", module.name.to_ascii_lowercase())),
-        |image| {
-            image.holes = carved.holes.clone();
-            let named: Vec<Import> = recovered
-                .iter()
-                .filter(|r| r.dll != "?")
-                .map(|r| Import {
-                    dll: r.dll.clone(),
-                    name: r.name.clone(),
-                    ordinal: r.ordinal,
-                    iat_rva: r.iat_rva,
-                    delay: false,
-                    origin: match r.how {
-                        ImportSource::FromImportDirectory => ImportOrigin::Directory,
-                        ImportSource::FromExportMatch => ImportOrigin::ExportMatch,
-                    },
-                })
-                .collect();
-            if !named.is_empty() {
-                image.imports = named;
-            }
-            // Same name and symbol-server key as a scanned file: the same driver.
-            let key = format!("{:08X}{:x}", image.timestamp, image.size_of_image);
-            memory_only = !on_disk.contains(&(module.name.to_ascii_lowercase(), key));
-            memory_only
-        },
-    );
+        identity: Some(format!("carved:{}", module.name.to_ascii_lowercase())),
+        holes: carved.holes.clone(),
+    };
+    let result = auditor.audit(target, |image| {
+        let named: Vec<Import> = recovered
+            .iter()
+            .filter(|r| r.dll != "?")
+            .map(|r| Import {
+                dll: r.dll.clone(),
+                name: r.name.clone(),
+                ordinal: r.ordinal,
+                iat_rva: r.iat_rva,
+                delay: false,
+                origin: match r.how {
+                    ImportSource::FromImportDirectory => ImportOrigin::Directory,
+                    ImportSource::FromExportMatch => ImportOrigin::ExportMatch,
+                },
+            })
+            .collect();
+        if !named.is_empty() {
+            image.imports = named;
+        }
+        // Same name and symbol-server key as a scanned file: the same driver.
+        memory_only = !on_disk.contains(&(module.name.to_ascii_lowercase(), pe_key(image)));
+        memory_only
+    });
     artifact.memory_only = memory_only;
     let anomalies = match &result {
         Ok((summary, _)) => summary.anomalies.as_slice(),
@@ -227,4 +245,24 @@ fn audit_module(
     };
     let notice = module_notice(carved, recovered, anomalies);
     (artifact, result, notice)
+}
+
+/// `(lower-case name, PE key)` of every image scanned from a file or package.
+pub(crate) fn on_disk_keys(report: &crate::report::Report) -> HashSet<(String, String)> {
+    report
+        .images
+        .iter()
+        .filter(|i| {
+            !matches!(
+                report.artifacts[i.artifact].kind,
+                ArtifactKind::Carved { .. }
+            )
+        })
+        .map(|i| {
+            (
+                report.artifacts[i.artifact].name.to_ascii_lowercase(),
+                i.pe_key.clone(),
+            )
+        })
+        .collect()
 }

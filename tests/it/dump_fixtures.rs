@@ -6,12 +6,10 @@
 //! address space and writes a dump; the reader must give back exactly the same modules, bytes,
 //! imports and pool figures.
 
-mod support;
-
 use std::path::PathBuf;
 
+use crate::support::dumpwriter::*;
 use drvaudit::dump::{recover_imports, Dump, ImportSource, RecoveredImport};
-use support::dumpwriter::*;
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

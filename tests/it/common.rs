@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use drvaudit::finding::{Level, Report};
+use drvaudit::pipeline::{scan, Settings};
+use drvaudit::report::{Level, Report};
 use drvaudit::rules::RuleSet;
-use drvaudit::scan::{scan, Settings};
 
 /// The crate root.
 pub fn root() -> PathBuf {
@@ -72,4 +72,11 @@ pub fn triples(report: &Report) -> Vec<(String, String, Option<u32>)> {
 /// Reads a whole file as text.
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A finding's full message, as outputs write it (the built-in rules' reasons).
+pub fn msg(f: &drvaudit::report::Finding) -> String {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| RuleSet::builtin().expect("built-in rules load"));
+    f.message(rules.get(&f.rule_id).map_or("", |r| r.why.as_str()))
 }

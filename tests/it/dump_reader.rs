@@ -1,14 +1,12 @@
-//! Dumps written by the test-only writer (`tests/support/dumpwriter.rs`, built from the
+//! Dumps written by the test-only writer (`tests/it/support/dumpwriter.rs`, built from the
 //! documented formats) and read back: module list, carved bytes, recovered imports and pool
 //! figures are asserted exactly, for every architecture and physical-memory layout.
 
-mod support;
-
+use crate::support::dumpwriter::*;
 use drvaudit::dump::{
     recover_imports, render_text, report, Arch as RArch, Dump, ImportSource, RecoveredImport,
 };
 use drvaudit::pool::{PoolCounters, TagUsage};
-use support::dumpwriter::*;
 
 fn c(allocs: u64, frees: u64, bytes: u64) -> PoolCounters {
     PoolCounters {

@@ -1,12 +1,9 @@
 //! `drvaudit scan --dump`: drivers carved from a dump are audited like files, nested in the
 //! dump in SARIF, and called memory-only unless a scanned file is the same driver.
 
-mod common;
-mod support;
-
-use common::*;
-use drvaudit::finding::ArtifactKind;
-use support::dumpwriter::*;
+use crate::common::*;
+use crate::support::dumpwriter::*;
+use drvaudit::report::ArtifactKind;
 
 /// A 64-bit bitmap dump (DumpType 5) holding ntoskrnl_stub and the GUID-named driver built
 /// from untagged_clang_x64_O2.sys, its import directory wiped in memory.
@@ -22,10 +19,10 @@ fn dump_file() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
 fn scan_with_dump(
     paths: &[std::path::PathBuf],
     dump: &std::path::Path,
-) -> drvaudit::finding::Report {
+) -> drvaudit::report::Report {
     let mut s = settings(paths);
     s.dumps = vec![dump.to_path_buf()];
-    drvaudit::scan::scan(&s)
+    drvaudit::pipeline::scan(&s)
 }
 
 #[test]
@@ -60,15 +57,15 @@ fn carved_guid_driver_is_audited_as_memory_only() {
     assert_eq!(untagged.len(), 1, "{:#?}", r.findings);
     assert_eq!(untagged[0].artifact, 2);
     assert!(
-        untagged[0].message.starts_with(&format!(
+        msg(untagged[0]).starts_with(&format!(
             "{GUID_DRIVER} (memory-only) calls ExAllocatePool at RVA 0x"
         )),
         "{}",
-        untagged[0].message
+        msg(untagged[0])
     );
     assert_eq!(untagged[0].properties["memoryOnly"], true);
     // The dump's pool table gives the finding its evidence (the writer's `None` figures).
-    let e = untagged[0].evidence.unwrap();
+    let e = untagged[0].evidence.clone().unwrap();
     assert_eq!(
         (e.nonpaged.allocs, e.nonpaged.frees, e.nonpaged.bytes),
         (120, 20, 0x19000)
@@ -89,17 +86,14 @@ fn carved_driver_also_scanned_from_disk_is_not_memory_only() {
     assert!(!r.artifacts[carved].memory_only);
     let on_carved: Vec<_> = r.findings.iter().filter(|f| f.artifact == carved).collect();
     assert!(!on_carved.is_empty());
-    assert!(on_carved.iter().all(|f| !f.message.contains("memory-only")));
+    assert!(on_carved.iter().all(|f| !msg(f).contains("memory-only")));
 }
 
 #[test]
 fn carved_images_are_nested_artifacts_in_sarif() {
     let (_dir, dump) = dump_file().unwrap();
     let r = scan_with_dump(&[], &dump);
-    let text = drvaudit::output::sarif::render(
-        &r,
-        &drvaudit::output::sarif::SarifContext { root: &root() },
-    );
+    let text = drvaudit::output::sarif::render(&r, &root());
     let log: serde_json::Value = serde_json::from_str(&text).unwrap();
     let arts = &log["runs"][0]["artifacts"];
     assert_eq!(arts[2]["parentIndex"], 0);

@@ -1,9 +1,7 @@
 //! The scan pipeline on the project's fixture drivers and on the real corpus.
 
-mod common;
-
-use common::*;
-use drvaudit::finding::Level;
+use crate::common::*;
+use drvaudit::report::Level;
 
 fn findings_of(file: &str, rule: &str) -> Vec<Option<u32>> {
     let report = scan_paths(&[testdata(&format!("bin/{file}"))]);
@@ -36,9 +34,9 @@ fn small_section_alignment_is_reported_once() {
         .collect();
     assert_eq!(f.len(), 1);
     assert!(
-        f[0].message.contains("SectionAlignment 0x200"),
+        msg(f[0]).contains("SectionAlignment 0x200"),
         "{}",
-        f[0].message
+        msg(f[0])
     );
     assert_eq!(findings_of("clean_gcc_x64_O2.sys", "DRV3002"), vec![]);
 }
@@ -147,10 +145,9 @@ fn output_is_identical_whatever_the_thread_count() {
         .build()
         .unwrap()
         .install(|| scan_paths(&paths));
-    let ctx = drvaudit::output::sarif::SarifContext { root: &root() };
     assert_eq!(
-        drvaudit::output::sarif::render(&many, &ctx),
-        drvaudit::output::sarif::render(&one, &ctx)
+        drvaudit::output::sarif::render(&many, &root()),
+        drvaudit::output::sarif::render(&one, &root())
     );
 }
 
@@ -276,7 +273,7 @@ fn hostile_inputs_give_one_notice_each_and_the_scan_goes_on() {
 fn imports_only_reports_untagged_allocators_at_their_import() {
     let mut s = settings(&[testdata("bin/untagged_gcc_x64_O2.sys")]);
     s.call_sites = false;
-    let report = drvaudit::scan::scan(&s);
+    let report = drvaudit::pipeline::scan(&s);
     let untagged: Vec<_> = report
         .findings
         .iter()
@@ -285,9 +282,7 @@ fn imports_only_reports_untagged_allocators_at_their_import() {
     // The IAT slot of ExAllocatePool, not its call at 0x1035 (testdata/truth/sites.tsv).
     assert_eq!(untagged.len(), 1);
     assert_eq!(untagged[0].rva, Some(0x7050));
-    assert!(untagged[0]
-        .message
-        .contains("imports ntoskrnl.exe!ExAllocatePool"));
+    assert!(msg(untagged[0]).contains("imports ntoskrnl.exe!ExAllocatePool"));
     assert_eq!(report.images[0].call_sites, 0);
 }
 

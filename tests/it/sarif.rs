@@ -1,18 +1,13 @@
 //! SARIF output: schema validity, required content, and the CLI's exit-code contract.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn sarif_of(paths: &[std::path::PathBuf]) -> Value {
     let report = scan_paths(paths);
-    let text = drvaudit::output::sarif::render(
-        &report,
-        &drvaudit::output::sarif::SarifContext { root: &root() },
-    );
+    let text = drvaudit::output::sarif::render(&report, &root());
     serde_json::from_str(&text).expect("SARIF is JSON")
 }
 

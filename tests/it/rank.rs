@@ -1,11 +1,9 @@
 //! Ranking by observed pool usage: the same figures from any export give the same ranking,
 //! tags are attributed through the drivers' call sites, and the largest consumer comes first.
 
-mod common;
-
-use common::*;
-use drvaudit::finding::{Level, Report};
+use crate::common::*;
 use drvaudit::pool::{tag_from_display, TAG_MMCM, TAG_NONE};
+use drvaudit::report::{Level, Report};
 
 const DRIVERS: [&str; 3] = [
     "bin/untagged_clang_arm64_O2.sys",
@@ -16,7 +14,7 @@ const DRIVERS: [&str; 3] = [
 fn ranked(pool: &[std::path::PathBuf]) -> Report {
     let mut s = settings(&DRIVERS.map(testdata));
     s.pool_files = pool.to_vec();
-    drvaudit::scan::scan(&s)
+    drvaudit::pipeline::scan(&s)
 }
 
 /// (rule, where, rva, rank); DRV9001 of a tag no driver uses is anchored at the export
@@ -26,7 +24,7 @@ fn ranking(r: &Report) -> Vec<(String, String, Option<u32>, Option<f64>)> {
         .iter()
         .map(|f| {
             let a = &r.artifacts[f.artifact];
-            let at = if a.kind == drvaudit::finding::ArtifactKind::PoolExport {
+            let at = if a.kind == drvaudit::report::ArtifactKind::PoolExport {
                 format!("tag {:08x}", f.tags[0])
             } else {
                 a.name.clone()
@@ -59,16 +57,17 @@ fn every_export_format_gives_the_same_ranking() {
         .find(|f| !f.driver_level)
         .unwrap();
     assert_eq!(first.rule_id, "DRV1001");
-    let e = first.evidence.expect("the first finding carries evidence");
+    let e = first
+        .evidence
+        .clone()
+        .expect("the first finding carries evidence");
     assert_eq!((e.nonpaged.bytes, e.nonpaged.live()), (50_827_424, 246_479));
     // ceil(100 × 50,827,424 / 114,566,576 bytes in use)
     assert_eq!(first.rank, Some(45.0));
     assert!(
-        first
-            .message
-            .contains("tag 'None' holds 50,827,424 bytes of NonPagedPool"),
+        msg(first).contains("tag 'None' holds 50,827,424 bytes of NonPagedPool"),
         "{}",
-        first.message
+        msg(first)
     );
 }
 
@@ -156,7 +155,7 @@ fn tags_owned_by_another_binary_in_pooltag_txt_are_collisions() {
     .unwrap();
     let mut s = settings(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);
     s.pooltag = Some(pooltag);
-    let r = drvaudit::scan::scan(&s);
+    let r = drvaudit::pipeline::scan(&s);
     let hits: Vec<_> = r
         .findings
         .iter()
@@ -167,11 +166,9 @@ fn tags_owned_by_another_binary_in_pooltag_txt_are_collisions() {
     assert_eq!(hits.len(), 4, "{hits:#?}");
     assert!(hits.iter().all(|f| f.level == Level::Warning));
     assert!(
-        hits[0]
-            .message
-            .contains("pooltag.txt assigns 'Loop' to otherdrv.sys"),
+        msg(hits[0]).contains("pooltag.txt assigns 'Loop' to otherdrv.sys"),
         "{}",
-        hits[0].message
+        msg(hits[0])
     );
     // Without --pooltag the rule is silent.
     let plain = scan_paths(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);
@@ -194,7 +191,7 @@ fn usage_under_a_tag_read_at_run_time_is_attributed() {
     .unwrap();
     let mut s = settings(&[testdata("bin/runtimetag_gcc_x64_O2.sys")]);
     s.pool_files = vec![csv];
-    let r = drvaudit::scan::scan(&s);
+    let r = drvaudit::pipeline::scan(&s);
     let inventory = drvaudit::output::text::tag_inventory(&r);
     for tag in ["Fixd", "Init", "SRun"] {
         assert!(
@@ -210,11 +207,9 @@ fn usage_under_a_tag_read_at_run_time_is_attributed() {
         .iter()
         .find(|f| f.rule_id == "DRV1002" && f.rva == Some(0x1037))
         .unwrap();
-    let e = site.evidence.unwrap();
+    let e = site.evidence.clone().unwrap();
     assert_eq!(e.nonpaged.bytes, 737_280);
     // 737,280 of the 999,424 bytes in use: rank ceil(100 x 0.7377) = 74.
     assert_eq!(site.rank, Some(74.0));
-    assert!(site
-        .message
-        .contains("tag 'Init' at run time, one of 'SRun', 'Init'"));
+    assert!(msg(site).contains("tag 'Init' at run time, one of 'SRun', 'Init'"));
 }
