@@ -35,9 +35,10 @@ use iced_x86::{
 };
 
 use super::common::{self, api_by_index, api_index, PoolSlots};
-use super::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role};
+use super::site::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach};
 use crate::pe::{Image, Machine, Section};
 use crate::pool::apis::ApiSpec;
+use crate::pool::apis::Role;
 
 /// Register numbers (iced's `full_register` order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15).
 const RAX: usize = 0;

@@ -218,7 +218,7 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
         }
         InputKind::Dump => {}
     }
-    unit.findings.sort_by(super::finding_order);
+    unit.findings.sort_by(super::merge::finding_order);
     unit
 }
 

@@ -123,3 +123,13 @@ fn merge(report: &mut Report, unit: Unit) -> (Vec<Finding>, Vec<ImageSummary>) {
     }
     (findings, images)
 }
+
+/// The order of unranked findings: artifact, rule, address, fingerprint.
+pub(crate) fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
+        b.artifact,
+        &b.rule_id,
+        b.rva,
+        &b.fingerprint,
+    ))
+}

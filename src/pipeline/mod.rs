@@ -33,7 +33,7 @@ use crate::rules::RuleSet;
 
 use audit::{analyze_input, artifact_kind, guarded, internal_error, Auditor};
 use collect::{collect, kind_of_explicit, uri_for, Input, InputKind};
-use merge::{Merger, Mode, OwnedBatch};
+use merge::{finding_order, Merger, Mode, OwnedBatch};
 
 /// Everything a scan needs, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -287,16 +287,6 @@ impl Sink for Keep {
     fn finish(&mut self, _: &Report) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// The order of unranked findings: artifact, rule, address, fingerprint.
-fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
-    (a.artifact, &a.rule_id, a.rva, &a.fingerprint).cmp(&(
-        b.artifact,
-        &b.rule_id,
-        b.rva,
-        &b.fingerprint,
-    ))
 }
 
 /// 1 when the most severe finding reaches the `--fail-on` level, else 0.

@@ -1,6 +1,6 @@
 //! PoolMon output: the `/n` snapshot log and the interactive screen (see [`super`]).
 
-use super::{
+use super::fields::{
     lifetime_counters, parse_count, parse_signed, parse_tag_text, shorten, split_tag, Collector,
     Pool, PoolSourceError,
 };

@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{decode_text, parse_tag_text, shorten, PoolSourceError};
+use super::fields::{decode_text, parse_tag_text, shorten, PoolSourceError};
 
 /// One `pooltag.txt` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

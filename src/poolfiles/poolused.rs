@@ -1,6 +1,6 @@
 //! WinDbg `!poolused` listings (see the module docs of [`super`] for the accepted shapes).
 
-use super::{
+use super::fields::{
     lifetime_counters, parse_count, parse_signed, parse_tag_text, shorten, split_tag, Collector,
     Pool, PoolSourceError,
 };

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{parse_count, parse_tag_field, shorten, Collector, Pool, PoolSourceError};
+use super::fields::{parse_count, parse_tag_field, shorten, Collector, Pool, PoolSourceError};
 use crate::pool::{tag_display, PoolCounters, PoolSnapshot, TagUsage};
 
 /// The CSV header, in order.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{describe_site, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule};
+use super::hit::{describe_site, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule};
 use crate::callsite::{CallSite, Provenance};
 use crate::pe::Machine;
 use crate::pool::apis::{ApiKind, Role};

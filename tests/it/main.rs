@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per concern, helpers once (`common`, and
 //! `support` for the dump writer).
 
+mod architecture;
 mod callsite_arm64;
 mod callsite_x86;
 mod common;
