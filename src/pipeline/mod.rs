@@ -81,6 +81,16 @@ pub fn run(settings: &Settings, sink: &mut dyn Sink) -> (Report, std::io::Result
     run_batched(settings, sink, BATCH)
 }
 
+/// [`run`] with streamed batches of about `batch` findings instead of the default: the output
+/// must not depend on where batches end, which tests check with small batches.
+pub fn run_with_batch_size(
+    settings: &Settings,
+    sink: &mut dyn Sink,
+    batch: usize,
+) -> (Report, std::io::Result<()>) {
+    run_batched(settings, sink, batch.max(1))
+}
+
 /// Whether a scan streams its results ([`run`]): nothing supplies pool usage (no dump, no
 /// `--pool` export), so no finding's rank or order depends on the others.
 pub fn streamable(settings: &Settings) -> bool {

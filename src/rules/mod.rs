@@ -329,6 +329,14 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.enabled).cloned().collect()
     }
 
+    /// The set holding only the rule `key` (id or name), enabled whatever its default: for
+    /// running one rule alone, as its tests do. `None` when there is no such rule.
+    pub fn only(&self, key: &str) -> Option<RuleSet> {
+        let mut rule = self.get(key)?.clone();
+        rule.enabled = true;
+        Some(RuleSet { rules: vec![rule] })
+    }
+
     /// A rule by id (case-insensitive) or name.
     pub fn get(&self, key: &str) -> Option<&Rule> {
         self.rules

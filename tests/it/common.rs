@@ -80,3 +80,26 @@ pub fn msg(f: &drvaudit::report::Finding) -> String {
     let rules = RULES.get_or_init(|| RuleSet::builtin().expect("built-in rules load"));
     f.message(rules.get(&f.rule_id).map_or("", |r| r.why.as_str()))
 }
+
+/// A SARIF log made machine-independent for snapshots: the scan root, `extra` paths (temporary
+/// folders) and the tool's version replaced by placeholders.
+pub fn redacted_sarif(text: &str, extra: &[&std::path::Path]) -> serde_json::Value {
+    let mut text = text.to_string();
+    for p in extra {
+        text = text.replace(&p.display().to_string(), "[TMP]");
+    }
+    text = text.replace(&root().display().to_string(), "[ROOT]");
+    let mut log: serde_json::Value = serde_json::from_str(&text).expect("SARIF is JSON");
+    let driver = &mut log["runs"][0]["tool"]["driver"];
+    for key in ["version", "semanticVersion"] {
+        if driver.get(key).is_some() {
+            driver[key] = "[version]".into();
+        }
+    }
+    log
+}
+
+/// The SARIF log of a finished report, written from the report root.
+pub fn sarif_text(report: &Report) -> String {
+    drvaudit::output::sarif::render(report, &root())
+}

@@ -191,6 +191,10 @@ fn the_incident_report_is_valid_sarif() {
         };
         assert!(errors.is_empty(), "{errors:#?}");
     }
+    insta::assert_json_snapshot!(
+        "incident.sarif",
+        redacted_sarif(&text, &[dump.parent().unwrap()])
+    );
     // CI hands this log to Microsoft's SARIF Multitool as well.
     if let Some(dir) = std::env::var_os("DRVAUDIT_SARIF_OUT") {
         std::fs::write(std::path::Path::new(&dir).join("incident.sarif"), &text).unwrap();

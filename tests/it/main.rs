@@ -15,6 +15,8 @@ mod incident;
 mod meta;
 mod poolfiles;
 mod rank;
+mod rules_alone;
 mod sarif;
 mod scan;
+mod snapshots;
 mod support;
