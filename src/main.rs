@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use drvaudit::output::{self, Format};
 use drvaudit::pipeline::{self, Settings};
-use drvaudit::report::{Level, Sink};
+use drvaudit::report::Level;
 use drvaudit::rules::RuleSet;
 
 // The analysis makes many short-lived allocations on every worker thread (decoded
@@ -266,14 +266,9 @@ fn run(cli: Cli) -> Result<u8> {
                 call_sites: !args.imports_only,
             };
             let (out, name) = open_output(args.output.as_ref())?;
-            let mut sink: Box<dyn Sink> = match args.format {
-                Format::Sarif => Box::new(output::sarif::SarifSink::new(
-                    out,
-                    &settings.rules.enabled(),
-                    &settings.root,
-                )),
-                Format::Text => Box::new(output::text::TextSink::new(out)),
-            };
+            let mut sink = args
+                .format
+                .sink(out, &settings.rules.enabled(), &settings.root);
             let (report, written) = pipeline::run(&settings, sink.as_mut());
             drop(sink);
             wrote(written, &name)?;

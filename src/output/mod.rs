@@ -7,6 +7,9 @@
 pub mod sarif;
 pub mod text;
 
+use crate::report::Sink;
+use crate::rules::Rule;
+
 /// Output formats of `drvaudit scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -14,4 +17,20 @@ pub enum Format {
     Sarif,
     /// Compiler-style lines and a summary.
     Text,
+}
+
+impl Format {
+    /// The sink that writes this format to `out`; `rules` are the rules that run and `root`
+    /// the absolute scan root (SARIF `SRCROOT`).
+    pub fn sink<'w>(
+        self,
+        out: Box<dyn std::io::Write + Send + 'w>,
+        rules: &[Rule],
+        root: &std::path::Path,
+    ) -> Box<dyn Sink + 'w> {
+        match self {
+            Format::Sarif => Box::new(sarif::SarifSink::new(out, rules, root)),
+            Format::Text => Box::new(text::TextSink::new(out)),
+        }
+    }
 }

@@ -28,73 +28,7 @@ use crate::callsite::Provenance;
 use crate::pe::Image;
 use crate::pool::apis::{ApiKind, Role};
 
-/// The built-in rule files, one line each; `tests/meta.rs` checks this list against `rules/`.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "DRV1001-untagged-pool-allocation.toml",
-        include_str!("../../rules/DRV1001-untagged-pool-allocation.toml"),
-    ),
-    (
-        "DRV1002-deprecated-pool-allocator.toml",
-        include_str!("../../rules/DRV1002-deprecated-pool-allocator.toml"),
-    ),
-    (
-        "DRV1003-default-pool-tag.toml",
-        include_str!("../../rules/DRV1003-default-pool-tag.toml"),
-    ),
-    (
-        "DRV1004-invalid-pool-tag.toml",
-        include_str!("../../rules/DRV1004-invalid-pool-tag.toml"),
-    ),
-    (
-        "DRV1005-tag-collision.toml",
-        include_str!("../../rules/DRV1005-tag-collision.toml"),
-    ),
-    (
-        "DRV1006-free-tag-never-allocated.toml",
-        include_str!("../../rules/DRV1006-free-tag-never-allocated.toml"),
-    ),
-    (
-        "DRV1007-must-succeed-pool-type.toml",
-        include_str!("../../rules/DRV1007-must-succeed-pool-type.toml"),
-    ),
-    (
-        "DRV1008-deprecated-ndis-allocate-memory.toml",
-        include_str!("../../rules/DRV1008-deprecated-ndis-allocate-memory.toml"),
-    ),
-    (
-        "DRV2001-executable-pool-request.toml",
-        include_str!("../../rules/DRV2001-executable-pool-request.toml"),
-    ),
-    (
-        "DRV2005-runtime-pool-type.toml",
-        include_str!("../../rules/DRV2005-runtime-pool-type.toml"),
-    ),
-    (
-        "DRV3001-writable-executable-section.toml",
-        include_str!("../../rules/DRV3001-writable-executable-section.toml"),
-    ),
-    (
-        "DRV3002-section-not-page-aligned.toml",
-        include_str!("../../rules/DRV3002-section-not-page-aligned.toml"),
-    ),
-    (
-        "DRV3003-iat-in-executable-section.toml",
-        include_str!("../../rules/DRV3003-iat-in-executable-section.toml"),
-    ),
-    (
-        "DRV3006-no-force-integrity.toml",
-        include_str!("../../rules/DRV3006-no-force-integrity.toml"),
-    ),
-    (
-        "DRV3007-no-control-flow-guard.toml",
-        include_str!("../../rules/DRV3007-no-control-flow-guard.toml"),
-    ),
-    (
-        "DRV9001-pool-consumer.toml",
-        include_str!("../../rules/DRV9001-pool-consumer.toml"),
-    ),
-];
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// File names of the built-in rules (for the registry-completeness test).
 pub fn builtin_files() -> impl Iterator<Item = &'static str> {
