@@ -135,6 +135,7 @@ fn run_bench() {
         root: dir.path().to_path_buf(),
         fail_on: None,
         call_sites: true,
+        allow_incomplete: false,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -88,6 +88,9 @@ enum Command {
         /// Write to FILE instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Inputs that cannot be examined do not make the exit code 2.
+        #[arg(long)]
+        allow_incomplete: bool,
     },
 }
 
@@ -126,6 +129,10 @@ struct ScanArgs {
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
     imports_only: bool,
+    /// Inputs that cannot be examined (unreadable, corrupt, missing evidence) are still
+    /// reported but do not make the exit code 2: for sweeps of whole systems.
+    #[arg(long)]
+    allow_incomplete: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,6 +224,7 @@ fn run(cli: Cli) -> Result<u8> {
             dump,
             format,
             output,
+            allow_incomplete,
         } => {
             let settings = Settings {
                 paths,
@@ -228,16 +236,15 @@ fn run(cli: Cli) -> Result<u8> {
                 root: std::env::current_dir().context("cannot read the current directory")?,
                 fail_on: None,
                 call_sites: true,
+                allow_incomplete,
             };
             let (out, name) = open_output(output.as_ref())?;
-            let mut sink = output::text::TagsSink::new(out, format == TagsFormat::Json);
+            let tags = output::text::TagsSink::new(out, format == TagsFormat::Json);
+            let mut sink = output::notices::NoticesFirst::new(Box::new(tags), std::io::stderr());
             let (report, written) = pipeline::run(&settings, &mut sink);
             drop(sink);
             wrote(written, &name)?;
-            for n in &report.notices {
-                eprintln!("drvaudit: {}: {}", n.subject, n.message);
-            }
-            Ok(0)
+            Ok(report.exit_code as u8)
         }
         Command::Scan(args) => {
             if args.paths.is_empty() && args.dump.is_empty() {
@@ -264,12 +271,14 @@ fn run(cli: Cli) -> Result<u8> {
                     FailOn::Never => None,
                 },
                 call_sites: !args.imports_only,
+                allow_incomplete: args.allow_incomplete,
             };
             let (out, name) = open_output(args.output.as_ref())?;
-            let mut sink = args
+            let inner = args
                 .format
                 .sink(out, &settings.rules.enabled(), &settings.root);
-            let (report, written) = pipeline::run(&settings, sink.as_mut());
+            let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
+            let (report, written) = pipeline::run(&settings, &mut sink);
             drop(sink);
             wrote(written, &name)?;
             Ok(report.exit_code as u8)

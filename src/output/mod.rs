@@ -2,8 +2,10 @@
 //!
 //! - [`sarif`]: SARIF 2.1.0, written while the scan runs;
 //! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
-//!   lines or JSON).
+//!   lines or JSON);
+//! - [`notices`]: what could not be examined, on standard error before the report.
 
+pub mod notices;
 pub mod sarif;
 pub mod text;
 

@@ -193,8 +193,8 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
                     for p in problems {
                         unit.notices.push(Notice::new(
                             subject.clone(),
-                            NoticeKind::Partial,
-                            Level::Warning,
+                            NoticeKind::Malformed,
+                            Level::Error,
                             p,
                         ));
                     }

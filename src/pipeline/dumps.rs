@@ -60,7 +60,7 @@ pub(crate) fn analyze_dump(
             notice(
                 &mut unit,
                 format!("cannot list loaded modules: {e}"),
-                NoticeKind::Partial,
+                NoticeKind::Malformed,
                 Level::Error,
             );
             Vec::new()
@@ -125,12 +125,22 @@ pub(crate) fn analyze_dump(
     }
     let pool = match dump.pool_usage() {
         Ok(s) => Some(s),
+        // A dump of this kind cannot hold the table (a triage dump): a fact, not a failure.
+        Err(e @ dump::DumpError::Unavailable { .. }) => {
+            notice(
+                &mut unit,
+                format!("no pool usage: {e}"),
+                NoticeKind::Partial,
+                Level::Note,
+            );
+            None
+        }
         Err(e) => {
             notice(
                 &mut unit,
                 format!("no pool usage: {e}"),
                 NoticeKind::MissingEvidence,
-                Level::Warning,
+                Level::Error,
             );
             None
         }

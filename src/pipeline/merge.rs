@@ -72,6 +72,7 @@ impl Merger {
     pub(crate) fn take(&mut self, unit: Unit) {
         let first_new = self.report.artifacts.len();
         let (findings, images) = merge(&mut self.report, unit);
+        self.report.drivers += images.len();
         match &mut self.mode {
             Mode::Keep => {
                 self.report.findings.extend(findings);

@@ -56,6 +56,9 @@ pub struct Settings {
     pub fail_on: Option<Level>,
     /// Decode code for pool call sites (off: `--imports-only`, import-level findings only).
     pub call_sites: bool,
+    /// Inputs that could not be examined do not fail the run (exit code 2); they are still
+    /// reported (`--allow-incomplete`, for sweeps of whole systems).
+    pub allow_incomplete: bool,
 }
 
 /// Results go to the sink in batches of about this many findings: one hand-over per driver was
@@ -182,8 +185,21 @@ fn run_batched(
         if !snapshots.is_empty() {
             evidence::rank(&mut report, &settings.rules, &snapshots, pooltag.as_ref());
         }
+        if report.drivers == 0 {
+            report.notices.push(crate::report::Notice::new(
+                "the inputs",
+                crate::report::NoticeKind::NoInput,
+                Level::Error,
+                "no driver found: nothing was audited (drvaudit reads *.sys files, .zip and .cab \
+                 packages, and the drivers loaded in crash dumps)",
+            ));
+        }
         let kept = report.findings.iter().map(|f| f.level).max();
-        report.exit_code = exit_code(streamed_worst.max(kept), settings.fail_on);
+        report.exit_code = if report.incomplete() && !settings.allow_incomplete {
+            2
+        } else {
+            exit_code(streamed_worst.max(kept), settings.fail_on)
+        };
 
         let (sink, fed) = match writer {
             Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),

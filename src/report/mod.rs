@@ -78,6 +78,46 @@ pub enum NoticeKind {
     MissingEvidence,
     /// drvaudit itself failed on this input (a bug); the rest of the run is unaffected.
     Internal,
+    /// A limit on the work one input may cause was reached (a hostile or damaged input);
+    /// what was left unexamined is named.
+    Budget,
+    /// The inputs held no driver at all.
+    NoInput,
+    /// A suppression in the configuration matched no finding.
+    StaleSuppression,
+}
+
+impl NoticeKind {
+    /// Whether a notice of this kind means something the user asked drvaudit to examine was not
+    /// examined: the audit is then incomplete, and the run fails closed (exit code 2) unless
+    /// `--allow-incomplete` is given.
+    pub fn makes_incomplete(self) -> bool {
+        matches!(
+            self,
+            NoticeKind::Unreadable
+                | NoticeKind::Malformed
+                | NoticeKind::Unsupported
+                | NoticeKind::MissingEvidence
+                | NoticeKind::Internal
+                | NoticeKind::Budget
+                | NoticeKind::NoInput
+        )
+    }
+
+    /// How the notices of this kind are headed when reported together.
+    pub fn heading(self) -> &'static str {
+        match self {
+            NoticeKind::Unreadable => "could not be read",
+            NoticeKind::Malformed => "could not be parsed",
+            NoticeKind::Partial => "analysed only in part",
+            NoticeKind::Unsupported => "not supported",
+            NoticeKind::MissingEvidence => "pool evidence missing",
+            NoticeKind::Internal => "internal errors",
+            NoticeKind::Budget => "limits reached",
+            NoticeKind::NoInput => "nothing to audit",
+            NoticeKind::StaleSuppression => "stale suppressions",
+        }
+    }
 }
 
 /// A problem met while reading inputs: never fatal to the run, always reported.
@@ -94,7 +134,8 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// A notice about `subject`.
+    /// A notice about `subject`. A notice that makes the audit incomplete is always an error,
+    /// whatever `level` says.
     pub fn new(
         subject: impl Into<String>,
         kind: NoticeKind,
@@ -104,7 +145,11 @@ impl Notice {
         Notice {
             subject: subject.into(),
             message: message.into(),
-            level,
+            level: if kind.makes_incomplete() {
+                Level::Error
+            } else {
+                level
+            },
             kind,
         }
     }
@@ -126,8 +171,11 @@ pub struct Report {
     pub pool: Option<PoolSnapshot>,
     /// Top pool consumers with attribution, largest first.
     pub consumers: Vec<Consumer>,
-    /// The process exit code the run ends with (0, 1), decided by `--fail-on`.
+    /// The process exit code the run ends with: 0 clean, 1 a finding at or above `--fail-on`,
+    /// 2 the audit is incomplete (see [`NoticeKind::makes_incomplete`]).
     pub exit_code: i32,
+    /// Driver images modelled (files, package members, carved images).
+    pub drivers: usize,
     /// The rules that ran (all enabled rules), sorted by id, for SARIF `tool.driver.rules`.
     #[serde(skip)]
     pub rules: Vec<crate::rules::Rule>,
@@ -138,6 +186,11 @@ impl Report {
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |l| self.findings.iter().filter(|f| f.level == l).count();
         (n(Level::Error), n(Level::Warning), n(Level::Note))
+    }
+
+    /// Whether some input could not be examined ([`NoticeKind::makes_incomplete`]).
+    pub fn incomplete(&self) -> bool {
+        self.notices.iter().any(|n| n.kind.makes_incomplete())
     }
 
     /// The "why" of rule `id` (appended to its findings' messages).

@@ -49,6 +49,7 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         root: root(),
         fail_on: Some(Level::Error),
         call_sites: true,
+        allow_incomplete: false,
     }
 }
 

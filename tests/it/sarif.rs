@@ -103,11 +103,18 @@ fn package_members_are_nested_artifacts() {
 fn unreadable_inputs_are_tool_execution_notifications() {
     let log = sarif_of(&[testdata("malformed/notpe.sys")]);
     let n = &log["runs"][0]["invocations"][0]["toolExecutionNotifications"];
-    assert_eq!(n.as_array().unwrap().len(), 1);
+    // The file, and that no driver was found at all: both make the audit incomplete.
+    assert_eq!(n.as_array().unwrap().len(), 2, "{n:#}");
     assert!(n[0]["message"]["text"]
         .as_str()
         .unwrap()
         .contains("notpe.sys: not a PE image"));
+    assert_eq!(n[0]["level"], "error");
+    assert!(n[1]["message"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("no driver found"));
+    assert_eq!(log["runs"][0]["invocations"][0]["exitCode"], 2);
     assert_eq!(
         log["runs"][0]["invocations"][0]["executionSuccessful"],
         true
@@ -158,13 +165,15 @@ fn exit_codes_gate_ci() {
         .0,
         0
     );
-    // A bad input file is a notification, never exit 2.
-    let (code, out, _) = drvaudit(&["scan", "testdata/malformed/notpe.sys"]);
-    assert_eq!(code, 0);
+    // A bad input file makes the audit incomplete: exit 2, said on standard error; the
+    // report is still written.
+    let (code, out, err) = drvaudit(&["scan", "testdata/malformed/notpe.sys"]);
+    assert_eq!(code, 2);
     assert!(
-        out.contains("testdata/malformed/notpe.sys: error: not a PE image"),
-        "{out}"
+        err.contains("testdata/malformed/notpe.sys: error: not a PE image"),
+        "{err}"
     );
+    assert!(out.contains("1 file(s), 0 image(s) analysed"), "{out}");
     // Tool failures are 2, with a message naming the problem.
     assert_eq!(drvaudit(&["scan", "--format", "yaml", "x"]).0, 2);
     let (code, _, err) = drvaudit(&[
