@@ -96,6 +96,9 @@ pub struct Finding {
     pub rank: Option<f64>,
     /// Machine-independent identity: same driver bytes and finding give the same value.
     pub fingerprint: String,
+    /// The reason a `[[suppress]]` entry accepts this finding: it then stays in the SARIF log
+    /// but leaves the exit code and the text report.
+    pub suppression: Option<String>,
     #[serde(skip)]
     sealed: Sealed,
 }
@@ -166,6 +169,7 @@ impl Finding {
             evidence: None,
             rank: None,
             fingerprint: fingerprint(&rule.id, identity, &located.key),
+            suppression: None,
             sealed: Sealed,
         }
     }

@@ -6,6 +6,7 @@
 //! has the rule's id, level and reason and a location.
 
 mod finding;
+pub mod suppress;
 
 use serde::Serialize;
 

@@ -21,7 +21,7 @@ pub use hit::{
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::callsite::Provenance;
@@ -58,6 +58,14 @@ pub struct Rule {
     pub help: String,
     /// Documentation anchor.
     pub help_uri: Option<String>,
+    /// Kinds of problem (`security`, `correctness`, `maintainability`): SARIF rule `tags`.
+    #[serde(default)]
+    pub tags: Vec<RuleTag>,
+    /// How often a result is a true problem (SARIF / GitHub `precision`).
+    pub precision: Option<Precision>,
+    /// CVSS-like 0.0–10.0 score for security rules: GitHub code scanning shows results of rules
+    /// with one as security alerts (critical ≥ 9.0, high ≥ 7.0, medium ≥ 4.0, low).
+    pub security_severity: Option<f64>,
     /// The match.
     #[serde(rename = "match")]
     pub matcher: Matcher,
@@ -68,6 +76,88 @@ pub struct Rule {
 
 fn default_true() -> bool {
     true
+}
+
+/// A kind of problem a rule reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleTag {
+    /// A hazard an attacker can use, or that weakens a security boundary.
+    Security,
+    /// A bug: the driver does not do what it means to, or crashes the system.
+    Correctness,
+    /// Makes the driver harder to diagnose or keep working (deprecated APIs, shared tags).
+    Maintainability,
+}
+
+impl RuleTag {
+    /// The tag as SARIF writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleTag::Security => "security",
+            RuleTag::Correctness => "correctness",
+            RuleTag::Maintainability => "maintainability",
+        }
+    }
+}
+
+/// How often a rule's results are true problems (SARIF `precision`, as GitHub reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// Essentially never wrong (a fact read from the image).
+    VeryHigh,
+    /// Rarely wrong.
+    High,
+    /// Sometimes wrong.
+    Medium,
+    /// Often wrong.
+    Low,
+}
+
+impl Precision {
+    /// The value as SARIF writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::VeryHigh => "very-high",
+            Precision::High => "high",
+            Precision::Medium => "medium",
+            Precision::Low => "low",
+        }
+    }
+}
+
+/// The fields a rule file may change of a rule that already exists (`--rules DIR` with only
+/// `id = "DRV1002"` and `enabled = false`, say): every field but `id` optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleOverride {
+    id: String,
+    name: Option<String>,
+    level: Option<Level>,
+    enabled: Option<bool>,
+    short: Option<String>,
+    full: Option<String>,
+    why: Option<String>,
+    help: Option<String>,
+    help_uri: Option<String>,
+    tags: Option<Vec<RuleTag>>,
+    precision: Option<Precision>,
+    security_severity: Option<f64>,
+    #[serde(rename = "match")]
+    matcher: Option<Matcher>,
+}
+
+/// Which rules run: `select` (all default-enabled rules when absent), plus `extend_select`,
+/// minus `ignore`. Each entry is a rule id, a rule name, an id prefix (`DRV1`) or `ALL`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The rules to run instead of the default ones.
+    pub select: Option<Vec<String>>,
+    /// Rules to run besides.
+    pub extend_select: Vec<String>,
+    /// Rules not to run.
+    pub ignore: Vec<String>,
 }
 
 /// The closed set of declarative matchers.
@@ -193,6 +283,12 @@ pub enum RuleError {
         /// What is wrong.
         message: String,
     },
+    /// A selection or override names no rule.
+    #[error("unknown rule `{key}`: not a rule id, name or id prefix; `drvaudit rules` lists them")]
+    Selector {
+        /// The selector.
+        key: String,
+    },
 }
 
 /// The loaded rules, sorted by id.
@@ -229,15 +325,104 @@ impl RuleSet {
                 path: path.clone(),
                 source,
             })?;
-            let rule = parse_rule(&path, &text)?;
-            if let Some(existing) = self.rules.iter_mut().find(|r| r.id == rule.id) {
-                // A user file with a built-in id overrides it (to enable DRV3006, say).
-                *existing = rule;
-            } else {
-                self.rules.push(rule);
-            }
+            self.add_file(&path, &text)?;
         }
         self.sort_and_check()
+    }
+
+    /// Adds one user rule file: a whole rule, or — when its `id` is a rule already loaded —
+    /// only the fields it changes.
+    fn add_file(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {
+        let invalid = |message: String| RuleError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let id = toml::from_str::<toml::Table>(text)
+            .map_err(|e| invalid(e.to_string()))?
+            .get("id")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| invalid("missing field `id`".into()))?;
+        let Some(existing) = self.rules.iter_mut().find(|r| r.id == id) else {
+            let rule = parse_rule(path, text)?;
+            self.rules.push(rule);
+            return Ok(());
+        };
+        let o: RuleOverride = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let name = o.name.clone().unwrap_or_else(|| existing.name.clone());
+        if stem != o.id && stem != format!("{}-{name}", o.id) {
+            return Err(invalid(format!(
+                "file name must be `{}.toml` or `{}-{name}.toml`",
+                o.id, o.id
+            )));
+        }
+        let mut rule = existing.clone();
+        rule.name = name;
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = o.$field { rule.$field = v; })* };
+        }
+        set!(level, enabled, short, full, why, help, tags);
+        rule.help_uri = o.help_uri.or(rule.help_uri);
+        rule.precision = o.precision.or(rule.precision);
+        rule.security_severity = o.security_severity.or(rule.security_severity);
+        if let Some(m) = o.matcher {
+            rule.matcher = m;
+            rule.native = resolve_native(path, &rule.matcher)?;
+        }
+        check_rule(path, &rule)?;
+        *existing = rule;
+        Ok(())
+    }
+
+    /// Applies a selection: which rules run. An entry that names no rule is an error.
+    pub fn select(&mut self, selection: &Selection) -> Result<(), RuleError> {
+        let all: Vec<&String> = selection
+            .select
+            .iter()
+            .flatten()
+            .chain(&selection.extend_select)
+            .chain(&selection.ignore)
+            .collect();
+        for key in all {
+            if !self.rules.iter().any(|r| r.is_selected_by(key)) {
+                return Err(RuleError::Selector { key: key.clone() });
+            }
+        }
+        for r in &mut self.rules {
+            if let Some(select) = &selection.select {
+                r.enabled = select.iter().any(|k| r.is_selected_by(k));
+            }
+            if selection.extend_select.iter().any(|k| r.is_selected_by(k)) {
+                r.enabled = true;
+            }
+            if selection.ignore.iter().any(|k| r.is_selected_by(k)) {
+                r.enabled = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets rule `key`'s level and whether it runs by default (configuration overrides).
+    pub fn set(
+        &mut self,
+        key: &str,
+        level: Option<Level>,
+        enabled: Option<bool>,
+    ) -> Result<(), RuleError> {
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
+            .ok_or_else(|| RuleError::Selector {
+                key: key.to_string(),
+            })?;
+        if let Some(l) = level {
+            rule.level = l;
+        }
+        if let Some(e) = enabled {
+            rule.enabled = e;
+        }
+        Ok(())
     }
 
     fn sort_and_check(&mut self) -> Result<(), RuleError> {
@@ -314,22 +499,63 @@ fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
             message: format!("file name must be `{expected}.toml` (id-name)"),
         });
     }
-    if rule.id == rule.name {
-        return Err(RuleError::Invalid {
-            path: path.to_path_buf(),
-            message: "name must differ from id (SARIF viewers show both)".into(),
-        });
-    }
-    if let Matcher::Native { check } = &rule.matcher {
-        rule.native = Some(checks::resolve(check).ok_or_else(|| RuleError::Invalid {
+    rule.native = resolve_native(path, &rule.matcher)?;
+    check_rule(path, &rule)?;
+    Ok(rule)
+}
+
+/// The native check a `kind = "native"` matcher names (an unknown name is an error).
+fn resolve_native(path: &Path, matcher: &Matcher) -> Result<Option<checks::Native>, RuleError> {
+    let Matcher::Native { check } = matcher else {
+        return Ok(None);
+    };
+    checks::resolve(check)
+        .map(Some)
+        .ok_or_else(|| RuleError::Invalid {
             path: path.to_path_buf(),
             message: format!(
                 "unknown native check `{check}`; known: {}",
                 checks::names().collect::<Vec<_>>().join(", ")
             ),
-        })?);
+        })
+}
+
+/// What every rule, whole or overridden, must satisfy.
+fn check_rule(path: &Path, rule: &Rule) -> Result<(), RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if rule.id == rule.name {
+        return Err(invalid(
+            "name must differ from id (SARIF viewers show both)".into(),
+        ));
     }
-    Ok(rule)
+    if let Some(s) = rule.security_severity {
+        if !(0.0..=10.0).contains(&s) {
+            return Err(invalid(format!(
+                "security_severity {s} is outside 0.0-10.0"
+            )));
+        }
+        if !rule.tags.contains(&RuleTag::Security) {
+            return Err(invalid(
+                "security_severity is for rules tagged `security`".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Rule {
+    /// Whether a selector names this rule: `ALL`, its id, its name or a prefix of its id.
+    fn is_selected_by(&self, key: &str) -> bool {
+        key.eq_ignore_ascii_case("ALL")
+            || self.name == key
+            || self
+                .id
+                .get(..key.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(key))
+    }
 }
 
 fn match_rule(rule: &Rule, ctx: &CheckContext<'_>) -> Vec<Hit> {
