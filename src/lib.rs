@@ -24,6 +24,7 @@ pub mod util;
 pub mod pe;
 pub mod pool;
 
+pub mod authenticode;
 pub mod callsite;
 pub mod dump;
 pub mod package;
