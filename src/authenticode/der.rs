@@ -730,7 +730,7 @@ mod tests {
         let e = Reader::new(&[0x04, 0x80, 0, 0], 0).read("x").unwrap_err();
         assert_eq!(e.why, DerWhy::BadLength);
         // Indefinite nesting deeper than the limit.
-        let mut deep = vec![0x30, 0x80].repeat(MAX_DEPTH + 10);
+        let mut deep = [0x30, 0x80].repeat(MAX_DEPTH + 10);
         deep.extend(vec![0u8; 2 * (MAX_DEPTH + 10)]);
         let e = Reader::new(&deep, 0).read("x").unwrap_err();
         assert_eq!(e.why, DerWhy::TooDeep);
