@@ -309,3 +309,65 @@ fn fixture_timestamps_expiry_and_page_hashes() {
         .contains(&("OS".to_string(), "_v100_X64".to_string())));
     assert_eq!(cat.classification().class, SignatureClass::TestSigned);
 }
+
+/// Cost of signatures over the corpus, against a flat SHA-256 of the same files. Run with
+/// `cargo test --release --test authenticode -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_signature_cost() {
+    let Some(root) = common::shared("corpus") else {
+        return;
+    };
+    let mut files = Vec::new();
+    for dir in ["drivers", "vulnerable"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sys") {
+                files.push(std::fs::read(p).unwrap());
+            }
+        }
+    }
+    let bytes: usize = files.iter().map(Vec::len).sum();
+    let rounds = 20;
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        for f in &files {
+            let v = inspect_pe(f).unwrap();
+            n += usize::from(v.classification.class == SignatureClass::Unsigned);
+        }
+    }
+    let sig = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        for f in &files {
+            n += drvaudit::sha256_hex(f).len();
+        }
+    }
+    let flat = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        for f in &files {
+            n += first_page_hashes(f, &[DigestAlgorithm::Sha1, DigestAlgorithm::Sha256])
+                .unwrap()
+                .len();
+            n += drvaudit::authenticode::authenticode_digests(
+                f,
+                &[DigestAlgorithm::Sha1, DigestAlgorithm::Sha256],
+            )
+            .unwrap()
+            .len();
+        }
+    }
+    let both = t.elapsed();
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / (rounds * files.len()) as f64;
+    eprintln!(
+        "{} drivers, {} KiB: inspect_pe (digest with the signatures' algorithms + parse + classify) {:.1} µs/driver; \
+         flat SHA-256 {:.1} µs/driver; SHA-1+SHA-256 Authenticode + first-page hashes {:.1} µs/driver ({n})",
+        files.len(),
+        bytes / 1024,
+        per(sig),
+        per(flat),
+        per(both)
+    );
+}

@@ -57,11 +57,12 @@ pub enum AnchorKind {
     CodeVerification,
 }
 
-/// The built-in Microsoft roots. Thumbprints: Microsoft's published root certificates
-/// (the Trusted Root Program's list; `signtool verify /kp` output in the WDK documentation for
-/// Microsoft Code Verification Root). Key identifiers: the authority key identifier found in
-/// every certificate these roots issued in the test corpus, cross-checked with
-/// `openssl x509 -text` (see testdata/truth/README.md).
+/// The built-in Microsoft roots. Thumbprints: Microsoft's published SHA-1 thumbprints of its
+/// roots (as `signtool verify /v` prints them, e.g. for Microsoft Code Verification Root in the
+/// WDK's kernel-mode signing walkthrough). Key identifiers: for Root CA 2010 and Code
+/// Verification Root, the authority key identifier of every certificate they issued in the
+/// test corpus (testdata/truth/README.md); for Root CA 2011, its published subject key
+/// identifier; empty where none was confirmed (matched by issuer CN and O only).
 pub const ANCHORS: &[Anchor] = &[
     Anchor {
         name: "Microsoft Root Certificate Authority 2010",
@@ -78,12 +79,14 @@ pub const ANCHORS: &[Anchor] = &[
     Anchor {
         name: "Microsoft Root Certificate Authority",
         sha1_thumbprint: "CDD4EEAE6000AC7F40C3802C171E30148030C072",
-        key_id: "0EAC826040562797E52513FC2AE10A539559E4A4",
+        // Key identifier not confirmed from a source at hand: matched by name and organisation.
+        key_id: "",
         kind: AnchorKind::Product,
     },
     Anchor {
         name: "Microsoft Root Authority",
         sha1_thumbprint: "A43489159A520F0D93D032CCAF37E7FE20A8B419",
+        // Its certificates name it by issuer and serial, not by key identifier.
         key_id: "",
         kind: AnchorKind::Product,
     },

@@ -55,29 +55,36 @@ def ctx(n, content, constructed=True):
 
 
 def parse(b, pos=0):
-    """One element at b[pos:]: (tag, header length, content length)."""
+    """One element at b[pos:]: (tag, header length, content length, end-of-contents length).
+    Single-byte tags only (all that Authenticode uses); BER indefinite lengths are followed."""
     tag = b[pos]
     n = b[pos + 1]
     if n < 0x80:
-        return tag, 2, n
+        return tag, 2, n, 0
+    if n == 0x80:
+        start = end = pos + 2
+        while b[end:end + 2] != b"\0\0":
+            _, h, m, eoc = parse(b, end)
+            end += h + m + eoc
+        return tag, 2, end - start, 2
     k = n & 0x7F
-    return tag, 2 + k, int.from_bytes(b[pos + 2:pos + 2 + k], "big")
+    return tag, 2 + k, int.from_bytes(b[pos + 2:pos + 2 + k], "big"), 0
 
 
 def children(b):
     """The elements of a content octet string, as (tag, content, whole encoding)."""
     out, pos = [], 0
     while pos < len(b):
-        tag, h, n = parse(b, pos)
-        out.append((tag, b[pos + h:pos + h + n], b[pos:pos + h + n]))
-        pos += h + n
+        tag, h, n, eoc = parse(b, pos)
+        out.append((tag, b[pos + h:pos + h + n], b[pos:pos + h + n + eoc]))
+        pos += h + n + eoc
     return out
 
 
 def children_first(b):
     """The first element of b, as (tag, content, whole encoding)."""
-    tag, h, n = parse(b, 0)
-    return tag, b[h:h + n], b[:h + n]
+    tag, h, n, eoc = parse(b, 0)
+    return tag, b[h:h + n], b[:h + n + eoc]
 
 
 SHA256 = seq(oid("2.16.840.1.101.3.4.2.1"), null())
