@@ -20,10 +20,11 @@
 //! Bounds: a catalog file above [`MAX_CATALOG_BYTES`] or with more than [`MAX_MEMBERS`]
 //! members is refused with one typed error, before anything of that size is allocated.
 
+use super::classify::{classify_signatures, Classification};
 use super::der::{Reader, Tag, Tlv};
 use super::pkcs7::{self, oid, parse_indirect, IndirectData, Signature};
+use super::types::{DigestAlgorithm, SignatureError};
 use super::x509::{algorithm_oid, der_err};
-use super::{classify_signatures, Classification, DigestAlgorithm, SignatureError};
 
 /// Largest catalog file read.
 pub const MAX_CATALOG_BYTES: usize = 64 << 20;

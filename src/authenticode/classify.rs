@@ -34,8 +34,8 @@
 //! ([`Classification::expired_without_timestamp`]).
 
 use super::pkcs7::Signature;
+use super::types::SignatureError;
 use super::x509::{eku, Certificate};
-use super::SignatureError;
 
 /// A Microsoft root the classes rest on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

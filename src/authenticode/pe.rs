@@ -30,7 +30,7 @@ use std::ops::Range;
 
 use md5::Digest as _;
 
-use super::{DigestAlgorithm, SignatureError};
+use super::types::{DigestAlgorithm, SignatureError};
 
 /// Page size of the first-page hash.
 pub const PAGE_SIZE: usize = 4096;

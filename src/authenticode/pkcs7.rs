@@ -12,10 +12,10 @@
 
 use super::der::{format_time, Reader, Tag, Tlv};
 use super::pe::hash;
+use super::types::{DigestAlgorithm, SignatureError};
 use super::x509::{
     algorithm_oid, der_err, digest_for_oid, parse_certificate_set, parse_name, Certificate, Name,
 };
-use super::{DigestAlgorithm, SignatureError};
 
 /// Deepest nested signature followed (primary = 0).
 pub const MAX_NESTING: usize = 4;

@@ -8,7 +8,7 @@
 
 use super::der::{DerError, DerResult, Reader, Tag, Tlv};
 use super::pe::hash;
-use super::DigestAlgorithm;
+use super::types::DigestAlgorithm;
 
 /// A distinguished name: its attributes in order, and its encoding (compared byte for byte
 /// when chains are built).
@@ -340,7 +340,7 @@ impl Certificate {
 pub(crate) fn parse_certificate_set(
     set: &Tlv<'_>,
     limit: usize,
-) -> Result<(Vec<Certificate>, usize), super::SignatureError> {
+) -> Result<(Vec<Certificate>, usize), super::types::SignatureError> {
     let mut out = Vec::new();
     let mut skipped = 0;
     let mut r = set.children();
@@ -350,7 +350,7 @@ pub(crate) fn parse_certificate_set(
             continue;
         }
         if out.len() == limit {
-            return Err(super::SignatureError::TooMany {
+            return Err(super::types::SignatureError::TooMany {
                 what: "certificates in one signature",
                 limit,
             });
@@ -360,6 +360,6 @@ pub(crate) fn parse_certificate_set(
     Ok((out, skipped))
 }
 
-pub(crate) fn der_err(what: &'static str) -> impl Fn(DerError) -> super::SignatureError {
-    move |source| super::SignatureError::Der { what, source }
+pub(crate) fn der_err(what: &'static str) -> impl Fn(DerError) -> super::types::SignatureError {
+    move |source| super::types::SignatureError::Der { what, source }
 }

@@ -22,9 +22,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 P=sign/pki
-T=.build/sign
-rm -rf "$T" signed packages/signed
-mkdir -p "$T" signed packages/signed
+# Intermediates in a temporary folder, not .build/ (scans of testdata/ would see them).
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+rm -rf signed packages/signed
+mkdir -p signed packages/signed
 cat "$P/leaf.pem" "$P/root.pem" > "$T/leaf-chain.pem"
 cat "$P/old.pem" "$P/root.pem" > "$T/old-chain.pem"
 # 2020-06-01T00:00:00Z, inside every test certificate's validity.

@@ -2,7 +2,7 @@
 //! never panics (malformed PKCS#7, certificate tables outside the file or over the headers,
 //! a catalog with a million members, absurd nesting, deep BER).
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

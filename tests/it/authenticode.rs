@@ -3,7 +3,7 @@
 //! python3-cryptography, never from drvaudit). Corpus rows need ../shared and are skipped with
 //! a message without it; fixture rows always run.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -311,7 +311,7 @@ fn fixture_timestamps_expiry_and_page_hashes() {
 }
 
 /// Cost of signatures over the corpus, against a flat SHA-256 of the same files. Run with
-/// `cargo test --release --test authenticode -- --ignored --nocapture`.
+/// `cargo test --release --test it authenticode::measure -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_signature_cost() {
