@@ -6,7 +6,7 @@
 #     mingw-w64 10.0.0 / gcc 12.2 (x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, their dlltool);
 #     clang, lld (lld-link), llvm (llvm-dlltool) 14.0.6; gcab 1.5; python3 (stdlib only).
 #   testdata/truth/make_truth.py additionally needs: python3 -m pip install pefile capstone
-#   sign/build_signed.sh (signed fixtures) needs: apt-get install -y osslsigncode python3-cryptography
+#   sign/build_signed.sh (signed fixtures) needs: apt-get install -y osslsigncode; python3 -m pip install cryptography (48 here)
 #
 # Usage: testdata/build.sh          build everything, then check bin/SHA256SUMS
 #        testdata/build.sh --update build everything and rewrite SHA256SUMS (after a source change)

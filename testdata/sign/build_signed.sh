@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build_signed.sh - the signed fixtures, byte for byte (called by testdata/build.sh from testdata/).
 #
-# Needs: osslsigncode 2.9 (Debian), python3 with python3-cryptography (timestamp.py only).
+# Needs: osslsigncode 2.9 (Debian), python3 with the cryptography package (timestamp.py only; pip install cryptography).
 # Inputs: bin/*.sys (built by build.sh), sign/pki/*.pem + *.key (test-only PKI, committed;
 # sign/make_ca.py re-creates the certificates), src/signed.inf.
 # Outputs (committed, listed in bin/SHA256SUMS):
