@@ -6,6 +6,8 @@
 //! 1. [`util`] — printable text, hashes, display paths, reading and mapping files;
 //! 2. [`pe`] — the facts of one PE image (headers, sections, imports, exports, debug, `.pdata`);
 //!    [`pool`] — pool usage types, tag display, the pool API table and the arithmetic of usage;
+//!    [`authenticode`] — Authenticode digests and first-page hashes, embedded signatures,
+//!    catalogs and the signature classes (a leaf over byte slices);
 //! 3. [`dump`] — the crash-dump reader; [`callsite`] — pool call sites recovered from code;
 //!    [`poolfiles`] — `!poolused`/PoolMon/CSV/JSON exports and pooltag.txt; [`package`] —
 //!    `.zip`/`.cab` members;
@@ -21,6 +23,7 @@
 
 pub mod util;
 
+pub mod authenticode;
 pub mod pe;
 pub mod pool;
 

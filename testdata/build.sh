@@ -6,12 +6,13 @@
 #     mingw-w64 10.0.0 / gcc 12.2 (x86_64-w64-mingw32-gcc, i686-w64-mingw32-gcc, their dlltool);
 #     clang, lld (lld-link), llvm (llvm-dlltool) 14.0.6; gcab 1.5; python3 (stdlib only).
 #   testdata/truth/make_truth.py additionally needs: python3 -m pip install pefile capstone
+#   sign/build_signed.sh (signed fixtures) needs: apt-get install -y osslsigncode; python3 -m pip install cryptography (48 here)
 #
 # Usage: testdata/build.sh          build everything, then check bin/SHA256SUMS
 #        testdata/build.sh --update build everything and rewrite SHA256SUMS (after a source change)
 #
 # Outputs (committed): bin/*.sys, bin/ntoskrnl_stub_*.exe, bin/SHA256SUMS, packages/pkg.zip,
-# packages/pkg.cab, malformed/*.sys. Intermediates (not committed): .build/ - import libraries,
+# packages/pkg.cab, malformed/*.sys, signed/*.sys, packages/signed/*. Intermediates (not committed): .build/ - import libraries,
 # objects, the PDBs of the clang builds and DWARF twins of the gcc builds, which
 # truth/make_truth.py uses to map call instructions to source lines.
 set -euo pipefail
@@ -176,7 +177,12 @@ printf 'This is not a PE image. drvaudit must report a notice for it and go on.\
 : > malformed/empty.sys
 
 # ---------------------------------------------------------------------------------------------
-FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys | sort)
+# Signed fixtures (Authenticode, nested, tampered, timestamped, catalog package): sign/build_signed.sh.
+bash sign/build_signed.sh
+
+# ---------------------------------------------------------------------------------------------
+FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys \
+    packages/signed/* | sort)
 cd ..
 if [ "$UPDATE" = 1 ]; then
     # shellcheck disable=SC2086

@@ -2,6 +2,8 @@
 //! `support` for the dump writer).
 
 mod architecture;
+mod authenticode;
+mod authenticode_hostile;
 mod callsite_arm64;
 mod callsite_x86;
 mod common;

@@ -1,0 +1,351 @@
+//! The PE side of Authenticode: where the checksum, the certificate-table directory entry and
+//! the certificate table are; the Authenticode digest; the first-page hash; the
+//! `WIN_CERTIFICATE` entries.
+//!
+//! Sources: Microsoft, "Windows Authenticode Portable Executable Signature Format" (Calculating
+//! the PE Image Hash) and the PE format documentation on learn.microsoft.com ("The Attribute
+//! Certificate Table (Image Only)": data directory 4 holds a *file offset*, entries are
+//! quadword aligned, `WIN_CERTIFICATE` = dwLength, wRevision 0x0200, wCertificateType 2 =
+//! PKCS#7 SignedData).
+//!
+//! The digest is computed the way Windows code integrity computes it (and so the values that
+//! Microsoft's block rules, WDAC policies and LOLDrivers' authentihashes hold): the file from
+//! offset 0 to the start of the certificate table (to the end of the file when there is none),
+//! without the 4-byte CheckSum field and the 8-byte directory entry 4, hashed as one run; an
+//! unsigned file whose hashed run does not end on an 8-byte boundary is hashed as if padded
+//! with zeros to one (signing tools pad the file so before they append the table). Bytes after
+//! the certificate table are not covered: the table is meant to be last, and a file with bytes
+//! after it (a download padded to a page) keeps the digest it was signed with; their count is
+//! reported ([`PeLayout::trailing_after_certificates`]). Hashing the run linearly equals the
+//! specification's header + sorted-sections + extra-data order for every image whose sections
+//! follow the headers without gaps, and is what signing tools compute.
+//!
+//! The first-page hash (WDAC "Hash Page Sha1/Sha256" rules) is the hash of the first 4096
+//! offsets of the file computed the same way (CheckSum and directory entry 4 skipped), with
+//! bytes at or beyond SizeOfHeaders replaced by zeros: the headers as the loader maps them,
+//! one page long (4084 bytes hashed). This equals page 0 of the `SpcPeImagePageHashes` that
+//! signing tools write.
+
+use std::ops::Range;
+
+use md5::Digest as _;
+
+use super::types::{DigestAlgorithm, SignatureError};
+
+/// Page size of the first-page hash.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Largest certificate table read: real ones are tens of KiB; WDAC's limit is far below this.
+pub const MAX_CERTIFICATE_TABLE: usize = 16 << 20;
+
+/// Most `WIN_CERTIFICATE` entries read from one table.
+pub const MAX_WIN_CERTIFICATES: usize = 16;
+
+/// Where the parts Authenticode excludes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeLayout {
+    pub file_len: usize,
+    /// File offset of OptionalHeader.CheckSum.
+    pub checksum_offset: usize,
+    /// File offset of data directory entry 4 (`IMAGE_DIRECTORY_ENTRY_SECURITY`), when the
+    /// optional header has one.
+    pub security_entry_offset: Option<usize>,
+    pub size_of_headers: usize,
+    /// End of the last section's raw data (at least SizeOfHeaders).
+    pub end_of_sections: usize,
+    /// The certificate table, bounds-checked, when directory entry 4 names one.
+    pub certificate_table: Option<Range<usize>>,
+    /// Bytes of the file after the certificate table (not covered by the digest).
+    pub trailing_after_certificates: usize,
+}
+
+fn u16_at(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+
+fn not_pe(why: &'static str) -> SignatureError {
+    SignatureError::NotPe { why }
+}
+
+/// Finds the excluded fields and checks the certificate table's bounds.
+pub fn layout(pe: &[u8]) -> Result<PeLayout, SignatureError> {
+    if pe.get(0..2) != Some(b"MZ") {
+        return Err(not_pe("no MZ signature"));
+    }
+    let lfanew = u32_at(pe, 0x3c).ok_or(not_pe("truncated DOS header"))? as usize;
+    if pe.get(lfanew..lfanew.saturating_add(4)) != Some(b"PE\0\0") {
+        return Err(not_pe("e_lfanew does not point at a PE signature"));
+    }
+    let coff = lfanew + 4;
+    let sections = usize::from(u16_at(pe, coff + 2).ok_or(not_pe("truncated COFF header"))?);
+    let opt_size = usize::from(u16_at(pe, coff + 16).ok_or(not_pe("truncated COFF header"))?);
+    let opt = coff + 20;
+    let magic = u16_at(pe, opt).ok_or(not_pe("truncated optional header"))?;
+    let (dirs_at, count_at) = match magic {
+        0x10b => (96, 92),
+        0x20b => (112, 108),
+        _ => return Err(not_pe("optional header magic is neither PE32 nor PE32+")),
+    };
+    let checksum_offset = opt + 64;
+    let size_of_headers = u32_at(pe, opt + 60).ok_or(not_pe("truncated optional header"))? as usize;
+    if checksum_offset + 4 > pe.len() {
+        return Err(not_pe("truncated optional header"));
+    }
+    let dir_count = u32_at(pe, opt + count_at).unwrap_or(0) as usize;
+    let sec_entry = opt + dirs_at + 4 * 8;
+    let security_entry_offset =
+        (dir_count > 4 && dirs_at + 5 * 8 <= opt_size && sec_entry + 8 <= pe.len())
+            .then_some(sec_entry);
+    let table = opt + opt_size;
+    let mut end_of_sections = size_of_headers;
+    for i in 0..sections {
+        let h = table + 40 * i;
+        let (Some(raw_size), Some(raw_ptr)) = (u32_at(pe, h + 16), u32_at(pe, h + 20)) else {
+            return Err(not_pe("section table runs past the end of the file"));
+        };
+        if raw_size > 0 {
+            end_of_sections = end_of_sections.max(raw_ptr as usize + raw_size as usize);
+        }
+    }
+    let mut certificate_table = None;
+    let mut trailing = 0;
+    if let Some(e) = security_entry_offset {
+        let offset = u32_at(pe, e).unwrap_or(0) as usize;
+        let size = u32_at(pe, e + 4).unwrap_or(0) as usize;
+        if offset != 0 && size != 0 {
+            let end = offset + size;
+            if end > pe.len() {
+                return Err(SignatureError::CertificateTableOutOfBounds {
+                    offset,
+                    size,
+                    file_len: pe.len(),
+                });
+            }
+            if offset < size_of_headers.max(checksum_offset + 4).max(e + 8) {
+                return Err(SignatureError::CertificateTableOverlaps {
+                    offset,
+                    size,
+                    what: "the headers",
+                    limit: size_of_headers,
+                });
+            }
+            if offset < end_of_sections {
+                return Err(SignatureError::CertificateTableOverlaps {
+                    offset,
+                    size,
+                    what: "the section data",
+                    limit: end_of_sections,
+                });
+            }
+            if size > MAX_CERTIFICATE_TABLE {
+                return Err(SignatureError::TooLarge {
+                    what: "certificate table",
+                    size,
+                    limit: MAX_CERTIFICATE_TABLE,
+                });
+            }
+            trailing = pe.len() - end;
+            certificate_table = Some(offset..end);
+        }
+    }
+    Ok(PeLayout {
+        file_len: pe.len(),
+        checksum_offset,
+        security_entry_offset,
+        size_of_headers,
+        end_of_sections,
+        certificate_table,
+        trailing_after_certificates: trailing,
+    })
+}
+
+/// A running hash of one of the algorithms Authenticode uses.
+pub(crate) enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub(crate) fn new(alg: DigestAlgorithm) -> Hasher {
+        match alg {
+            DigestAlgorithm::Md5 => Hasher::Md5(md5::Md5::new()),
+            DigestAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            DigestAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+    pub(crate) fn update(&mut self, b: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(b),
+            Hasher::Sha1(h) => h.update(b),
+            Hasher::Sha256(h) => h.update(b),
+            Hasher::Sha384(h) => h.update(b),
+            Hasher::Sha512(h) => h.update(b),
+        }
+    }
+    pub(crate) fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Md5(h) => h.finalize().to_vec(),
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// One-shot hash.
+pub fn hash(alg: DigestAlgorithm, bytes: &[u8]) -> Vec<u8> {
+    let mut h = Hasher::new(alg);
+    h.update(bytes);
+    h.finish()
+}
+
+/// The runs of the file the Authenticode digest covers, and the zero padding after them.
+fn digest_runs(l: &PeLayout) -> (Vec<Range<usize>>, usize) {
+    let end = l.certificate_table.as_ref().map_or(l.file_len, |t| t.start);
+    let mut cuts = vec![(l.checksum_offset, 4)];
+    if let Some(e) = l.security_entry_offset {
+        cuts.push((e, 8));
+    }
+    cuts.sort_unstable();
+    let mut runs = Vec::new();
+    let mut pos = 0;
+    for (at, len) in cuts {
+        if at > pos {
+            runs.push(pos..at.min(end));
+        }
+        pos = pos.max(at + len);
+    }
+    if end > pos {
+        runs.push(pos..end);
+    }
+    (runs, (8 - end % 8) % 8)
+}
+
+/// The Authenticode digest of a file-layout PE with each of `algs`, in one pass.
+pub fn authenticode_digests(
+    pe: &[u8],
+    algs: &[DigestAlgorithm],
+) -> Result<Vec<Vec<u8>>, SignatureError> {
+    let l = layout(pe)?;
+    Ok(digests_with_layout(pe, &l, algs))
+}
+
+pub(crate) fn digests_with_layout(
+    pe: &[u8],
+    l: &PeLayout,
+    algs: &[DigestAlgorithm],
+) -> Vec<Vec<u8>> {
+    let (runs, pad) = digest_runs(l);
+    let mut hashers: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
+    for r in runs {
+        // Chunked so that several hashers share the cache-warm bytes.
+        for chunk in pe[r].chunks(64 << 10) {
+            for h in &mut hashers {
+                h.update(chunk);
+            }
+        }
+    }
+    for h in &mut hashers {
+        h.update(&[0u8; 8][..pad]);
+    }
+    hashers.into_iter().map(Hasher::finish).collect()
+}
+
+/// The Authenticode digest with one algorithm.
+pub fn authenticode_digest(pe: &[u8], alg: DigestAlgorithm) -> Result<Vec<u8>, SignatureError> {
+    Ok(authenticode_digests(pe, &[alg])?.remove(0))
+}
+
+/// The first-page hash with each of `algs` (see the module documentation).
+pub fn first_page_hashes(
+    pe: &[u8],
+    algs: &[DigestAlgorithm],
+) -> Result<Vec<Vec<u8>>, SignatureError> {
+    let l = layout(pe)?;
+    let headers = l.size_of_headers.min(PAGE_SIZE);
+    if pe.len() < headers {
+        return Err(not_pe("the file is shorter than its headers"));
+    }
+    let mut cuts = vec![(l.checksum_offset, 4)];
+    if let Some(e) = l.security_entry_offset {
+        cuts.push((e, 8));
+    }
+    cuts.sort_unstable();
+    let mut runs = Vec::new();
+    let mut pos = 0;
+    for (at, len) in cuts {
+        if at.min(PAGE_SIZE) > pos {
+            runs.push(pos..at.min(PAGE_SIZE));
+        }
+        pos = pos.max((at + len).min(PAGE_SIZE));
+    }
+    if pos < PAGE_SIZE {
+        runs.push(pos..PAGE_SIZE);
+    }
+    // File bytes below SizeOfHeaders, zeros above: the header page as mapped.
+    let mut page = Vec::with_capacity(PAGE_SIZE);
+    for r in runs {
+        let data_end = r.end.min(headers).max(r.start);
+        page.extend_from_slice(&pe[r.start..data_end]);
+        page.resize(page.len() + (r.end - data_end), 0);
+    }
+    Ok(algs.iter().map(|&a| hash(a, &page)).collect())
+}
+
+/// One `WIN_CERTIFICATE` entry of the certificate table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinCertificate {
+    /// File offset of the entry's header.
+    pub offset: usize,
+    pub revision: u16,
+    /// 2 = `WIN_CERT_TYPE_PKCS_SIGNED_DATA`.
+    pub certificate_type: u16,
+    /// File range of the certificate data (after the 8-byte header).
+    pub data: Range<usize>,
+}
+
+/// The entries of the certificate table (each 8-byte aligned), bounds-checked.
+pub fn win_certificates(pe: &[u8], l: &PeLayout) -> Result<Vec<WinCertificate>, SignatureError> {
+    let Some(table) = l.certificate_table.clone() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut pos = table.start;
+    while pos + 8 <= table.end {
+        if out.len() == MAX_WIN_CERTIFICATES {
+            return Err(SignatureError::TooMany {
+                what: "WIN_CERTIFICATE entries",
+                limit: MAX_WIN_CERTIFICATES,
+            });
+        }
+        let len = u32_at(pe, pos).unwrap_or(0) as usize;
+        let revision = u16_at(pe, pos + 4).unwrap_or(0);
+        let certificate_type = u16_at(pe, pos + 6).unwrap_or(0);
+        if len < 8 || pos + len > table.end {
+            return Err(SignatureError::BadWinCertificate {
+                offset: pos,
+                why: format!(
+                    "dwLength {len} does not fit the certificate table ({} bytes left)",
+                    table.end - pos
+                ),
+            });
+        }
+        out.push(WinCertificate {
+            offset: pos,
+            revision,
+            certificate_type,
+            data: pos + 8..pos + len,
+        });
+        pos += (len + 7) & !7;
+    }
+    Ok(out)
+}
