@@ -25,8 +25,7 @@ pub struct Driver {
     pub holes: Vec<(u32, u32)>,
     /// Short name for messages (`untagged.sys`, `{GUID}.sys`).
     pub name: String,
-    /// Machine-independent identity for fingerprints: the SHA-256 of a file, or
-    /// `carved:<name>` for an image carved from a dump (whose bytes never hash like the file).
+    /// What names the driver in fingerprints ([`stable_identity`]).
     pub identity: String,
     /// A carved image that no scanned file matches by name and PE key.
     pub memory_only: bool,
@@ -101,6 +100,24 @@ impl Driver {
             }
         }
         tags.into_values().collect()
+    }
+}
+
+/// The driver's identity in fingerprints: the name its build gave it — the PDB named in its
+/// CodeView record, without folders and extension, lower-cased — with the machine (an x86 and
+/// an x64 build are different drivers). That name survives copying, renaming, packaging,
+/// carving from a dump and rebuilding. A driver that names itself nowhere is identified by the
+/// SHA-256 of its bytes instead: a copy, a rename or a package keeps its fingerprints, a
+/// rebuild does not. (A carved image hashes unlike its file, so it then has its own.)
+pub fn stable_identity(image: &Image) -> String {
+    let from_pdb = image.codeview.as_ref().and_then(|cv| {
+        let base = cv.pdb_path.rsplit(['\\', '/']).next()?;
+        let stem = base.rsplit_once('.').map_or(base, |(s, _)| s);
+        (!stem.is_empty()).then(|| stem.to_ascii_lowercase())
+    });
+    match from_pdb {
+        Some(name) => format!("pdb:{name}|{}", image.machine),
+        None => format!("sha256:{}", image.sha256),
     }
 }
 

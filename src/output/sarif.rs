@@ -446,7 +446,7 @@ struct MessageView {
 
 #[derive(serde::Serialize)]
 struct FingerprintView<'a> {
-    #[serde(rename = "drvaudit/v1")]
+    #[serde(rename = "drvaudit/v2")]
     v1: &'a str,
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use crate::driver::{Driver, ImageSummary};
 use crate::pe::{Image, ImageError, Layout};
-use crate::report::{Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind, Place};
+use crate::report::{
+    assign_fingerprints, Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind, Place,
+};
 use crate::rules::{CheckContext, RuleSet};
 use crate::util::{display_path, file_name, fileio};
 
@@ -41,8 +43,6 @@ pub(crate) struct Target<'a> {
     pub(crate) artifact: usize,
     /// Short name for messages.
     pub(crate) name: &'a str,
-    /// Fingerprint identity; `None` means the image's SHA-256.
-    pub(crate) identity: Option<String>,
     /// Ranges a carved image is missing.
     pub(crate) holes: Vec<(u32, u32)>,
 }
@@ -68,7 +68,7 @@ impl Auditor<'_> {
             } else {
                 Vec::new()
             };
-            let identity = target.identity.unwrap_or_else(|| image.sha256.clone());
+            let identity = crate::driver::stable_identity(&image);
             let driver = Driver {
                 image,
                 sites,
@@ -81,7 +81,7 @@ impl Auditor<'_> {
                 driver: &driver,
                 pooltag: self.owners,
             };
-            let findings = self
+            let mut findings: Vec<Finding> = self
                 .rules
                 .check_driver(&ctx)
                 .into_iter()
@@ -93,6 +93,7 @@ impl Auditor<'_> {
                     Finding::from_hit(rule, hit, place)
                 })
                 .collect();
+            assign_fingerprints(&mut findings);
             Ok((driver.summary(target.artifact), findings))
         };
         guarded(run).unwrap_or_else(|what| Err(AuditError::Internal(what)))
@@ -245,7 +246,6 @@ fn audit_file_bytes(
         layout: Layout::File,
         artifact,
         name,
-        identity: None,
         holes: Vec::new(),
     };
     match auditor.audit(target, |_| false) {
@@ -300,7 +300,6 @@ mod tests {
             layout: Layout::File,
             artifact: 0,
             name: "clean.sys",
-            identity: None,
             holes: Vec::new(),
         }
     }

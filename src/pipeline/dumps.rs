@@ -221,8 +221,6 @@ fn audit_module(
         layout: Layout::Loaded,
         artifact: local_index,
         name: &module.name,
-        // Carved bytes never hash like the file: identify the image by its name instead.
-        identity: Some(format!("carved:{}", module.name.to_ascii_lowercase())),
         holes: carved.holes.clone(),
     };
     let result = auditor.audit(target, |image| {

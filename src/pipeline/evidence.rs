@@ -104,11 +104,13 @@ pub(crate) fn rank(
         attribution: &attribution,
         evidence_artifact,
     };
-    for (rule, hit) in rules.check_report(&ctx) {
-        report
-            .findings
-            .push(Finding::from_hit(rule, hit, Place::Report));
-    }
+    let mut summaries: Vec<Finding> = rules
+        .check_report(&ctx)
+        .into_iter()
+        .map(|(rule, hit)| Finding::from_hit(rule, hit, Place::Report))
+        .collect();
+    crate::report::assign_fingerprints(&mut summaries);
+    report.findings.append(&mut summaries);
     for f in &mut report.findings {
         if let Some(e) = attribution.evidence(&f.tags, f.driver_level, f.artifact) {
             f.rank = Some(f64::from(rank_for(e.bytes(), attribution.total)));

@@ -94,8 +94,14 @@ pub struct Finding {
     pub evidence: Option<Evidence>,
     /// 0–100 by share of pool in use; only findings with evidence are ranked.
     pub rank: Option<f64>,
-    /// Machine-independent identity: same driver bytes and finding give the same value.
+    /// Stable identity of the finding (see [`assign_fingerprints`]): the same finding of the
+    /// same driver gives the same value wherever the file lies, whatever it is called, and
+    /// across a rebuild that moves its code.
     pub fingerprint: String,
+    /// What the fingerprint hashes, before the occurrence index: driver identity and the
+    /// finding's location key.
+    #[serde(skip)]
+    key: String,
     /// The reason a `[[suppress]]` entry accepts this finding: it then stays in the SARIF log
     /// but leaves the exit code and the text report.
     pub suppression: Option<String>,
@@ -168,7 +174,8 @@ impl Finding {
             site: located.site,
             evidence: None,
             rank: None,
-            fingerprint: fingerprint(&rule.id, identity, &located.key),
+            fingerprint: fingerprint(&rule.id, &format!("{identity}\0{}", located.key), 0),
+            key: format!("{identity}\0{}", located.key),
             suppression: None,
             sealed: Sealed,
         }
@@ -252,7 +259,7 @@ fn locate_in_driver(
                     kind: "section",
                     bounds: None,
                 }),
-                format!("section:{}:{:x}", s.name, s.rva),
+                format!("section:{}", s.name),
             )
         }
         Anchor::CallSite(i) => {
@@ -283,17 +290,8 @@ fn locate_in_driver(
                     bounds,
                 }
             });
-            (
-                Some(at),
-                image.offset_of(at).map(|o| (o, 1)),
-                logical,
-                format!(
-                    "site:{}:{:x}:{:x}",
-                    site.api,
-                    site.rva,
-                    site.via.unwrap_or(0)
-                ),
-            )
+            let key = site_key(site, logical.as_ref());
+            (Some(at), image.offset_of(at).map(|o| (o, 1)), logical, key)
         }
         Anchor::Header(off, len) => (
             None,
@@ -321,15 +319,62 @@ fn locate_in_driver(
     }
 }
 
-/// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
-/// so the same driver gives the same fingerprint on any machine.
-fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
+/// What identifies a call site across rebuilds: the API, the tags it may record, its pool
+/// type or flags, and the enclosing function when it has a real name (an export, the entry
+/// point); never an address, which an unrelated change moves.
+fn site_key(site: &CallSite, logical: Option<&Logical>) -> String {
+    use crate::pool::apis::Role;
+    let tags: Vec<String> = site
+        .possible_tags()
+        .iter()
+        .map(|t| format!("{t:08x}"))
+        .collect();
+    let kind = [Role::PoolType, Role::PoolFlags, Role::LookasideFlags]
+        .into_iter()
+        .find_map(|r| site.arg(r).and_then(|v| v.constant()))
+        .map_or_else(|| "?".to_string(), |v| format!("{v:x}"));
+    let function = logical
+        .map(|l| l.name.as_str())
+        .filter(|n| !n.starts_with("sub_") && *n != "unknown function")
+        .unwrap_or("?");
+    format!(
+        "site:{}:tags={}:type={kind}:fn={function}",
+        site.api,
+        tags.join(",")
+    )
+}
+
+/// Gives each finding its fingerprint: rule, location key and an occurrence index, hashed. The
+/// index numbers the findings of one rule that share a key, in address order, so that two
+/// calls alike in one function stay apart while each keeps its value when code elsewhere
+/// changes. Call once per driver (or per report for report-level findings), after every
+/// finding of it is made.
+pub fn assign_fingerprints(findings: &mut [Finding]) {
+    let mut order: Vec<usize> = (0..findings.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&findings[a], &findings[b]);
+        (&x.rule_id, &x.key, x.rva, x.region).cmp(&(&y.rule_id, &y.key, y.rva, y.region))
+    });
+    let mut index = 0;
+    for (n, &i) in order.iter().enumerate() {
+        let same_as_previous = n > 0 && {
+            let p = &findings[order[n - 1]];
+            p.rule_id == findings[i].rule_id && p.key == findings[i].key
+        };
+        index = if same_as_previous { index + 1 } else { 0 };
+        let f = &mut findings[i];
+        f.fingerprint = fingerprint(&f.rule_id, &f.key, index);
+    }
+}
+
+/// The hash: rule, key and occurrence. Paths, names of files and addresses never enter it.
+fn fingerprint(rule: &str, key: &str, index: usize) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
     h.update(b"\0");
-    h.update(identity.as_bytes());
-    h.update(b"\0");
     h.update(key.as_bytes());
+    h.update(b"\0");
+    h.update(index.to_le_bytes());
     hex::encode(&h.finalize()[..16])
 }

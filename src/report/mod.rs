@@ -11,7 +11,7 @@ pub mod suppress;
 use serde::Serialize;
 
 pub use crate::rules::Level;
-pub use finding::{AnchorKind, Finding, Logical, Place};
+pub use finding::{assign_fingerprints, AnchorKind, Finding, Logical, Place};
 
 use crate::attribution::Consumer;
 use crate::driver::ImageSummary;

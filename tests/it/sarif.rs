@@ -61,7 +61,7 @@ fn results_carry_rule_location_address_and_fingerprint() {
         .as_str()
         .unwrap()
         .starts_with("iatexec_clang_x64_O2.sys "));
-    let fp = result["partialFingerprints"]["drvaudit/v1"]
+    let fp = result["partialFingerprints"]["drvaudit/v2"]
         .as_str()
         .unwrap();
     assert_eq!(fp.len(), 32);
