@@ -136,6 +136,8 @@ fn run_bench() {
         fail_on: None,
         call_sites: true,
         allow_incomplete: false,
+        suppressions: Default::default(),
+        baseline: None,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -43,4 +43,6 @@ pub mod pipeline;
 
 pub mod output;
 
+pub mod config;
+
 pub use util::{printable_text, sha256_hex};

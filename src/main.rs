@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use drvaudit::config::{self, GateArgs};
 use drvaudit::output::{self, Format};
 use drvaudit::pipeline::{self, Settings};
-use drvaudit::report::Level;
 use drvaudit::rules::RuleSet;
 
 // The analysis makes many short-lived allocations on every worker thread (decoded
@@ -49,6 +49,28 @@ struct Cli {
 enum Command {
     /// Audit drivers (.sys files, folders, .zip/.cab packages) and drivers carved from dumps.
     Scan(ScanArgs),
+    /// Write a baseline: the SARIF log of a scan, for later scans to compare with
+    /// (`scan --baseline FILE`). Exit code 0 unless the audit is incomplete (2).
+    Baseline {
+        /// Files, folders and driver packages to audit.
+        paths: Vec<PathBuf>,
+        /// Kernel crash dump whose loaded drivers are carved and audited (repeatable).
+        #[arg(long, value_name = "FILE")]
+        dump: Vec<PathBuf>,
+        /// Where to write the log.
+        #[arg(short, long, value_name = "FILE", default_value = "drvaudit-baseline.sarif")]
+        output: PathBuf,
+        /// Base directory that artifact paths are relative to (default: current directory).
+        #[arg(long, value_name = "DIR")]
+        srcroot: Option<PathBuf>,
+        #[command(flatten)]
+        gate: GateArgs,
+    },
+    /// Print the effective settings (config file, flags, rules) and where each came from.
+    Config {
+        #[command(flatten)]
+        gate: GateArgs,
+    },
     /// List the rules.
     Rules {
         /// Directory of additional rule files.
@@ -101,24 +123,12 @@ struct ScanArgs {
     /// Kernel crash dump whose loaded drivers are carved and audited (repeatable).
     #[arg(long, value_name = "FILE")]
     dump: Vec<PathBuf>,
-    /// Pool usage export: `!poolused` text, PoolMon log or screen, CSV or JSON (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pool: Vec<PathBuf>,
-    /// pooltag.txt naming tag owners (enables DRV1005 tag-collision).
-    #[arg(long, value_name = "FILE")]
-    pooltag: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Lowest finding level that makes the exit code 1.
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
-    fail_on: FailOn,
-    /// Directory of additional rule files (same format as rules/).
-    #[arg(long, value_name = "DIR")]
-    rules: Option<PathBuf>,
     /// Base directory that artifact paths in SARIF are relative to (default: current directory).
     #[arg(long, value_name = "DIR")]
     srcroot: Option<PathBuf>,
@@ -129,18 +139,8 @@ struct ScanArgs {
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
     imports_only: bool,
-    /// Inputs that cannot be examined (unreadable, corrupt, missing evidence) are still
-    /// reported but do not make the exit code 2: for sweeps of whole systems.
-    #[arg(long)]
-    allow_incomplete: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FailOn {
-    Error,
-    Warning,
-    Note,
-    Never,
+    #[command(flatten)]
+    gate: GateArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -226,18 +226,8 @@ fn run(cli: Cli) -> Result<u8> {
             output,
             allow_incomplete,
         } => {
-            let settings = Settings {
-                paths,
-                dumps: dump,
-                pool_files: Vec::new(),
-                pooltag: None,
-                rules: load_rules(None)?,
-                progress: false,
-                root: std::env::current_dir().context("cannot read the current directory")?,
-                fail_on: None,
-                call_sites: true,
-                allow_incomplete,
-            };
+            let mut settings = base_settings(paths, dump, load_rules(None)?)?;
+            settings.allow_incomplete = allow_incomplete;
             let (out, name) = open_output(output.as_ref())?;
             let tags = output::text::TagsSink::new(out, format == TagsFormat::Json);
             let mut sink = output::notices::NoticesFirst::new(Box::new(tags), std::io::stderr());
@@ -246,44 +236,110 @@ fn run(cli: Cli) -> Result<u8> {
             wrote(written, &name)?;
             Ok(report.exit_code as u8)
         }
+        Command::Config { gate } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let resolved = config::resolve(&gate, &cwd)?;
+            write_output(None, &config::render(&resolved))?;
+            Ok(0)
+        }
+        Command::Baseline {
+            paths,
+            dump,
+            output,
+            srcroot,
+            gate,
+        } => {
+            let mut gate = gate;
+            // A baseline is written whatever it holds: only an incomplete audit fails it.
+            gate.fail_on = Some(config::FailOn::Never);
+            gate.baseline = None;
+            let settings = scan_settings(paths, dump, srcroot.as_ref(), &gate, false, false)?;
+            let report = scan_to(&settings, Format::Sarif, Some(&output))?;
+            Ok(report.exit_code as u8)
+        }
         Command::Scan(args) => {
             if args.paths.is_empty() && args.dump.is_empty() {
                 bail!("nothing to scan: give files, folders or packages, or --dump FILE");
             }
-            let cwd = std::env::current_dir().context("cannot read the current directory")?;
-            let root = match &args.srcroot {
-                Some(r) => std::path::absolute(r)
-                    .with_context(|| format!("{}: bad --srcroot", r.display()))?,
-                None => cwd,
-            };
-            let settings = Settings {
-                paths: args.paths,
-                dumps: args.dump,
-                pool_files: args.pool,
-                pooltag: args.pooltag,
-                rules: load_rules(args.rules.as_ref())?,
-                progress: !args.no_progress,
-                root,
-                fail_on: match args.fail_on {
-                    FailOn::Error => Some(Level::Error),
-                    FailOn::Warning => Some(Level::Warning),
-                    FailOn::Note => Some(Level::Note),
-                    FailOn::Never => None,
-                },
-                call_sites: !args.imports_only,
-                allow_incomplete: args.allow_incomplete,
-            };
-            let (out, name) = open_output(args.output.as_ref())?;
-            let inner = args
-                .format
-                .sink(out, &settings.rules.enabled(), &settings.root);
-            let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
-            let (report, written) = pipeline::run(&settings, &mut sink);
-            drop(sink);
-            wrote(written, &name)?;
+            let settings = scan_settings(
+                args.paths,
+                args.dump,
+                args.srcroot.as_ref(),
+                &args.gate,
+                !args.no_progress,
+                args.imports_only,
+            )?;
+            let report = scan_to(&settings, args.format, args.output.as_ref())?;
             Ok(report.exit_code as u8)
         }
     }
+}
+
+/// Settings for a scan of `paths` and `dumps` with `rules` and drvaudit's defaults otherwise.
+fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Result<Settings> {
+    Ok(Settings {
+        paths,
+        dumps,
+        pool_files: Vec::new(),
+        pooltag: None,
+        rules,
+        progress: false,
+        root: std::env::current_dir().context("cannot read the current directory")?,
+        fail_on: None,
+        call_sites: true,
+        allow_incomplete: false,
+        suppressions: Default::default(),
+        baseline: None,
+    })
+}
+
+/// The settings of a scan: the gate's flags resolved with the config file.
+fn scan_settings(
+    paths: Vec<PathBuf>,
+    dumps: Vec<PathBuf>,
+    srcroot: Option<&PathBuf>,
+    gate: &GateArgs,
+    progress: bool,
+    imports_only: bool,
+) -> Result<Settings> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let resolved = config::resolve(gate, &cwd)?;
+    let root = match srcroot {
+        Some(r) => {
+            std::path::absolute(r).with_context(|| format!("{}: bad --srcroot", r.display()))?
+        }
+        None => cwd,
+    };
+    Ok(Settings {
+        paths,
+        dumps,
+        pool_files: resolved.pool,
+        pooltag: resolved.pooltag,
+        rules: resolved.rules,
+        progress,
+        root,
+        fail_on: resolved.fail_on,
+        call_sites: !imports_only,
+        allow_incomplete: resolved.allow_incomplete,
+        suppressions: std::sync::Arc::new(resolved.suppressions),
+        baseline: resolved.baseline,
+    })
+}
+
+/// Runs the scan into `format` at `output` (standard output without it), notices first on
+/// standard error.
+fn scan_to(
+    settings: &Settings,
+    format: Format,
+    output: Option<&PathBuf>,
+) -> Result<drvaudit::report::Report> {
+    let (out, name) = open_output(output)?;
+    let inner = format.sink(out, &settings.rules.enabled(), &settings.root);
+    let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
+    let (report, written) = pipeline::run(settings, &mut sink);
+    drop(sink);
+    wrote(written, &name)?;
+    Ok(report)
 }
 
 /// Where a report goes: the file of `-o`, else standard output; with a name for errors.

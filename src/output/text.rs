@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::driver::ImageSummary;
 use crate::pool::tag_display;
-use crate::report::{Artifact, Batch, Finding, Report, Sink};
+use crate::report::{Batch, Finding, Report, Sink};
 use crate::util::group;
 
 /// The text report as a sink: it needs the whole run (the consumers table comes first, the
@@ -86,21 +86,9 @@ impl<W: std::io::Write + Send> Sink for TagsSink<W> {
     }
 }
 
-/// The path shown for an artifact: nested artifacts as `parent:member` (packages) or
-/// `dump>module` (carved images).
+/// The path shown for an artifact (see [`crate::report::display_path`]).
 pub fn artifact_path(report: &Report, index: usize) -> String {
-    let a: &Artifact = &report.artifacts[index];
-    match a.parent {
-        Some(p) => {
-            let sep = if matches!(a.kind, crate::report::ArtifactKind::Carved { .. }) {
-                ">"
-            } else {
-                ":"
-            };
-            format!("{}{sep}{}", artifact_path(report, p), a.uri)
-        }
-        None => a.uri.clone(),
-    }
+    crate::report::display_path(&report.artifacts, index)
 }
 
 /// Renders the report.

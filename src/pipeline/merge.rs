@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::SyncSender;
 
 use crate::driver::ImageSummary;
-use crate::report::{Artifact, Finding, Level, Notice, Report};
+use crate::report::baseline::Baseline;
+use crate::report::suppress::{self, Subject, Suppression};
+use crate::report::{display_path, Artifact, Finding, Level, Notice, Report};
 
 /// The result of analysing one input, with artifact indices local to it (0 = the input).
 #[derive(Debug, Default)]
@@ -41,6 +43,12 @@ pub(crate) enum Mode {
 /// depend on thread timing, and no unit is held after its turn.
 pub(crate) struct Merger {
     pub(crate) report: Report,
+    /// Accepted findings, matched as each unit is merged (in walk order, so the counts and the
+    /// first matching entry never depend on thread timing).
+    suppressions: std::sync::Arc<Vec<Suppression>>,
+    /// The baseline results are classified against as they are streamed (kept findings are
+    /// classified once ranked, in report order).
+    baseline: Option<Baseline>,
     next: usize,
     waiting: BTreeMap<usize, Unit>,
     mode: Mode,
@@ -49,9 +57,16 @@ pub(crate) struct Merger {
 }
 
 impl Merger {
-    pub(crate) fn new(report: Report, mode: Mode) -> Merger {
+    pub(crate) fn new(
+        report: Report,
+        mode: Mode,
+        suppressions: std::sync::Arc<Vec<Suppression>>,
+        baseline: Option<Baseline>,
+    ) -> Merger {
         Merger {
             report,
+            suppressions,
+            baseline,
             next: 0,
             waiting: BTreeMap::new(),
             mode,
@@ -71,15 +86,21 @@ impl Merger {
     /// Merges a unit now (dumps, analysed one at a time after the walk).
     pub(crate) fn take(&mut self, unit: Unit) {
         let first_new = self.report.artifacts.len();
-        let (findings, images) = merge(&mut self.report, unit);
+        let (mut findings, images) = merge(&mut self.report, unit);
         self.report.drivers += images.len();
+        suppress(&self.suppressions, &self.report.artifacts, &mut findings);
         match &mut self.mode {
             Mode::Keep => {
                 self.report.findings.extend(findings);
                 self.report.images.extend(images);
             }
             Mode::Stream { tx, pending, batch } => {
-                self.worst = self.worst.max(findings.iter().map(|f| f.level).max());
+                if let Some(b) = &mut self.baseline {
+                    for f in &mut findings {
+                        f.baseline = Some(b.classify(f));
+                    }
+                }
+                self.worst = self.worst.max(worst_counted(&findings));
                 pending
                     .artifacts
                     .extend_from_slice(&self.report.artifacts[first_new..]);
@@ -96,12 +117,12 @@ impl Merger {
 
     /// Sends what is left and closes the stream; the report is complete once every unit has
     /// arrived.
-    pub(crate) fn finish(self) -> (Report, Option<Level>) {
+    pub(crate) fn finish(self) -> (Report, Option<Level>, Option<Baseline>) {
         debug_assert!(self.waiting.is_empty(), "every walked input was merged");
         if let Mode::Stream { tx, pending, .. } = self.mode {
             let _ = tx.send(pending);
         }
-        (self.report, self.worst)
+        (self.report, self.worst, self.baseline)
     }
 }
 
@@ -133,4 +154,36 @@ pub(crate) fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
         b.rva,
         &b.fingerprint,
     ))
+}
+
+/// Marks the findings `suppressions` accept, each matched on its artifact's display path, its
+/// driver's name and its image's hash.
+pub(crate) fn suppress(
+    suppressions: &[Suppression],
+    artifacts: &[Artifact],
+    findings: &mut [Finding],
+) {
+    if suppressions.is_empty() {
+        return;
+    }
+    for f in findings.iter_mut() {
+        let a = &artifacts[f.artifact];
+        let path = display_path(artifacts, f.artifact);
+        let subject = Subject {
+            path: &path,
+            name: &a.name,
+            sha256: a.sha256.as_deref(),
+        };
+        suppress::apply(suppressions, std::slice::from_mut(f), &subject);
+    }
+}
+
+/// The highest level among findings that count for the exit code: those no suppression
+/// accepts and, with a baseline, only new and updated ones.
+pub(crate) fn worst_counted(findings: &[Finding]) -> Option<Level> {
+    findings
+        .iter()
+        .filter(|f| f.suppression.is_none() && f.baseline.is_none_or(|b| b.counts()))
+        .map(|f| f.level)
+        .max()
 }

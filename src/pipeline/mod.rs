@@ -59,6 +59,10 @@ pub struct Settings {
     /// Inputs that could not be examined do not fail the run (exit code 2); they are still
     /// reported (`--allow-incomplete`, for sweeps of whole systems).
     pub allow_incomplete: bool,
+    /// Findings accepted by the configuration (`[[suppress]]`).
+    pub suppressions: std::sync::Arc<Vec<crate::report::suppress::Suppression>>,
+    /// SARIF log of an earlier scan that results are compared with (`--baseline`).
+    pub baseline: Option<PathBuf>,
 }
 
 /// Results go to the sink in batches of about this many findings: one hand-over per driver was
@@ -150,7 +154,25 @@ fn run_batched(
         } else {
             (Mode::Keep, None)
         };
-        let mut merger = Merger::new(report, mode);
+        let baseline = settings.baseline.as_ref().and_then(|path| {
+            crate::report::baseline::Baseline::load(path)
+                .map_err(|e| {
+                    let kind = match e {
+                        crate::report::baseline::BaselineError::Read { .. } => {
+                            crate::report::NoticeKind::Unreadable
+                        }
+                        _ => crate::report::NoticeKind::Malformed,
+                    };
+                    notices.push(crate::report::Notice::new(
+                        crate::util::display_path(path),
+                        kind,
+                        Level::Error,
+                        e.to_string(),
+                    ))
+                })
+                .ok()
+        });
+        let mut merger = Merger::new(report, mode, settings.suppressions.clone(), baseline);
         let dumps = walk_and_audit(settings, &auditor, &mut merger, &mut notices);
 
         // Dumps come after the files, so that a carved driver can be recognised as one that
@@ -173,7 +195,7 @@ fn run_batched(
             merger.take(unit);
             snapshots.extend(snapshot);
         }
-        let (mut report, streamed_worst) = merger.finish();
+        let (mut report, streamed_worst, mut baseline) = merger.finish();
         snapshots.extend(evidence::load_pool_files(
             &settings.pool_files,
             &settings.root,
@@ -184,6 +206,28 @@ fn run_batched(
         report.findings.sort_by(finding_order);
         if !snapshots.is_empty() {
             evidence::rank(&mut report, &settings.rules, &snapshots, pooltag.as_ref());
+            // Report-level findings, made by ranking, are matched too (those of the files were
+            // matched as they were merged, and match no entry twice).
+            let (artifacts, findings) = (&report.artifacts, &mut report.findings);
+            let fresh: Vec<&mut Finding> = findings
+                .iter_mut()
+                .filter(|f| f.anchor == crate::report::AnchorKind::PoolTag)
+                .collect();
+            for f in fresh {
+                merge::suppress(&settings.suppressions, artifacts, std::slice::from_mut(f));
+            }
+        }
+        for s in settings.suppressions.iter().filter(|s| s.matched() == 0) {
+            report.notices.push(crate::report::Notice::new(
+                s.origin.clone(),
+                crate::report::NoticeKind::StaleSuppression,
+                Level::Warning,
+                format!(
+                    "suppression of {} matched no finding; remove it (reason given: {})",
+                    s.describe(),
+                    s.reason
+                ),
+            ));
         }
         if report.drivers == 0 {
             report.notices.push(crate::report::Notice::new(
@@ -194,7 +238,14 @@ fn run_batched(
                  packages, and the drivers loaded in crash dumps)",
             ));
         }
-        let kept = report.findings.iter().map(|f| f.level).max();
+        if let Some(b) = baseline.as_mut() {
+            // Kept (ranked) findings, in report order; streamed ones were classified already.
+            for f in &mut report.findings {
+                f.baseline = Some(b.classify(f));
+            }
+        }
+        report.absent = baseline.map(|b| b.into_absent()).unwrap_or_default();
+        let kept = merge::worst_counted(&report.findings);
         report.exit_code = if report.incomplete() && !settings.allow_incomplete {
             2
         } else {

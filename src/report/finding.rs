@@ -105,6 +105,8 @@ pub struct Finding {
     /// The reason a `[[suppress]]` entry accepts this finding: it then stays in the SARIF log
     /// but leaves the exit code and the text report.
     pub suppression: Option<String>,
+    /// The finding against a baseline, when one was given.
+    pub baseline: Option<super::baseline::BaselineState>,
     #[serde(skip)]
     sealed: Sealed,
 }
@@ -177,6 +179,7 @@ impl Finding {
             fingerprint: fingerprint(&rule.id, &format!("{identity}\0{}", located.key), 0),
             key: format!("{identity}\0{}", located.key),
             suppression: None,
+            baseline: None,
             sealed: Sealed,
         }
     }

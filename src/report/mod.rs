@@ -5,6 +5,7 @@
 //! can only be made from a rule and one of its hits ([`Finding::from_hit`]), so every finding
 //! has the rule's id, level and reason and a location.
 
+pub mod baseline;
 mod finding;
 pub mod suppress;
 
@@ -58,6 +59,22 @@ pub struct Artifact {
     pub length: Option<u64>,
     /// For carved images: no scanned file has the same name and contents.
     pub memory_only: bool,
+}
+
+/// The path an artifact is shown by: nested artifacts as `package:member` and `dump>module`.
+pub fn display_path(artifacts: &[Artifact], index: usize) -> String {
+    let a = &artifacts[index];
+    match a.parent {
+        Some(p) => {
+            let sep = if matches!(a.kind, ArtifactKind::Carved { .. }) {
+                ">"
+            } else {
+                ":"
+            };
+            format!("{}{sep}{}", display_path(artifacts, p), a.uri)
+        }
+        None => a.uri.clone(),
+    }
 }
 
 /// What kind of problem a notice reports: outputs and the exit code decide on it.
@@ -177,6 +194,8 @@ pub struct Report {
     pub exit_code: i32,
     /// Driver images modelled (files, package members, carved images).
     pub drivers: usize,
+    /// With a baseline: its results that no finding matched, as it holds them, marked absent.
+    pub absent: Vec<serde_json::Value>,
     /// The rules that ran (all enabled rules), sorted by id, for SARIF `tool.driver.rules`.
     #[serde(skip)]
     pub rules: Vec<crate::rules::Rule>,

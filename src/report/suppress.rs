@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::Finding;
+use super::finding::Finding;
 use crate::pool::tag_display;
 
 /// One accepted class of findings.

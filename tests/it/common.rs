@@ -50,6 +50,8 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         fail_on: Some(Level::Error),
         call_sites: true,
         allow_incomplete: false,
+        suppressions: Default::default(),
+        baseline: None,
     }
 }
 
