@@ -97,7 +97,7 @@ impl Merger {
             Mode::Stream { tx, pending, batch } => {
                 if let Some(b) = &mut self.baseline {
                     for f in &mut findings {
-                        f.baseline = Some(b.classify(f));
+                        f.baseline = Some(b.classify(&f.fingerprint, f.level));
                     }
                 }
                 self.worst = self.worst.max(worst_counted(&findings));

@@ -241,7 +241,7 @@ fn run_batched(
         if let Some(b) = baseline.as_mut() {
             // Kept (ranked) findings, in report order; streamed ones were classified already.
             for f in &mut report.findings {
-                f.baseline = Some(b.classify(f));
+                f.baseline = Some(b.classify(&f.fingerprint, f.level));
             }
         }
         report.absent = baseline.map(|b| b.into_absent()).unwrap_or_default();

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::finding::Finding;
 use crate::rules::Level;
 
 /// The fingerprint key results are matched by.
@@ -143,14 +142,15 @@ impl Baseline {
         Ok(Baseline { entries, order })
     }
 
-    /// The state of `f`, taking the baseline entry it matches.
-    pub fn classify(&mut self, f: &Finding) -> BaselineState {
+    /// The state of a finding with `fingerprint` and `level`, taking the baseline entry it
+    /// matches.
+    pub fn classify(&mut self, fingerprint: &str, level: Level) -> BaselineState {
         match self
             .entries
-            .get_mut(&f.fingerprint)
+            .get_mut(fingerprint)
             .and_then(VecDeque::pop_front)
         {
-            Some(e) if e.level == f.level => BaselineState::Unchanged,
+            Some(e) if e.level == level => BaselineState::Unchanged,
             Some(_) => BaselineState::Updated,
             None => BaselineState::New,
         }
