@@ -383,8 +383,11 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
         extend_select: extend,
         ignore,
     };
-    let before: BTreeMap<String, bool> =
-        rules.all().iter().map(|r| (r.id.clone(), r.enabled)).collect();
+    let before: BTreeMap<String, bool> = rules
+        .all()
+        .iter()
+        .map(|r| (r.id.clone(), r.enabled))
+        .collect();
     rules.select(&selection).map_err(|e| match &e {
         RuleError::Selector { key } => at.locate_selector(&file, key, e.to_string()),
         _ => ConfigError::Rules(e),
@@ -393,9 +396,7 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
         let hits = |keys: &[String]| {
             keys.iter().any(|k| {
                 k.eq_ignore_ascii_case("ALL")
-                    || id
-                        .get(..k.len())
-                        .is_some_and(|p| p.eq_ignore_ascii_case(k))
+                    || id.get(..k.len()).is_some_and(|p| p.eq_ignore_ascii_case(k))
                     || rules.get(k).is_some_and(|r| r.id == id)
             })
         };
@@ -483,14 +484,17 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
     }
     blocklists.extend(args.blocklist.iter().map(flag_path));
     if !args.blocklist.is_empty() {
-        explain("blocklist", list(&args.blocklist), Origin::Flag("blocklist"));
+        explain(
+            "blocklist",
+            list(&args.blocklist),
+            Origin::Flag("blocklist"),
+        );
     }
     let mut source_map = Vec::new();
     if let Some(m) = &file.source_map {
         for rule in m.get_ref() {
-            source_map.push(
-                parse_source_map(rule, &base).map_err(|what| at.value(m.span(), what))?,
-            );
+            source_map
+                .push(parse_source_map(rule, &base).map_err(|what| at.value(m.span(), what))?);
         }
         explain("source-map", m.get_ref().join(", "), at.origin(m.span()));
     }
@@ -557,7 +561,11 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
     if !suppressions.is_empty() {
         explain(
             "suppress",
-            format!("{} entr{}", suppressions.len(), if suppressions.len() == 1 { "y" } else { "ies" }),
+            format!(
+                "{} entr{}",
+                suppressions.len(),
+                if suppressions.len() == 1 { "y" } else { "ies" }
+            ),
             Origin::Config {
                 path: at.path.clone(),
                 line: at.line_of(file.suppress[0].span().start).0,
@@ -604,8 +612,10 @@ fn list<P: AsRef<Path>>(v: &[P]) -> String {
 }
 
 fn optional(p: &Option<PathBuf>) -> String {
-    p.as_ref()
-        .map_or_else(|| "(none)".into(), |p| format!("{:?}", p.display().to_string()))
+    p.as_ref().map_or_else(
+        || "(none)".into(),
+        |p| format!("{:?}", p.display().to_string()),
+    )
 }
 
 /// Turns byte offsets of the config text into lines and columns.
@@ -689,12 +699,7 @@ pub fn render(resolved: &Resolved) -> String {
     if !resolved.suppressions.is_empty() {
         out.push_str("\n# suppressions\n");
         for s in &resolved.suppressions {
-            out.push_str(&format!(
-                "{}: {} ({})\n",
-                s.origin,
-                s.describe(),
-                s.reason
-            ));
+            out.push_str(&format!("{}: {} ({})\n", s.origin, s.describe(), s.reason));
         }
     }
     out

@@ -23,8 +23,12 @@ pub struct Driver {
     pub sites: Vec<CallSite>,
     /// Ranges (RVA, length) of a carved image that the dump did not hold (zero-filled).
     pub holes: Vec<(u32, u32)>,
-    /// Short name for messages (`untagged.sys`, `{GUID}.sys`).
+    /// Short name (`untagged.sys`, `{GUID}.sys`), for logical locations (`untagged.sys!f`).
     pub name: String,
+    /// The path messages name the driver by: as given (`drivers/untagged.sys`), a package
+    /// member after its package (`pkg.cab:drivers/amd64/x.sys`), a carved image after its dump
+    /// (`MEMORY.DMP>x.sys@0x82000000`).
+    pub display: String,
     /// What names the driver in fingerprints ([`stable_identity`]).
     pub identity: String,
     /// A carved image that no scanned file matches by name and PE key.
@@ -38,12 +42,13 @@ impl Driver {
         pe_key(&self.image)
     }
 
-    /// The name messages use: with "(memory-only)" for a carved image no scanned file matches.
+    /// The driver as messages name it: its display path, with "(memory-only)" for a carved
+    /// image no scanned file matches.
     pub fn label(&self) -> String {
         if self.memory_only {
-            format!("{} (memory-only)", self.name)
+            format!("{} (memory-only)", self.display)
         } else {
-            self.name.clone()
+            self.display.clone()
         }
     }
 

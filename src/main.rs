@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use drvaudit::config::{self, GateArgs};
+use drvaudit::output::sarif::SarifOptions;
 use drvaudit::output::{self, Format};
 use drvaudit::pipeline::{self, Settings};
 use drvaudit::rules::RuleSet;
@@ -58,7 +59,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         dump: Vec<PathBuf>,
         /// Where to write the log.
-        #[arg(short, long, value_name = "FILE", default_value = "drvaudit-baseline.sarif")]
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "drvaudit-baseline.sarif"
+        )]
         output: PathBuf,
         /// Base directory that artifact paths are relative to (default: current directory).
         #[arg(long, value_name = "DIR")]
@@ -139,6 +145,10 @@ struct ScanArgs {
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
     imports_only: bool,
+    /// SARIF `runAutomationDetails.id`: keeps several uploads for one commit apart (a matrix
+    /// of shards, one per package set).
+    #[arg(long, value_name = "ID", default_value = "drvaudit/")]
+    automation_id: String,
     #[command(flatten)]
     gate: GateArgs,
 }
@@ -253,15 +263,17 @@ fn run(cli: Cli) -> Result<u8> {
             // A baseline is written whatever it holds: only an incomplete audit fails it.
             gate.fail_on = Some(config::FailOn::Never);
             gate.baseline = None;
-            let settings = scan_settings(paths, dump, srcroot.as_ref(), &gate, false, false)?;
-            let report = scan_to(&settings, Format::Sarif, Some(&output))?;
+            let (settings, _) = scan_settings(paths, dump, srcroot.as_ref(), &gate, false, false)?;
+            // Every result on its own: later scans match them one by one.
+            let sarif = SarifOptions::default();
+            let report = scan_to(&settings, Format::Sarif, Some(&output), sarif)?;
             Ok(report.exit_code as u8)
         }
         Command::Scan(args) => {
             if args.paths.is_empty() && args.dump.is_empty() {
                 bail!("nothing to scan: give files, folders or packages, or --dump FILE");
             }
-            let settings = scan_settings(
+            let (settings, max_results) = scan_settings(
                 args.paths,
                 args.dump,
                 args.srcroot.as_ref(),
@@ -269,7 +281,11 @@ fn run(cli: Cli) -> Result<u8> {
                 !args.no_progress,
                 args.imports_only,
             )?;
-            let report = scan_to(&settings, args.format, args.output.as_ref())?;
+            let sarif = SarifOptions {
+                automation_id: args.automation_id,
+                max_results,
+            };
+            let report = scan_to(&settings, args.format, args.output.as_ref(), sarif)?;
             Ok(report.exit_code as u8)
         }
     }
@@ -293,7 +309,8 @@ fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Re
     })
 }
 
-/// The settings of a scan: the gate's flags resolved with the config file.
+/// The settings of a scan: the gate's flags resolved with the config file; with the SARIF
+/// result limit.
 fn scan_settings(
     paths: Vec<PathBuf>,
     dumps: Vec<PathBuf>,
@@ -301,7 +318,7 @@ fn scan_settings(
     gate: &GateArgs,
     progress: bool,
     imports_only: bool,
-) -> Result<Settings> {
+) -> Result<(Settings, usize)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let resolved = config::resolve(gate, &cwd)?;
     let root = match srcroot {
@@ -310,7 +327,7 @@ fn scan_settings(
         }
         None => cwd,
     };
-    Ok(Settings {
+    let settings = Settings {
         paths,
         dumps,
         pool_files: resolved.pool,
@@ -323,7 +340,8 @@ fn scan_settings(
         allow_incomplete: resolved.allow_incomplete,
         suppressions: std::sync::Arc::new(resolved.suppressions),
         baseline: resolved.baseline,
-    })
+    };
+    Ok((settings, resolved.max_results))
 }
 
 /// Runs the scan into `format` at `output` (standard output without it), notices first on
@@ -332,9 +350,10 @@ fn scan_to(
     settings: &Settings,
     format: Format,
     output: Option<&PathBuf>,
+    sarif: SarifOptions,
 ) -> Result<drvaudit::report::Report> {
     let (out, name) = open_output(output)?;
-    let inner = format.sink(out, &settings.rules.enabled(), &settings.root);
+    let inner = format.sink(out, &settings.rules.enabled(), &settings.root, sarif);
     let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
     let (report, written) = pipeline::run(settings, &mut sink);
     drop(sink);

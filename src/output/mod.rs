@@ -29,9 +29,10 @@ impl Format {
         out: Box<dyn std::io::Write + Send + 'w>,
         rules: &[Rule],
         root: &std::path::Path,
+        sarif: sarif::SarifOptions,
     ) -> Box<dyn Sink + 'w> {
         match self {
-            Format::Sarif => Box::new(sarif::SarifSink::new(out, rules, root)),
+            Format::Sarif => Box::new(sarif::SarifSink::new(out, rules, root, sarif)),
             Format::Text => Box::new(text::TextSink::new(out)),
         }
     }

@@ -38,14 +38,43 @@ use crate::rules::Rule;
 /// since the scan's workers have the cores then.
 const RESULT_CHUNK: usize = 2048;
 
+/// GitHub code scanning rejects a result with more than 1,000 locations: an aggregated result
+/// lists at most this many sites, and more become further results.
+const MAX_RELATED: usize = 1000;
+
+/// How a log is written beyond the report itself.
+#[derive(Debug, Clone)]
+pub struct SarifOptions {
+    /// `run.automationDetails.id`: tells several uploads for one commit apart (GitHub's
+    /// "category").
+    pub automation_id: String,
+    /// Most results the run may hold (0: no limit). Past it, the results of one rule in one
+    /// driver are folded into one result listing every site as a related location — notes
+    /// first, then warnings, errors last — until the run fits; no site is lost.
+    pub max_results: usize,
+}
+
+impl Default for SarifOptions {
+    fn default() -> SarifOptions {
+        SarifOptions {
+            automation_id: "drvaudit/".into(),
+            max_results: 0,
+        }
+    }
+}
+
 /// Writes a run as a SARIF log to `out`.
 pub struct SarifSink<W: Write> {
     out: std::io::BufWriter<W>,
     rules: Vec<Rule>,
     rule_index: BTreeMap<String, usize>,
     root: std::path::PathBuf,
+    options: SarifOptions,
     /// Each artifact's encoded URI and base, computed once rather than once per result.
-    locations: Vec<(String, Option<&'static str>)>,
+    locations: Vec<Location>,
+    /// With a result limit, the findings are kept until the end, when it is known whether
+    /// the run fits.
+    kept: Vec<Finding>,
     started: bool,
     results: usize,
 }
@@ -53,7 +82,12 @@ pub struct SarifSink<W: Write> {
 impl<W: Write> SarifSink<W> {
     /// A sink writing to `out`; `rules` are the rules that run (the log's
     /// `tool.driver.rules`), `root` the absolute scan root (`SRCROOT`).
-    pub fn new(out: W, rules: &[Rule], root: &std::path::Path) -> SarifSink<W> {
+    pub fn new(
+        out: W,
+        rules: &[Rule],
+        root: &std::path::Path,
+        options: SarifOptions,
+    ) -> SarifSink<W> {
         SarifSink {
             out: std::io::BufWriter::new(out),
             rules: rules.to_vec(),
@@ -63,7 +97,9 @@ impl<W: Write> SarifSink<W> {
                 .map(|(i, r)| (r.id.clone(), i))
                 .collect(),
             root: root.to_path_buf(),
+            options,
             locations: Vec::new(),
+            kept: Vec::new(),
             started: false,
             results: 0,
         }
@@ -75,7 +111,8 @@ impl<W: Write> SarifSink<W> {
             return Ok(());
         }
         self.started = true;
-        let head = serde_json::to_value(head(&self.rules, &self.root))?;
+        let head =
+            serde_json::to_value(head(&self.rules, &self.root, &self.options.automation_id))?;
         self.out.write_all(b"{")?;
         member(
             &mut self.out,
@@ -92,6 +129,40 @@ impl<W: Write> SarifSink<W> {
             }
         }
         self.out.write_all(b",\n      \"results\": [")
+    }
+
+    /// Writes one encoded result.
+    fn result(&mut self, json: &str) -> std::io::Result<()> {
+        let sep: &[u8] = if self.results == 0 {
+            b"\n        "
+        } else {
+            b",\n        "
+        };
+        self.out.write_all(sep)?;
+        self.out.write_all(json.as_bytes())?;
+        self.results += 1;
+        Ok(())
+    }
+
+    /// Encodes and writes `findings`, in parallel when there are many.
+    fn write_findings(&mut self, findings: &[Finding]) -> std::io::Result<()> {
+        use rayon::prelude::*;
+        let mut encoded = Vec::new();
+        for chunk in findings.chunks(RESULT_CHUNK) {
+            encoded.clear();
+            let encode = |f: &Finding| {
+                serde_json::to_string(&view(&self.rule_index, &self.rules, f, &self.locations))
+            };
+            if findings.len() > RESULT_CHUNK {
+                encoded.par_extend(chunk.par_iter().map(encode));
+            } else {
+                encoded.extend(chunk.iter().map(encode));
+            }
+            for r in std::mem::take(&mut encoded) {
+                self.result(&r?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -118,51 +189,40 @@ fn member(
 
 impl<W: Write + Send> Sink for SarifSink<W> {
     fn results(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
-        use rayon::prelude::*;
         self.start()?;
-        self.locations.extend(
-            batch.artifacts[self.locations.len()..]
-                .iter()
-                .map(uri_and_base),
-        );
-        let encode = |f: &Finding| {
-            serde_json::to_string(&view(&self.rule_index, &self.rules, f, &self.locations))
-        };
-        let mut encoded = Vec::new();
-        for chunk in batch.findings.chunks(RESULT_CHUNK) {
-            encoded.clear();
-            if batch.findings.len() > RESULT_CHUNK {
-                encoded.par_extend(chunk.par_iter().map(encode));
-            } else {
-                encoded.extend(chunk.iter().map(encode));
-            }
-            for r in encoded.drain(..) {
-                let sep: &[u8] = if self.results == 0 {
-                    b"\n        "
-                } else {
-                    b",\n        "
-                };
-                self.out.write_all(sep)?;
-                self.out.write_all(r?.as_bytes())?;
-                self.results += 1;
-            }
+        extend_locations(batch.artifacts, &mut self.locations);
+        if self.options.max_results > 0 {
+            self.kept.extend_from_slice(batch.findings);
+            return Ok(());
         }
-        Ok(())
+        self.write_findings(batch.findings)
     }
 
     fn finish(&mut self, report: &Report) -> std::io::Result<()> {
         self.start()?;
+        extend_locations(&report.artifacts, &mut self.locations);
+        let kept = std::mem::take(&mut self.kept);
+        let limit = self.options.max_results;
+        let mut aggregated = None;
+        if limit > 0 && kept.len() + report.absent.len() > limit {
+            let (encoded, summary) =
+                self.aggregate(&kept, limit - report.absent.len().min(limit))?;
+            for r in &encoded {
+                self.result(r)?;
+            }
+            aggregated = Some(summary);
+        } else {
+            self.write_findings(&kept)?;
+        }
+        for r in &report.absent {
+            self.result(&serde_json::to_string(r)?)?;
+        }
         if self.results > 0 {
             self.out.write_all(b"\n      ")?;
         }
         self.out.write_all(b"]")?;
-        member(
-            &mut self.out,
-            3,
-            "artifacts",
-            &Artifacts(&report.artifacts),
-            false,
-        )?;
+        let artifacts = Artifacts(&report.artifacts, &self.locations);
+        member(&mut self.out, 3, "artifacts", &artifacts, false)?;
         member(
             &mut self.out,
             3,
@@ -170,15 +230,189 @@ impl<W: Write + Send> Sink for SarifSink<W> {
             &[invocation(report)],
             false,
         )?;
+        if let Some(summary) = aggregated {
+            member(&mut self.out, 3, "properties", &summary, false)?;
+        }
         self.out.write_all(b"\n    }\n  ]\n}\n")?;
         self.out.flush()
     }
 }
 
-/// Renders a finished report (with its findings) as a SARIF log.
+/// What the run says about folding results to fit the limit (`run.properties`).
+#[derive(serde::Serialize)]
+struct Aggregation {
+    aggregated: AggregationFacts,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AggregationFacts {
+    /// The limit.
+    max_results: usize,
+    /// Results before folding.
+    results_before: usize,
+    /// Results written.
+    results_written: usize,
+    /// Levels whose results were folded.
+    levels: Vec<&'static str>,
+}
+
+impl<W: Write> SarifSink<W> {
+    /// Folds findings to fit `limit`: for notes, then warnings, then errors, the findings of
+    /// one rule in one artifact become one result (largest groups first) until the count
+    /// fits. Returns the encoded results in report order (a folded result where its first
+    /// finding was) and what was done.
+    fn aggregate(
+        &self,
+        findings: &[Finding],
+        limit: usize,
+    ) -> std::io::Result<(Vec<String>, Aggregation)> {
+        use std::collections::HashMap;
+        // Groups of (level, rule, artifact), by first occurrence.
+        let mut groups: HashMap<(Level, &str, usize), Vec<usize>> = HashMap::new();
+        for (i, f) in findings.iter().enumerate() {
+            groups
+                .entry((f.level, f.rule_id.as_str(), f.artifact))
+                .or_default()
+                .push(i);
+        }
+        let mut count = findings.len();
+        let mut folded: Vec<&Vec<usize>> = Vec::new();
+        let mut levels = Vec::new();
+        for level in [Level::Note, Level::Warning, Level::Error] {
+            if count <= limit {
+                break;
+            }
+            let mut of_level: Vec<&Vec<usize>> = groups
+                .iter()
+                .filter(|((l, ..), members)| *l == level && members.len() > 1)
+                .map(|(_, m)| m)
+                .collect();
+            // Largest first, then report order: deterministic.
+            of_level.sort_by_key(|m| (std::cmp::Reverse(m.len()), m[0]));
+            for m in of_level {
+                if count <= limit {
+                    break;
+                }
+                count -= m.len() - m.len().div_ceil(MAX_RELATED);
+                folded.push(m);
+                if !levels.contains(&level_name(level)) {
+                    levels.push(level_name(level));
+                }
+            }
+        }
+        let mut first_of: HashMap<usize, &Vec<usize>> = HashMap::new();
+        let mut skip = vec![false; findings.len()];
+        for m in &folded {
+            first_of.insert(m[0], m);
+            for &i in m.iter() {
+                skip[i] = true;
+            }
+        }
+        let mut out = Vec::new();
+        for (i, f) in findings.iter().enumerate() {
+            if let Some(members) = first_of.get(&i) {
+                for chunk in members.chunks(MAX_RELATED) {
+                    out.push(self.folded(findings, chunk, members.len())?);
+                }
+            } else if !skip[i] {
+                out.push(serde_json::to_string(&view(
+                    &self.rule_index,
+                    &self.rules,
+                    f,
+                    &self.locations,
+                ))?);
+            }
+        }
+        let summary = Aggregation {
+            aggregated: AggregationFacts {
+                max_results: limit,
+                results_before: findings.len(),
+                results_written: out.len(),
+                levels,
+            },
+        };
+        Ok((out, summary))
+    }
+
+    /// One result for the findings `members` of one rule in one artifact (`total` in all): the
+    /// first finding's location and properties, every finding's location as a related location
+    /// with its own message, and the count.
+    fn folded(
+        &self,
+        findings: &[Finding],
+        members: &[usize],
+        total: usize,
+    ) -> std::io::Result<String> {
+        let first = &findings[members[0]];
+        let mut r =
+            serde_json::to_value(view(&self.rule_index, &self.rules, first, &self.locations))?;
+        let rule = self
+            .rule_index
+            .get(&first.rule_id)
+            .and_then(|&i| self.rules.get(i));
+        let why = rule.map_or("", |r| r.why.as_str());
+        let mut related = Vec::new();
+        let mut fingerprints = Vec::new();
+        let mut state = None;
+        for (n, &i) in members.iter().enumerate() {
+            let f = &findings[i];
+            let v = serde_json::to_value(view(&self.rule_index, &self.rules, f, &self.locations))?;
+            let mut loc = v["locations"][0].clone();
+            loc["id"] = n.into();
+            loc["message"] = serde_json::json!({ "text": f.message(why) });
+            related.push(loc);
+            fingerprints.push(f.fingerprint.clone());
+            state = fold_state(state, f.baseline);
+        }
+        r["message"]["text"] = format!(
+            "{} result(s) of {} in {}, folded into one to fit the run's result limit (each is a \
+             related location); the first: {}",
+            members.len(),
+            first.rule_id,
+            first.subject.as_deref().unwrap_or("the report"),
+            first.message(why)
+        )
+        .into();
+        r["relatedLocations"] = related.into();
+        r["properties"]["aggregatedResults"] = members.len().into();
+        if members.len() != total {
+            r["properties"]["aggregatedOf"] = total.into();
+        }
+        r["properties"]["memberFingerprints"] = fingerprints.into();
+        if let Some(s) = state {
+            r["baselineState"] = s.as_str().into();
+        }
+        Ok(serde_json::to_string(&r)?)
+    }
+}
+
+/// A folded result is new when any of its findings is, else updated when any is.
+fn fold_state(
+    acc: Option<crate::report::baseline::BaselineState>,
+    next: Option<crate::report::baseline::BaselineState>,
+) -> Option<crate::report::baseline::BaselineState> {
+    use crate::report::baseline::BaselineState::*;
+    match (acc, next) {
+        (None, n) | (n, None) => n,
+        (Some(New), _) | (_, Some(New)) => Some(New),
+        (Some(Updated), _) | (_, Some(Updated)) => Some(Updated),
+        (a, _) => a,
+    }
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Note => "note",
+        Level::Warning => "warning",
+        Level::Error => "error",
+    }
+}
+
+/// Renders a finished report (with its findings) as a SARIF log, without a result limit.
 pub fn render(report: &Report, root: &std::path::Path) -> String {
     let mut out = Vec::new();
-    let mut sink = SarifSink::new(&mut out, &report.rules, root);
+    let mut sink = SarifSink::new(&mut out, &report.rules, root, SarifOptions::default());
     let written = sink
         .results(&Batch {
             artifacts: &report.artifacts,
@@ -240,31 +474,29 @@ pub fn encode_uri_path(path: &str) -> String {
     out
 }
 
-/// The artifact's location: relative to SRCROOT for scanned files, absolute `file://` for
-/// paths outside the root, and relative to the parent for nested artifacts.
-fn artifact_location(a: &Artifact, index: usize) -> sarif::ArtifactLocation {
-    let (uri, base) = uri_and_base(a);
-    sarif::ArtifactLocation {
-        uri: Some(uri),
-        uri_base_id: base.map(str::to_string),
-        index: Some(index as i64),
-        ..Default::default()
-    }
-}
+/// An artifact's URI and the base it is relative to: relative to SRCROOT for scanned files,
+/// absolute `file://` for paths outside the root; a nested artifact (package member, carved
+/// image) below its parent's URI (`pkg.zip/drivers/x.sys`, `MEMORY.DMP/x.sys@0x82000000`), so
+/// every URI of a log is unique even where tools ignore `parentIndex`.
+type Location = (String, Option<&'static str>);
 
-/// The artifact's URI and the base it is relative to (see [`artifact_location`]).
-fn uri_and_base(a: &Artifact) -> (String, Option<&'static str>) {
-    if a.parent.is_some() {
-        (encode_uri_path(&a.uri), None)
-    } else if a.uri.starts_with('/') {
-        (format!("file://{}", encode_uri_path(&a.uri)), None)
-    } else {
-        (encode_uri_path(&a.uri), Some("SRCROOT"))
+/// The locations of `artifacts[from..]`, appended to `known` (which holds those before).
+fn extend_locations(artifacts: &[Artifact], known: &mut Vec<Location>) {
+    for a in &artifacts[known.len()..] {
+        let loc = match a.parent {
+            Some(p) => {
+                let (parent, base) = &known[p];
+                (format!("{parent}/{}", encode_uri_path(&a.uri)), *base)
+            }
+            None if a.uri.starts_with('/') => (format!("file://{}", encode_uri_path(&a.uri)), None),
+            None => (encode_uri_path(&a.uri), Some("SRCROOT")),
+        };
+        known.push(loc);
     }
 }
 
 /// The run's tool (with its rules), `originalUriBaseIds` and `columnKind`.
-fn head(rules: &[Rule], root: &std::path::Path) -> sarif::Run {
+fn head(rules: &[Rule], root: &std::path::Path, automation_id: &str) -> sarif::Run {
     let rules = rules
         .iter()
         .map(|r| {
@@ -279,7 +511,25 @@ fn head(rules: &[Rule], root: &std::path::Path) -> sarif::Run {
                 level: Some(serde_json::json!(r.level.to_string())),
                 ..Default::default()
             });
-            d.properties = bag(BTreeMap::new(), Some(vec!["driver".into(), "pool".into()]));
+            let mut props = BTreeMap::new();
+            if let Some(p) = r.precision {
+                props.insert("precision".into(), p.as_str().into());
+            }
+            // GitHub reads `security-severity` as a string holding the number.
+            if let Some(s) = r.security_severity {
+                props.insert("security-severity".into(), format!("{s:.1}").into());
+            }
+            props.insert(
+                "problem.severity".into(),
+                match r.level {
+                    Level::Error => "error",
+                    Level::Warning => "warning",
+                    Level::Note => "recommendation",
+                }
+                .into(),
+            );
+            let tags = r.tags.iter().map(|t| t.as_str().to_string()).collect();
+            d.properties = bag(props, Some(tags));
             d
         })
         .collect();
@@ -303,19 +553,29 @@ fn head(rules: &[Rule], root: &std::path::Path) -> sarif::Run {
         },
     )]));
     run.column_kind = Some(serde_json::json!("utf16CodeUnits"));
+    run.automation_details = Some(sarif::RunAutomationDetails {
+        id: Some(automation_id.to_string()),
+        ..Default::default()
+    });
     run
 }
 
 /// The run's artifacts, each converted as it is written (a tree has thousands).
-struct Artifacts<'a>(&'a [Artifact]);
+struct Artifacts<'a>(&'a [Artifact], &'a [Location]);
 
 impl serde::Serialize for Artifacts<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().enumerate().map(|(i, a)| artifact(a, i)))
+        s.collect_seq(
+            self.0
+                .iter()
+                .zip(self.1)
+                .enumerate()
+                .map(|(i, (a, loc))| artifact(a, i, loc)),
+        )
     }
 }
 
-fn artifact(a: &Artifact, index: usize) -> sarif::Artifact {
+fn artifact(a: &Artifact, index: usize, (uri, base): &Location) -> sarif::Artifact {
     let mut props = BTreeMap::new();
     if let ArtifactKind::Carved { base, full_path } = &a.kind {
         props.insert("loadedBase".into(), format!("0x{base:x}").into());
@@ -323,7 +583,12 @@ fn artifact(a: &Artifact, index: usize) -> sarif::Artifact {
         props.insert("memoryOnly".into(), a.memory_only.into());
     }
     sarif::Artifact {
-        location: Some(artifact_location(a, index)),
+        location: Some(sarif::ArtifactLocation {
+            uri: Some(uri.clone()),
+            uri_base_id: base.map(str::to_string),
+            index: Some(index as i64),
+            ..Default::default()
+        }),
         parent_index: a.parent.map(|p| p as i64),
         length: a.length.map(|l| l as i64),
         hashes: a
@@ -366,6 +631,8 @@ fn invocation(report: &Report) -> sarif::Invocation {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResultView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_state: Option<&'static str>,
     kind: sarif::ResultKind,
     level: sarif::ResultLevel,
     locations: [LocationView<'a>; 1],
@@ -378,6 +645,17 @@ struct ResultView<'a> {
     rule_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule_index: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressions: Option<[SuppressionView<'a>; 1]>,
+}
+
+/// A suppression by the configuration (SARIF §3.35): kept in the log, accepted, with its
+/// reason.
+#[derive(serde::Serialize)]
+struct SuppressionView<'a> {
+    justification: &'a str,
+    kind: &'static str,
+    status: &'static str,
 }
 
 #[derive(serde::Serialize)]
@@ -593,6 +871,7 @@ fn view<'s>(
         relative_address: i64::from(rva),
     });
     ResultView {
+        baseline_state: f.baseline.map(|b| b.as_str()),
         kind: sarif::ResultKind::Fail,
         level: level(f.level),
         locations: [LocationView {
@@ -618,5 +897,12 @@ fn view<'s>(
         rank: f.rank,
         rule_id: &f.rule_id,
         rule_index: index.map(|i| i as i64),
+        suppressions: f.suppression.as_deref().map(|j| {
+            [SuppressionView {
+                justification: j,
+                kind: "external",
+                status: "accepted",
+            }]
+        }),
     }
 }

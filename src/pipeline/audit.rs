@@ -41,8 +41,10 @@ pub(crate) struct Target<'a> {
     pub(crate) layout: Layout,
     /// Its artifact index (in the unit being built).
     pub(crate) artifact: usize,
-    /// Short name for messages.
+    /// Short name (logical locations).
     pub(crate) name: &'a str,
+    /// Display path (messages).
+    pub(crate) display: &'a str,
     /// Ranges a carved image is missing.
     pub(crate) holes: Vec<(u32, u32)>,
 }
@@ -74,6 +76,7 @@ impl Auditor<'_> {
                 sites,
                 holes: target.holes,
                 name: target.name.to_string(),
+                display: target.display.to_string(),
                 identity,
                 memory_only,
             };
@@ -246,6 +249,7 @@ fn audit_file_bytes(
         layout: Layout::File,
         artifact,
         name,
+        display: subject,
         holes: Vec::new(),
     };
     match auditor.audit(target, |_| false) {
@@ -300,6 +304,7 @@ mod tests {
             layout: Layout::File,
             artifact: 0,
             name: "clean.sys",
+            display: "testdata/bin/clean.sys",
             holes: Vec::new(),
         }
     }

@@ -81,7 +81,15 @@ pub(crate) fn analyze_dump(
         .map(|(i, module)| {
             let image = dump.carve(module);
             let recovered = exports.recover(module, &image);
-            audit_module(i + 1, module, &image, &recovered, on_disk, auditor)
+            audit_module(
+                i + 1,
+                &subject,
+                module,
+                &image,
+                &recovered,
+                on_disk,
+                auditor,
+            )
         })
         .collect();
     for (module, (artifact, result, notes)) in audited.iter().zip(analysed) {
@@ -197,12 +205,14 @@ fn module_notice(
 /// Audits one carved module; the artifact index is fixed up by the caller.
 fn audit_module(
     local_index: usize,
+    dump_subject: &str,
     module: &LoadedModule,
     carved: &CarvedImage,
     recovered: &[dump::RecoveredImport],
     on_disk: &HashSet<(String, String)>,
     auditor: &Auditor<'_>,
 ) -> Audited {
+    let display = format!("{dump_subject}>{}@0x{:x}", module.name, module.base);
     let mut artifact = Artifact {
         uri: format!("{}@0x{:x}", module.name, module.base),
         name: module.name.clone(),
@@ -221,6 +231,7 @@ fn audit_module(
         layout: Layout::Loaded,
         artifact: local_index,
         name: &module.name,
+        display: &display,
         holes: carved.holes.clone(),
     };
     let result = auditor.audit(target, |image| {

@@ -57,8 +57,8 @@ fn carved_guid_driver_is_audited_as_memory_only() {
     assert_eq!(untagged.len(), 1, "{:#?}", r.findings);
     assert_eq!(untagged[0].artifact, 2);
     assert!(
-        msg(untagged[0]).starts_with(&format!(
-            "{GUID_DRIVER} (memory-only) calls ExAllocatePool at RVA 0x"
+        msg(untagged[0]).contains(&format!(
+            "MEMORY.DMP>{GUID_DRIVER}@0xfffff80010200000 (memory-only) calls ExAllocatePool at RVA 0x"
         )),
         "{}",
         msg(untagged[0])
@@ -99,7 +99,9 @@ fn carved_images_are_nested_artifacts_in_sarif() {
     assert_eq!(arts[2]["parentIndex"], 0);
     let uri = arts[2]["location"]["uri"].as_str().unwrap();
     assert!(
-        uri.starts_with("%7B") && uri.contains("%7D.sys@0x"),
+        uri.ends_with(
+            "/MEMORY.DMP/%7B5E5B3A60-1C2D-4E8F-9A0B-7C6D5E4F3A21%7D.sys@0xfffff80010200000"
+        ),
         "{uri}"
     );
     assert_eq!(arts[2]["properties"]["memoryOnly"], true);

@@ -83,8 +83,8 @@ fn the_memory_only_guid_driver_comes_first() {
     let e = first.evidence.clone().unwrap();
     assert_eq!((e.nonpaged.bytes, e.nonpaged.live()), (50_827_424, 246_479));
     assert!(
-        msg(first).starts_with(&format!(
-            "{GUID_DRIVER} (memory-only) calls ExAllocatePool at RVA 0x"
+        msg(first).contains(&format!(
+            "MEMORY.DMP>{GUID_DRIVER}@0x80600000 (memory-only) calls ExAllocatePool at RVA 0x"
         )),
         "{}",
         msg(first)

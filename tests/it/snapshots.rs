@@ -36,7 +36,7 @@ fn streamed_log_is_the_log_of_the_whole_report() {
     let whole = pipeline::scan(&s);
     let mut streamed = Vec::new();
     let rules = s.rules.enabled();
-    let mut sink = SarifSink::new(&mut streamed, &rules, &root());
+    let mut sink = SarifSink::new(&mut streamed, &rules, &root(), Default::default());
     let (report, written) = pipeline::run_with_batch_size(&s, &mut sink, 7);
     written.unwrap();
     drop(sink);
@@ -67,7 +67,7 @@ fn streamed_log_is_the_log_of_the_whole_report() {
     let results = log.find("\"results\"").unwrap();
     // In the head, among the results, and in the artifacts after them.
     for at in [results / 2, (results + log.len()) / 2, log.len() - 100] {
-        let mut sink = SarifSink::new(Breaks(at), &rules, &root());
+        let mut sink = SarifSink::new(Breaks(at), &rules, &root(), Default::default());
         let (report, written) = pipeline::run_with_batch_size(&s, &mut sink, 1);
         assert_eq!(written.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
         assert_eq!(report.exit_code, 2);
