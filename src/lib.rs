@@ -6,6 +6,7 @@
 //! [`finding::Report`], which [`output`] renders as SARIF 2.1.0 or text.
 
 pub mod callsite;
+pub mod debuginfo;
 pub mod dump;
 mod dumpscan;
 pub mod finding;
