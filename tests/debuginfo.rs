@@ -527,3 +527,117 @@ fn garbage_dwarf_is_an_error_not_a_panic() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Times `runs` repetitions of: open the image's debug information, then locate and name every
+/// RVA. Returns (open, map) medians.
+fn time_runs(
+    path: &Path,
+    search: &SymbolSearch,
+    rvas: &[u32],
+    runs: usize,
+) -> (std::time::Duration, std::time::Duration) {
+    let bytes = std::fs::read(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (mut opens, mut maps) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t0 = std::time::Instant::now();
+        let sym = open(
+            &ImageRef {
+                path: Some(path),
+                display_name: &name,
+                file_bytes: Some(&bytes),
+                codeview: None,
+            },
+            search,
+        )
+        .unwrap();
+        let t1 = std::time::Instant::now();
+        for &rva in rvas {
+            assert!(sym.locate(rva).unwrap().is_some());
+            assert!(sym.function_name(rva).unwrap().is_some());
+        }
+        opens.push(t1 - t0);
+        maps.push(t1.elapsed());
+    }
+    opens.sort();
+    maps.sort();
+    (opens[runs / 2], maps[runs / 2])
+}
+
+#[test]
+#[ignore = "timing: cargo test --release --test debuginfo -- --ignored --nocapture"]
+fn timing_open_and_map_every_site() {
+    let (Some(drivers), Some(pdbs)) = (
+        common::shared("corpus/drivers"),
+        common::shared("corpus/pdb"),
+    ) else {
+        return;
+    };
+    let runs = 5;
+    let text = std::fs::read_to_string(common::testdata("truth/systeminformer_lines.tsv")).unwrap();
+    let rvas: Vec<u32> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("systeminformer-amd64.sys"))
+        .map(|l| parse_rva(l.split('\t').nth(1).unwrap()))
+        .collect();
+    let search = SymbolSearch {
+        symbol_dirs: vec![pdbs],
+        nt_symbol_path: None,
+    };
+    let (o, m) = time_runs(
+        &drivers.join("systeminformer-amd64.sys"),
+        &search,
+        &rvas,
+        runs,
+    );
+    println!(
+        "systeminformer-amd64.sys + PDB: open {o:?}, map {} sites {m:?} (median of {runs})",
+        rvas.len()
+    );
+    let wine = common::shared("corpus/truth/wine8.0-x64-sites.txt").unwrap();
+    for drv in ["winebus.sys", "hidclass.sys"] {
+        let path = drivers.join(format!("wine8.0-x64-{drv}"));
+        let base = image_base(&std::fs::read(&path).unwrap());
+        let rvas: Vec<u32> = std::fs::read_to_string(&wine)
+            .unwrap()
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(drv))
+            .map(|l| {
+                (u64::from_str_radix(
+                    l.split_whitespace()
+                        .nth(2)
+                        .unwrap()
+                        .trim_start_matches("0x"),
+                    16,
+                )
+                .unwrap()
+                    - base) as u32
+            })
+            .collect();
+        let (o, m) = time_runs(&path, &SymbolSearch::default(), &rvas, runs);
+        println!(
+            "wine8.0-x64-{drv} (DWARF inside): open {o:?}, map {} sites {m:?} (median of {runs})",
+            rvas.len()
+        );
+    }
+    let plain = common::testdata("bin/untagged_gcc_x64_O2.sys");
+    let bytes = std::fs::read(&plain).unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..1000 {
+        let r = open(
+            &ImageRef {
+                path: Some(&plain),
+                display_name: "untagged_gcc_x64_O2.sys",
+                file_bytes: Some(&bytes),
+                codeview: None,
+            },
+            &SymbolSearch::default(),
+        );
+        assert!(matches!(r, Err(Unavailable::NoDebugInfo { .. })));
+    }
+    println!(
+        "an image without debug information: open {:?} each (mean of 1000)",
+        t.elapsed() / 1000
+    );
+}

@@ -143,6 +143,12 @@ impl fmt::Display for Unavailable {
     }
 }
 
+// The pipeline moves an image's symbolizer to the worker thread that renders its findings.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Symbolizer>();
+};
+
 enum Inner {
     Pdb(pdb::PdbSymbols),
     Dwarf(dwarf::DwarfSymbols),
@@ -224,14 +230,18 @@ fn codeview_of(
 /// number of lookups.
 pub fn open(image: &ImageRef<'_>, search: &SymbolSearch) -> Result<Symbolizer, Unavailable> {
     let label = image.path.unwrap_or(Path::new(image.display_name));
-    let parsed = match image.file_bytes {
-        Some(bytes) => Some(object::File::parse(bytes).map_err(|source| {
-            Unavailable::Failed(DebugInfoError::Object {
+    let parsed = match image.file_bytes.map(object::File::parse) {
+        Some(Ok(file)) => Some(file),
+        // A caller that parsed the record itself (its PE reader accepted the image) can still
+        // have the PDB looked up; DWARF and .gnu_debuglink need this parse.
+        Some(Err(_)) if image.codeview.is_some() => None,
+        Some(Err(source)) => {
+            return Err(Unavailable::Failed(DebugInfoError::Object {
                 what: "headers",
                 path: label.to_path_buf(),
                 source,
-            })
-        })?),
+            }))
+        }
         None => None,
     };
     let facts = parsed.as_ref().map(dwarf::facts);

@@ -300,7 +300,7 @@ impl PdbSymbols {
                     .collect::<Vec<_>>()
             }))
         })?;
-        Ok(frames.and_then(|f| source_location(f)))
+        Ok(frames.and_then(source_location))
     }
 
     pub(crate) fn function(&self, rva: u32) -> Result<Option<FunctionInfo>, DebugInfoError> {
