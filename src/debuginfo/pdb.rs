@@ -169,6 +169,8 @@ pub(crate) fn open_pdb(path: &Path) -> Result<OpenedPdb, Mismatch> {
     };
     let len = match file.metadata() {
         Ok(m) if m.is_file() => m.len(),
+        // `DIR/name.pdb` is a folder in the symbol-store layout: no PDB at the plain path.
+        Ok(m) if m.is_dir() => return Err(Mismatch::Absent),
         Ok(_) => return Err(Mismatch::Unreadable("not a regular file".into())),
         Err(e) => return Err(Mismatch::Unreadable(e.to_string())),
     };
