@@ -11,7 +11,7 @@
 //! Separate Files").
 //!
 //! Bounding: images and separate files are capped in size; before `addr2line` parses a unit,
-//! [`check_die_depth`] walks every unit's DIE tree iteratively and refuses nesting deeper than
+//! `check_die_depth` walks every unit's DIE tree iteratively and refuses nesting deeper than
 //! [`MAX_DIE_DEPTH`]: addr2line 0.25 parses nested `DW_TAG_inlined_subroutine` entries by
 //! recursion (`Function::parse_children`), so a hostile tree could otherwise exhaust the stack,
 //! which no `catch_unwind` can contain. Lookups also run under `catch_unwind` (addr2line has

@@ -8,7 +8,7 @@
 //! binary annotations, `DEBUG_S_INLINEELINES`) are read by `pdb-addr2line` over `pdb2`.
 //!
 //! Bounding: the file size is capped ([`MAX_PDB_BYTES`]); before `pdb2` reads anything,
-//! [`check_msf`] verifies the superblock, that the file holds every block the superblock
+//! `check_msf` verifies the superblock, that the file holds every block the superblock
 //! declares (so a truncated PDB is refused with that reason), that the directory and every
 //! stream's block list point inside the file, and that no stream is larger than the file: a
 //! hostile directory cannot make the reader allocate more than the file's size per stream.
