@@ -9,7 +9,7 @@
 //! Run with `cargo bench --bench dump_bench`.
 #![allow(dead_code)]
 
-#[path = "../tests/support/dumpwriter.rs"]
+#[path = "../tests/it/support/dumpwriter.rs"]
 mod dumpwriter;
 
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ fn run_bench() {
         }
     );
 
-    let settings = drvaudit::scan::Settings {
+    let settings = drvaudit::pipeline::Settings {
         paths: Vec::new(),
         dumps: vec![path.clone()],
         pool_files: Vec::new(),
@@ -135,11 +135,12 @@ fn run_bench() {
         root: dir.path().to_path_buf(),
         fail_on: None,
         call_sites: true,
+        allow_incomplete: false,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {
             let t = Instant::now();
-            let r = drvaudit::scan::scan(&settings);
+            let r = drvaudit::pipeline::scan(&settings);
             (t.elapsed(), r.findings.len())
         })
         .collect();

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use drvaudit::model::{Image, Layout};
-use drvaudit::poolusage::tag_display;
+use drvaudit::pe::{Image, Layout};
+use drvaudit::pool::tag_display;
 
 fn main() {
     println!(
@@ -36,7 +36,7 @@ fn main() {
         let unknown = values.filter(|v| v.value.is_none()).count();
         let tags: BTreeSet<String> = sites
             .iter()
-            .filter(|s| s.spec().kind != drvaudit::callsite::ApiKind::Free)
+            .filter(|s| s.spec().kind != drvaudit::pool::apis::ApiKind::Free)
             .filter_map(|s| s.effective_tag())
             .map(tag_display)
             .collect();

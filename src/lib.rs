@@ -1,56 +1,45 @@
 //! drvaudit: an offline static audit linter for Windows kernel drivers.
 //!
-//! The pipeline: [`scan`] collects `.sys` files, packages and crash dumps; each image is parsed
-//! once into a [`model::Image`], its pool call sites recovered by [`callsite`], and every
-//! rule of [`rules`] run over it; findings, notices and pool evidence form a
-//! [`finding::Report`], which [`output`] renders as SARIF 2.1.0 or text.
+//! Layers, lowest first; a module imports only from layers below its own (a test derives the
+//! module graph from the sources and fails on a cycle):
+//!
+//! 1. [`util`] — printable text, hashes, display paths, reading and mapping files;
+//! 2. [`pe`] — the facts of one PE image (headers, sections, imports, exports, debug, `.pdata`);
+//!    [`pool`] — pool usage types, tag display, the pool API table and the arithmetic of usage;
+//! 3. [`dump`] — the crash-dump reader; [`callsite`] — pool call sites recovered from code;
+//!    [`poolfiles`] — `!poolused`/PoolMon/CSV/JSON exports and pooltag.txt; [`package`] —
+//!    `.zip`/`.cab` members; [`debuginfo`] — PDB and DWARF: RVA → source file, line, function,
+//!    inlining chain;
+//! 4. [`driver`] — per-driver facts: image, call sites, carve holes, identity, memory-only;
+//!    [`attribution`] — observed pool usage joined with the drivers' tag inventories;
+//! 5. [`rules`] — rule metadata, declarative matchers, native checks, report-level rules;
+//! 6. [`report`] — findings (made only from a rule's hit), notices, artifacts, the run's report,
+//!    and the [`report::Sink`] trait outputs implement;
+//! 7. [`pipeline`] — collect inputs, load, audit, carve dumps, merge, attribute pool evidence,
+//!    feed a sink;
+//! 8. [`output`] — the SARIF, text and tag-inventory sinks;
+//! 9. the `drvaudit` binary (`main.rs`): arguments in, a sink chosen, the exit code out.
+
+pub mod util;
+
+pub mod pe;
+pub mod pool;
 
 pub mod callsite;
 pub mod debuginfo;
 pub mod dump;
-mod dumpscan;
-pub mod finding;
-pub mod model;
-pub mod output;
 pub mod package;
-pub mod poolsrc;
-pub mod poolusage;
-pub mod rank;
+pub mod poolfiles;
+
+pub mod attribution;
+pub mod driver;
+
 pub mod rules;
-pub mod scan;
 
-/// Text read from an image or a dump, made safe to print. A damaged or hostile file can put
-/// control characters in a section, import or module name, and reports would carry them to
-/// terminals and logs as escape sequences: they are written as `\xNN` (Unicode's control
-/// characters are all below 0x100). Everything else, non-ASCII included, is kept.
-pub fn printable_text(s: String) -> String {
-    if !s.chars().any(char::is_control) {
-        return s;
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub mod report;
 
-/// Lower-case hex SHA-256 of `bytes` (artifact hashes and image identities).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
+pub mod pipeline;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn control_characters_are_escaped() {
-        let name = String::from_utf8_lossy(b"INIT\x19\x1b[2J").into_owned();
-        assert_eq!(super::printable_text(name), "INIT\\x19\\x1b[2J");
-        assert_eq!(super::printable_text("ntoskrnl.exe".into()), "ntoskrnl.exe");
-        assert_eq!(super::printable_text("c:\\Ä\u{85}".into()), "c:\\Ä\\x85");
-    }
-}
+pub mod output;
+
+pub use util::{printable_text, sha256_hex};

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use drvaudit::finding::Level;
 use drvaudit::output::{self, Format};
+use drvaudit::pipeline::{self, Settings};
+use drvaudit::report::Level;
 use drvaudit::rules::RuleSet;
-use drvaudit::scan::{self, Settings};
 
 // The analysis makes many short-lived allocations on every worker thread (decoded
 // instructions, per-block states, findings); mimalloc's thread-local free lists cost about a
@@ -88,6 +88,9 @@ enum Command {
         /// Write to FILE instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Inputs that cannot be examined do not make the exit code 2.
+        #[arg(long)]
+        allow_incomplete: bool,
     },
 }
 
@@ -126,6 +129,10 @@ struct ScanArgs {
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
     imports_only: bool,
+    /// Inputs that cannot be examined (unreadable, corrupt, missing evidence) are still
+    /// reported but do not make the exit code 2: for sweeps of whole systems.
+    #[arg(long)]
+    allow_incomplete: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,6 +224,7 @@ fn run(cli: Cli) -> Result<u8> {
             dump,
             format,
             output,
+            allow_incomplete,
         } => {
             let settings = Settings {
                 paths,
@@ -228,28 +236,15 @@ fn run(cli: Cli) -> Result<u8> {
                 root: std::env::current_dir().context("cannot read the current directory")?,
                 fail_on: None,
                 call_sites: true,
+                allow_incomplete,
             };
-            // The inventory reads the images' tag uses, not the findings: without dumps (whose
-            // carved images are told apart from the scanned ones by the whole report) they are
-            // dropped as they come, so memory does not grow with the findings of a large tree.
-            let report = if scan::streamable(&settings) {
-                let mut images = Vec::new();
-                let mut report =
-                    scan::scan_streaming(&settings, &mut |_, _, mut i| images.append(&mut i));
-                report.images = images;
-                report
-            } else {
-                scan::scan(&settings)
-            };
-            let text = match format {
-                TagsFormat::Text => drvaudit::output::text::tag_inventory(&report),
-                TagsFormat::Json => drvaudit::output::text::tag_inventory_json(&report),
-            };
-            write_output(output.as_ref(), &text)?;
-            for n in &report.notices {
-                eprintln!("drvaudit: {}: {}", n.subject, n.message);
-            }
-            Ok(0)
+            let (out, name) = open_output(output.as_ref())?;
+            let tags = output::text::TagsSink::new(out, format == TagsFormat::Json);
+            let mut sink = output::notices::NoticesFirst::new(Box::new(tags), std::io::stderr());
+            let (report, written) = pipeline::run(&settings, &mut sink);
+            drop(sink);
+            wrote(written, &name)?;
+            Ok(report.exit_code as u8)
         }
         Command::Scan(args) => {
             if args.paths.is_empty() && args.dump.is_empty() {
@@ -276,38 +271,41 @@ fn run(cli: Cli) -> Result<u8> {
                     FailOn::Never => None,
                 },
                 call_sites: !args.imports_only,
+                allow_incomplete: args.allow_incomplete,
             };
-            match args.format {
-                Format::Sarif => {
-                    let report = match args.output.as_ref() {
-                        Some(p) => {
-                            let context = || format!("{}: cannot write output", p.display());
-                            let file = std::fs::File::create(p).with_context(context)?;
-                            let (report, written) = output::sarif::scan_and_write(&settings, file);
-                            written.with_context(context)?;
-                            report
-                        }
-                        None => {
-                            let out = std::io::stdout().lock();
-                            let (report, written) = output::sarif::scan_and_write(&settings, out);
-                            match written {
-                                // The reader went away (`| head`): nothing left to tell it.
-                                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                                    return Err(e).context("cannot write to standard output")
-                                }
-                                _ => report,
-                            }
-                        }
-                    };
-                    Ok(report.exit_code as u8)
-                }
-                Format::Text => {
-                    let report = scan::scan(&settings);
-                    write_output(args.output.as_ref(), &output::text::render(&report))?;
-                    Ok(report.exit_code as u8)
-                }
-            }
+            let (out, name) = open_output(args.output.as_ref())?;
+            let inner = args
+                .format
+                .sink(out, &settings.rules.enabled(), &settings.root);
+            let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
+            let (report, written) = pipeline::run(&settings, &mut sink);
+            drop(sink);
+            wrote(written, &name)?;
+            Ok(report.exit_code as u8)
         }
+    }
+}
+
+/// Where a report goes: the file of `-o`, else standard output; with a name for errors.
+fn open_output(path: Option<&PathBuf>) -> Result<(Box<dyn Write + Send>, String)> {
+    match path {
+        Some(p) => {
+            let file = std::fs::File::create(p)
+                .with_context(|| format!("{}: cannot write output", p.display()))?;
+            Ok((Box::new(file), p.display().to_string()))
+        }
+        None => Ok((Box::new(std::io::stdout()), String::new())),
+    }
+}
+
+/// What writing the report came to: a closed standard output (`drvaudit … | head`) is not a
+/// failure of the scan; any other error is.
+fn wrote(written: std::io::Result<()>, name: &str) -> Result<()> {
+    match written {
+        Err(e) if name.is_empty() && e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if name.is_empty() => Err(e).context("cannot write to standard output"),
+        Err(e) => Err(e).with_context(|| format!("{name}: cannot write output")),
+        Ok(()) => Ok(()),
     }
 }
 

@@ -24,6 +24,17 @@ fn is_driver(name: &str) -> bool {
 /// Members plus per-member problems (a member that cannot be read does not lose the others).
 pub type Members = (Vec<Member>, Vec<String>);
 
+/// Why a package could not be opened at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The zip crate rejected the archive's directory.
+    #[error("not a readable zip archive: {0}")]
+    Zip(#[source] zip::result::ZipError),
+    /// The cab crate rejected the cabinet's header or folders.
+    #[error("not a readable cabinet: {0}")]
+    Cab(#[source] std::io::Error),
+}
+
 fn read_bounded(mut r: impl Read, name: &str, problems: &mut Vec<String>) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     match r.by_ref().take(MAX_MEMBER + 1).read_to_end(&mut bytes) {
@@ -40,9 +51,8 @@ fn read_bounded(mut r: impl Read, name: &str, problems: &mut Vec<String>) -> Opt
 }
 
 /// The `.sys` members of a zip archive, in archive order.
-pub fn zip_members(bytes: &[u8]) -> Result<Members, String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+pub fn zip_members(bytes: &[u8]) -> Result<Members, PackageError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(PackageError::Zip)?;
     let mut members = Vec::new();
     let mut problems = Vec::new();
     for i in 0..archive.len() {
@@ -65,9 +75,8 @@ pub fn zip_members(bytes: &[u8]) -> Result<Members, String> {
 }
 
 /// The `.sys` members of a cabinet, in folder and file order.
-pub fn cab_members(bytes: &[u8]) -> Result<Members, String> {
-    let mut cabinet = cab::Cabinet::new(Cursor::new(bytes))
-        .map_err(|e| format!("not a readable cabinet: {e}"))?;
+pub fn cab_members(bytes: &[u8]) -> Result<Members, PackageError> {
+    let mut cabinet = cab::Cabinet::new(Cursor::new(bytes)).map_err(PackageError::Cab)?;
     let names: Vec<String> = cabinet
         .folder_entries()
         .flat_map(|f| {

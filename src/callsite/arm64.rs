@@ -58,10 +58,10 @@ use std::collections::{HashMap, HashSet};
 use yaxpeax_arch::{Decoder, U8Reader};
 use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SizeCode};
 
-use super::{
-    apis, arg_location, common, ApiSpec, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role,
-};
-use crate::model::{FunctionRange, Image, Machine};
+use super::common;
+use super::site::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach};
+use crate::pe::{FunctionRange, Image, Machine};
+use crate::pool::apis::{self, ApiSpec, Role};
 
 /// Instructions looked at after an `adrp` to a pool IAT page when searching for the `ldr` of the
 /// slot. Compilers schedule the pair apart; MSVC keeps it within a handful of instructions.

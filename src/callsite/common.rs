@@ -2,9 +2,9 @@
 //! slots belong to pool APIs, what a load from a global yields, where executable bytes are, and
 //! the bookkeeping that turns a wrapper's call site into one site per caller.
 
-use super::apis::{self, ApiSpec};
-use super::{ArgValue, CallSite, Provenance};
-use crate::model::{Image, Section};
+use super::site::{ArgValue, CallSite, Provenance};
+use crate::pe::{Image, Section};
+use crate::pool::apis::{self, ApiSpec};
 
 /// The IAT slots of pool APIs, sorted by slot RVA, with a cheap range pre-check so a byte scan
 /// can test every position without hashing.
@@ -152,7 +152,7 @@ pub(crate) fn code_sections<'a>(image: &'a Image, data: &'a [u8]) -> Vec<(&'a Se
 pub(crate) fn site_via(
     own: &CallSite,
     caller_call: u32,
-    args: Vec<(super::Role, ArgValue)>,
+    args: Vec<(crate::pool::apis::Role, ArgValue)>,
 ) -> CallSite {
     CallSite {
         rva: own.rva,
@@ -181,7 +181,7 @@ pub(crate) fn fill_tag_values(
     let mut known: std::collections::HashMap<u32, Option<Vec<u32>>> = Default::default();
     for site in sites.iter_mut() {
         let Some(initial) = site
-            .arg(super::Role::Tag)
+            .arg(crate::pool::apis::Role::Tag)
             .filter(|v| v.how == Provenance::Runtime)
             .and_then(|v| v.value)
         else {
@@ -225,7 +225,7 @@ pub(crate) fn address_held_in_image(image: &Image, data: &[u8], rva: u32) -> boo
     let ptr = image.machine.pointer_size() as usize;
     let bytes = va.to_le_bytes();
     let needle = &bytes[..ptr.min(8)];
-    let arm64 = image.machine == crate::model::Machine::Arm64;
+    let arm64 = image.machine == crate::pe::Machine::Arm64;
     image
         .sections
         .iter()

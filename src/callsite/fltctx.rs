@@ -3,8 +3,9 @@
 //! `FltRegisterFilter` (fltkernel.h). The registration is constant data, found here by its
 //! shape, and each site's tag is filled in from the entry for its constant context type.
 
-use super::{ArgValue, CallSite, Provenance, Role};
-use crate::model::Image;
+use super::site::{ArgValue, CallSite, Provenance};
+use crate::pe::Image;
+use crate::pool::apis::Role;
 
 /// `FLT_CONTEXT_END`: terminates the context registration array.
 const CONTEXT_END: u16 = 0xFFFF;

@@ -34,10 +34,11 @@ use iced_x86::{
     OpKind, Register,
 };
 
-use super::apis::ApiSpec;
 use super::common::{self, api_by_index, api_index, PoolSlots};
-use super::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach, Role};
-use crate::model::{Image, Machine, Section};
+use super::site::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach};
+use crate::pe::{Image, Machine, Section};
+use crate::pool::apis::ApiSpec;
+use crate::pool::apis::Role;
 
 /// Register numbers (iced's `full_register` order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15).
 const RAX: usize = 0;

@@ -24,9 +24,8 @@ use std::sync::Arc;
 use gimli;
 use object::{Object, ObjectSection};
 
-use super::error::DebugInfoError;
-use super::pdb::{contained, source_location, RawFrame};
-use super::{FunctionInfo, SourceLocation};
+use super::error::{contained, DebugInfoError};
+use super::location::{source_location, FunctionInfo, RawFrame, SourceLocation};
 
 /// Largest image or separate debug file read for DWARF.
 pub const MAX_DWARF_FILE_BYTES: u64 = 512 << 20;

@@ -1,6 +1,7 @@
 //! Typed errors of the debug-information reader: what was being read, where, why, and the
 //! underlying error as the source.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// A debug file (PDB, an image's DWARF, a `.gnu_debuglink` target) could not be used.
@@ -82,5 +83,21 @@ pub enum DebugInfoError {
 /// A path as it may be printed: control characters escaped (a hostile CodeView record or
 /// symbol path can carry them).
 pub(crate) fn shown(path: &Path) -> String {
-    crate::printable_text(path.display().to_string())
+    crate::util::printable_text(path.display().to_string())
+}
+
+/// Runs a reader call, turning a panic into [`DebugInfoError::ReaderFailed`].
+pub(crate) fn contained<T>(
+    path: &Path,
+    reader: &'static str,
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, DebugInfoError>,
+) -> Result<T, DebugInfoError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(DebugInfoError::ReaderFailed {
+            reader,
+            what,
+            path: path.to_path_buf(),
+        })
+    })
 }

@@ -282,16 +282,16 @@ impl fmt::Display for SearchReport {
             Wanted::Pdb(cv) => write!(
                 f,
                 "no matching PDB for {}: wanted {} with GUID {} age {}",
-                crate::printable_text(self.image.clone()),
-                crate::printable_text(cv.pdb_path.clone()),
+                crate::util::printable_text(self.image.clone()),
+                crate::util::printable_text(cv.pdb_path.clone()),
                 cv.guid,
                 cv.age
             )?,
             Wanted::DebugLink { file_name, crc } => write!(
                 f,
                 "no matching debug file for {}: wanted {} (.gnu_debuglink, CRC-32 {crc:08x})",
-                crate::printable_text(self.image.clone()),
-                crate::printable_text(file_name.clone())
+                crate::util::printable_text(self.image.clone()),
+                crate::util::printable_text(file_name.clone())
             )?,
         }
         // Files that exist come first, each with its reason; then the absent ones together.
@@ -332,7 +332,7 @@ impl fmt::Display for SearchReport {
             write!(f, "; nowhere to look")?;
         }
         for s in &self.skipped {
-            write!(f, "; skipped {}", crate::printable_text(s.clone()))?;
+            write!(f, "; skipped {}", crate::util::printable_text(s.clone()))?;
         }
         Ok(())
     }

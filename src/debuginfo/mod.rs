@@ -1,7 +1,7 @@
 //! Source locations from debug information: RVA → file, line, column, function, inlining chain.
 //!
 //! A self-contained leaf module (it depends on the standard library, its reader crates and
-//! [`crate::printable_text`] only): the pipeline hands it what it knows about one image
+//! [`crate::util::printable_text`] only): the pipeline hands it what it knows about one image
 //! ([`ImageRef`]) and where to look ([`SymbolSearch`]); [`open`] finds and opens the image's
 //! debug information once, and the [`Symbolizer`] it returns answers [`Symbolizer::locate`] and
 //! [`Symbolizer::function_name`] for any number of RVAs. Nothing is read until [`open`] is
@@ -27,6 +27,7 @@
 pub mod dwarf;
 mod error;
 pub mod locate;
+mod location;
 pub mod pdb;
 pub mod srcmap;
 
@@ -40,56 +41,8 @@ pub use locate::{
     parse_symbol_path, Attempt, CodeViewRef, Guid, Layout, Mismatch, Place, SearchReport,
     SymbolFolder, SymbolPath, SymbolSearch, Wanted,
 };
+pub use location::{Frame, FunctionInfo, SourceLocation};
 pub use srcmap::{map_source_path, relative_to_root, SourceMapParseError, SourceMapRule};
-
-/// Where the code at an RVA was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceLocation {
-    /// The source file as recorded (`C:\…\alloc.c`, `/fixtures/src/pooltest.c`,
-    /// `./dlls/hidclass.sys/pnp.c`), of the innermost frame: the file the call is written in.
-    pub file: String,
-    /// Its line (1-based).
-    pub line: u32,
-    /// Its column (1-based), where recorded.
-    pub column: Option<u32>,
-    /// The function that owns the code in the image (the PDB procedure or public symbol, the
-    /// DWARF subprogram): the outermost frame, and the name that replaces `sub_<rva>`.
-    pub function: Option<String>,
-    /// The inlining chain, innermost first: one entry per inlined function, naming it and
-    /// giving the call that was inlined (the position in the next outer function). Empty when
-    /// the code is not inlined. `inlined[0].function` is the function the call is written in.
-    pub inlined: Vec<Frame>,
-}
-
-impl SourceLocation {
-    /// The function whose source holds the statement: the innermost inlined function, or
-    /// [`SourceLocation::function`] when nothing is inlined.
-    pub fn innermost_function(&self) -> Option<&str> {
-        match self.inlined.first() {
-            Some(f) => f.function.as_deref(),
-            None => self.function.as_deref(),
-        }
-    }
-}
-
-/// One inlined call: `function` was inlined at `file:line[:column]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub function: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-}
-
-/// A function known to the debug information.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionInfo {
-    pub name: String,
-    /// Its first and one-past-last RVA, where the format gives them (PDB procedures and
-    /// publics; not DWARF, where only the name is looked up).
-    pub start_rva: Option<u32>,
-    pub end_rva: Option<u32>,
-}
 
 /// What the pipeline knows about one image.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +88,7 @@ impl fmt::Display for Unavailable {
             Unavailable::NoDebugInfo { image } => write!(
                 f,
                 "{} records no debug information (no CodeView record, no DWARF, no .gnu_debuglink)",
-                crate::printable_text(image.clone())
+                crate::util::printable_text(image.clone())
             ),
             Unavailable::NotFound(r) => r.fmt(f),
             Unavailable::Failed(e) => write!(f, "debug information not used: {e}"),

@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pdb_addr2line::pdb;
 
-use super::error::DebugInfoError;
+use super::error::{contained, DebugInfoError};
 use super::locate::{CodeViewRef, Guid, Mismatch};
-use super::{Frame, FunctionInfo, SourceLocation};
+use super::location::{source_location, FunctionInfo, RawFrame, SourceLocation};
 
 /// Largest PDB accepted (the kernel's own PDBs are tens of MiB).
 pub const MAX_PDB_BYTES: u64 = 2 << 30;
@@ -134,22 +134,6 @@ pub(crate) fn check_msf(file: &mut File, len: u64, path: &Path) -> Result<(), De
         }
     }
     Ok(())
-}
-
-/// Runs a reader call, turning a panic into [`DebugInfoError::ReaderFailed`].
-pub(crate) fn contained<T>(
-    path: &Path,
-    reader: &'static str,
-    what: &'static str,
-    f: impl FnOnce() -> Result<T, DebugInfoError>,
-) -> Result<T, DebugInfoError> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(DebugInfoError::ReaderFailed {
-            reader,
-            what,
-            path: path.to_path_buf(),
-        })
-    })
 }
 
 /// An opened PDB whose identity has been read.
@@ -315,39 +299,4 @@ impl PdbSymbols {
             })
         }))
     }
-}
-
-/// One frame as a reader gives it: the function, and the location inside it.
-pub(crate) struct RawFrame {
-    pub(crate) function: Option<String>,
-    pub(crate) file: Option<String>,
-    pub(crate) line: Option<u32>,
-    pub(crate) column: Option<u32>,
-}
-
-/// Frames innermost first (each: a function and the position inside it) to a
-/// [`SourceLocation`]: the innermost position, the outermost function, and for each inlined
-/// function the call that was inlined (the position in the next outer frame). `None` when the
-/// innermost frame has no file and line.
-pub(crate) fn source_location(frames: Vec<RawFrame>) -> Option<SourceLocation> {
-    let first = frames.first()?;
-    let (file, line) = (first.file.clone()?, first.line.filter(|&l| l > 0)?);
-    let column = first.column;
-    let function = frames.last().and_then(|f| f.function.clone());
-    let inlined = frames
-        .windows(2)
-        .map(|w| Frame {
-            function: w[0].function.clone(),
-            file: w[1].file.clone(),
-            line: w[1].line.filter(|&l| l > 0),
-            column: w[1].column,
-        })
-        .collect();
-    Some(SourceLocation {
-        file,
-        line,
-        column,
-        function,
-        inlined,
-    })
 }

@@ -408,7 +408,7 @@ impl Dump {
     /// # Errors
     /// `Unavailable` for triage and header-only dumps or without KDBG; `Unreadable` when the
     /// table pointer or the table cannot be read.
-    pub fn pool_usage(&self) -> Result<crate::poolusage::PoolSnapshot, DumpError> {
+    pub fn pool_usage(&self) -> Result<crate::pool::PoolSnapshot, DumpError> {
         pooltrack::usage(self)
     }
 }

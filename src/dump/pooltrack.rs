@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::poolusage::{PoolCounters, PoolSnapshot, TagUsage};
+use crate::pool::{PoolCounters, PoolSnapshot, TagUsage};
 
 use super::bytes::{ptr_at, u32_at, u64_at};
 use super::header::Arch;

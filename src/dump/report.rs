@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::poolusage::tag_display;
+use crate::pool::tag_display;
 
 use super::header::DumpSummary;
 use super::modules::LoadedModule;

@@ -1,7 +1,16 @@
-//! Output writers: pure functions from a [`Report`](crate::finding::Report) to text.
+//! Outputs: sinks the pipeline feeds ([`crate::report::Sink`]), one module per format.
+//!
+//! - [`sarif`]: SARIF 2.1.0, written while the scan runs;
+//! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
+//!   lines or JSON);
+//! - [`notices`]: what could not be examined, on standard error before the report.
 
+pub mod notices;
 pub mod sarif;
 pub mod text;
+
+use crate::report::Sink;
+use crate::rules::Rule;
 
 /// Output formats of `drvaudit scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -10,4 +19,20 @@ pub enum Format {
     Sarif,
     /// Compiler-style lines and a summary.
     Text,
+}
+
+impl Format {
+    /// The sink that writes this format to `out`; `rules` are the rules that run and `root`
+    /// the absolute scan root (SARIF `SRCROOT`).
+    pub fn sink<'w>(
+        self,
+        out: Box<dyn std::io::Write + Send + 'w>,
+        rules: &[Rule],
+        root: &std::path::Path,
+    ) -> Box<dyn Sink + 'w> {
+        match self {
+            Format::Sarif => Box::new(sarif::SarifSink::new(out, rules, root)),
+            Format::Text => Box::new(text::TextSink::new(out)),
+        }
+    }
 }

@@ -1,10 +1,90 @@
 //! The human report: compiler-style lines (`path: level[ID] name: message`), then a summary.
-//! When pool evidence was supplied it opens with the "top pool consumers" table.
+//! When pool evidence was supplied it opens with the "top pool consumers" table. Also the tag
+//! inventory of `drvaudit tags`, as pooltag.txt lines or JSON.
 
 use std::fmt::Write;
 
-use crate::finding::{Artifact, Report};
-use crate::poolusage::tag_display;
+use crate::driver::ImageSummary;
+use crate::pool::tag_display;
+use crate::report::{Artifact, Batch, Finding, Report, Sink};
+use crate::util::group;
+
+/// The text report as a sink: it needs the whole run (the consumers table comes first, the
+/// summary counts everything), so it keeps the findings until the end.
+pub struct TextSink<W: std::io::Write> {
+    out: W,
+    findings: Vec<Finding>,
+    images: Vec<ImageSummary>,
+}
+
+impl<W: std::io::Write> TextSink<W> {
+    /// A text report written to `out`.
+    pub fn new(out: W) -> TextSink<W> {
+        TextSink {
+            out,
+            findings: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+}
+
+impl<W: std::io::Write + Send> Sink for TextSink<W> {
+    fn results(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
+        self.findings.extend_from_slice(batch.findings);
+        self.images.extend_from_slice(batch.images);
+        Ok(())
+    }
+
+    fn finish(&mut self, report: &Report) -> std::io::Result<()> {
+        let whole = Report {
+            findings: std::mem::take(&mut self.findings),
+            images: std::mem::take(&mut self.images),
+            ..report.clone()
+        };
+        self.out.write_all(render(&whole).as_bytes())?;
+        self.out.flush()
+    }
+}
+
+/// The tag inventory as a sink (`drvaudit tags`): image summaries are kept, findings dropped
+/// as they come.
+pub struct TagsSink<W: std::io::Write> {
+    out: W,
+    json: bool,
+    images: Vec<ImageSummary>,
+}
+
+impl<W: std::io::Write> TagsSink<W> {
+    /// The inventory in pooltag.txt form, or JSON.
+    pub fn new(out: W, json: bool) -> TagsSink<W> {
+        TagsSink {
+            out,
+            json,
+            images: Vec::new(),
+        }
+    }
+}
+
+impl<W: std::io::Write + Send> Sink for TagsSink<W> {
+    fn results(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
+        self.images.extend_from_slice(batch.images);
+        Ok(())
+    }
+
+    fn finish(&mut self, report: &Report) -> std::io::Result<()> {
+        let whole = Report {
+            images: std::mem::take(&mut self.images),
+            ..report.clone()
+        };
+        let text = if self.json {
+            tag_inventory_json(&whole)
+        } else {
+            tag_inventory(&whole)
+        };
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
+    }
+}
 
 /// The path shown for an artifact: nested artifacts as `parent:member` (packages) or
 /// `dump>module` (carved images).
@@ -12,7 +92,7 @@ pub fn artifact_path(report: &Report, index: usize) -> String {
     let a: &Artifact = &report.artifacts[index];
     match a.parent {
         Some(p) => {
-            let sep = if matches!(a.kind, crate::finding::ArtifactKind::Carved { .. }) {
+            let sep = if matches!(a.kind, crate::report::ArtifactKind::Carved { .. }) {
                 ">"
             } else {
                 ":"
@@ -55,19 +135,13 @@ pub fn render(report: &Report) -> String {
         }
         out.push('\n');
     }
-    let rule_name = |id: &str| {
-        report
-            .rules
-            .iter()
-            .find(|r| r.id == id)
-            .map_or("", |r| r.name.as_str())
-    };
+    let rule = |id: &str| report.rules.iter().find(|r| r.id == id);
     for f in &report.findings {
         let mut path = artifact_path(report, f.artifact);
         if let Some(rva) = f.rva {
             // A carved image's path already ends in `@base`: show base+rva, the address.
             let sep = match report.artifacts[f.artifact].kind {
-                crate::finding::ArtifactKind::Carved { .. } => "+",
+                crate::report::ArtifactKind::Carved { .. } => "+",
                 _ => "@",
             };
             path.push_str(&format!("{sep}0x{rva:x}"));
@@ -77,8 +151,8 @@ pub fn render(report: &Report) -> String {
             "{path}: {}[{}] {}: {}",
             f.level,
             f.rule_id,
-            rule_name(&f.rule_id),
-            f.message
+            rule(&f.rule_id).map_or("", |r| r.name.as_str()),
+            f.message(rule(&f.rule_id).map_or("", |r| r.why.as_str()))
         );
         out.push('\n');
     }
@@ -97,19 +171,6 @@ pub fn render(report: &Report) -> String {
         n,
         report.notices.len()
     );
-    out
-}
-
-/// 50827424 → "50,827,424".
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
     out
 }
 

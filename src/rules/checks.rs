@@ -1,63 +1,93 @@
 //! Native checks: rule logic a declarative matcher cannot express. Each returns hits only;
-//! id, level and wording come from the rule's TOML file.
+//! id, level and wording come from the rule's TOML file, which names its check here.
+//!
+//! Adding a check is one function and one row of [`IMAGE_CHECKS`] or [`REPORT_CHECKS`]; a rule
+//! file naming a check that is in neither table fails to load.
 
 use std::collections::BTreeSet;
 
-use super::{describe_site, Anchor, Hit, ImageContext};
-use crate::callsite::{ApiKind, CallSite, Provenance, Role};
-use crate::finding::Level;
-use crate::model::Machine;
-use crate::poolusage::tag_display;
+use super::hit::{describe_site, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule};
+use crate::callsite::{CallSite, Provenance};
+use crate::pe::Machine;
+use crate::pool::apis::{ApiKind, Role};
+use crate::pool::tag_display;
+use crate::util::group;
 
-/// Names accepted in `kind = "native"` rule files.
-pub const NAMES: &[&str] = &[
-    "invalid-pool-tag",
-    "tag-collision",
-    "free-tag-never-allocated",
-    "executable-pool-request",
-    "section-not-page-aligned",
-    "iat-in-executable-section",
-    "pool-consumer",
+/// A check over one driver.
+pub(super) type ImageCheck = fn(&CheckContext<'_>) -> Vec<Hit>;
+
+/// Image checks by the name rule files give them.
+const IMAGE_CHECKS: &[(&str, ImageCheck)] = &[
+    ("invalid-pool-tag", invalid_pool_tag),
+    ("tag-collision", tag_collision),
+    ("free-tag-never-allocated", free_tag_never_allocated),
+    ("executable-pool-request", executable_pool_request),
+    ("section-not-page-aligned", section_not_page_aligned),
+    ("iat-in-executable-section", iat_in_executable_section),
 ];
 
-/// Whether `name` is a known check.
-pub fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+/// Report-level checks by name.
+const REPORT_CHECKS: &[(&str, &dyn ReportRule)] = &[("pool-consumer", &PoolConsumer)];
+
+/// A native check, resolved from its name when the rule loads.
+#[derive(Clone, Copy)]
+pub(super) enum Native {
+    /// Runs per driver.
+    Image(ImageCheck),
+    /// Runs once over the report.
+    Report(&'static dyn ReportRule),
 }
 
-/// Runs the named check over one image.
-pub fn run(name: &str, ctx: &ImageContext<'_>) -> Vec<Hit> {
-    match name {
-        "invalid-pool-tag" => invalid_pool_tag(ctx),
-        "tag-collision" => tag_collision(ctx),
-        "free-tag-never-allocated" => free_tag_never_allocated(ctx),
-        "executable-pool-request" => executable_pool_request(ctx),
-        "section-not-page-aligned" => section_not_page_aligned(ctx),
-        "iat-in-executable-section" => iat_in_executable_section(ctx),
-        // Report-level: produced by ranking from observed pool usage, not per image.
-        _ => Vec::new(),
+impl std::fmt::Debug for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Native::Image(_) => "Native::Image",
+            Native::Report(_) => "Native::Report",
+        })
     }
+}
+
+/// The check a rule file's `check = "…"` names.
+pub(super) fn resolve(name: &str) -> Option<Native> {
+    IMAGE_CHECKS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| Native::Image(*c))
+        .or_else(|| {
+            REPORT_CHECKS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| Native::Report(*c))
+        })
+}
+
+/// Every check name, for the error that lists them.
+pub(super) fn names() -> impl Iterator<Item = &'static str> {
+    IMAGE_CHECKS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(REPORT_CHECKS.iter().map(|(n, _)| *n))
 }
 
 fn allocates(site: &CallSite) -> bool {
     matches!(site.spec().kind, ApiKind::Allocate | ApiKind::LookasideInit)
 }
 
-fn site_hit(ctx: &ImageContext<'_>, i: usize, extra: &str) -> Hit {
-    let site = &ctx.image.call_sites[i];
-    Hit {
-        anchor: Anchor::CallSite(i),
-        what: format!("{}{extra}", describe_site(ctx.image, site)),
-        level: None,
-        tags: site.possible_tags(),
-    }
+fn site_hit(ctx: &CheckContext<'_>, i: usize, extra: &str) -> Hit {
+    let site = &ctx.driver.sites[i];
+    let mut hit = Hit::new(
+        Anchor::CallSite(i),
+        format!("{}{extra}", describe_site(&ctx.driver.image, site)),
+    );
+    hit.tags = site.possible_tags();
+    hit
 }
 
 /// DRV1004: tag 0 is an error; a tag with a byte outside 0x20–0x7E is a warning
 /// (ExAllocatePoolWithTag documentation; BAD_POOL_CALLER 0x9B for tag 0).
-fn invalid_pool_tag(ctx: &ImageContext<'_>) -> Vec<Hit> {
+fn invalid_pool_tag(ctx: &CheckContext<'_>) -> Vec<Hit> {
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.driver.sites.iter().enumerate() {
         if !allocates(site) {
             continue;
         }
@@ -80,14 +110,14 @@ fn invalid_pool_tag(ctx: &ImageContext<'_>) -> Vec<Hit> {
 }
 
 /// DRV1005: a tag that the supplied pooltag.txt gives to a different binary.
-fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
+fn tag_collision(ctx: &CheckContext<'_>) -> Vec<Hit> {
     let Some(db) = ctx.pooltag else {
         return Vec::new();
     };
-    let me = ctx.name.to_ascii_lowercase();
+    let me = ctx.driver.name.to_ascii_lowercase();
     let stem = me.rsplit_once('.').map_or(me.as_str(), |(s, _)| s);
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.driver.sites.iter().enumerate() {
         if !allocates(site) || site.spec().implied_tag.is_some() {
             continue;
         }
@@ -116,8 +146,8 @@ fn tag_collision(ctx: &ImageContext<'_>) -> Vec<Hit> {
 /// DRV1006: a constant nonzero tag freed but never allocated with a constant in the image.
 /// An allocation whose tag is not a constant could be the one freed, which is why this is only
 /// a note.
-fn free_tag_never_allocated(ctx: &ImageContext<'_>) -> Vec<Hit> {
-    let sites = &ctx.image.call_sites;
+fn free_tag_never_allocated(ctx: &CheckContext<'_>) -> Vec<Hit> {
+    let sites = &ctx.driver.sites;
     // Every tag an allocation may record: constants, the implied `None` of untagged
     // allocators, and each value of a tag read at run time.
     let allocated: BTreeSet<u32> = sites
@@ -173,9 +203,9 @@ pub fn pool_type_is_executable(t: u64) -> bool {
 
 /// DRV2001: executable pool requested with a constant. A type read from a writable global is
 /// never reported here (DRV2005 covers it).
-fn executable_pool_request(ctx: &ImageContext<'_>) -> Vec<Hit> {
+fn executable_pool_request(ctx: &CheckContext<'_>) -> Vec<Hit> {
     let mut hits = Vec::new();
-    for (i, site) in ctx.image.call_sites.iter().enumerate() {
+    for (i, site) in ctx.driver.sites.iter().enumerate() {
         if !allocates(site) {
             continue;
         }
@@ -211,9 +241,9 @@ fn executable_pool_request(ctx: &ImageContext<'_>) -> Vec<Hit> {
 }
 
 /// DRV3002: SectionAlignment below the page size, or a section whose RVA is not page aligned.
-fn section_not_page_aligned(ctx: &ImageContext<'_>) -> Vec<Hit> {
+fn section_not_page_aligned(ctx: &CheckContext<'_>) -> Vec<Hit> {
     const PAGE: u32 = 0x1000;
-    let image = ctx.image;
+    let image = &ctx.driver.image;
     if image.section_alignment < PAGE {
         let at = image.sections.first().map_or(0, |s| s.header_offset);
         let size_of_optional: u32 = if image.machine == Machine::X86 {
@@ -223,36 +253,34 @@ fn section_not_page_aligned(ctx: &ImageContext<'_>) -> Vec<Hit> {
         };
         // SectionAlignment is 32 bytes into the optional header in both PE32 and PE32+.
         let off = at.saturating_sub(size_of_optional) + 32;
-        return vec![Hit {
-            anchor: Anchor::Header(u64::from(off), 4),
-            what: format!(
+        return vec![Hit::new(
+            Anchor::Header(u64::from(off), 4),
+            format!(
                 "has SectionAlignment 0x{:x}, smaller than the 0x1000-byte page",
                 image.section_alignment
             ),
-            level: None,
-            tags: Vec::new(),
-        }];
+        )];
     }
     image
         .sections
         .iter()
         .enumerate()
         .filter(|(_, s)| s.rva % PAGE != 0)
-        .map(|(i, s)| Hit {
-            anchor: Anchor::Section(i),
-            what: format!(
-                "section `{}` starts at RVA 0x{:x}, not on a page boundary",
-                s.name, s.rva
-            ),
-            level: None,
-            tags: Vec::new(),
+        .map(|(i, s)| {
+            Hit::new(
+                Anchor::Section(i),
+                format!(
+                    "section `{}` starts at RVA 0x{:x}, not on a page boundary",
+                    s.name, s.rva
+                ),
+            )
         })
         .collect()
 }
 
 /// DRV3003: an import's IAT slot lies in an executable section (reported once per section).
-fn iat_in_executable_section(ctx: &ImageContext<'_>) -> Vec<Hit> {
-    let image = ctx.image;
+fn iat_in_executable_section(ctx: &CheckContext<'_>) -> Vec<Hit> {
+    let image = &ctx.driver.image;
     let mut seen = BTreeSet::new();
     let mut hits = Vec::new();
     for (i, imp) in image.imports.iter().enumerate() {
@@ -263,18 +291,83 @@ fn iat_in_executable_section(ctx: &ImageContext<'_>) -> Vec<Hit> {
             continue;
         };
         if s.is_executable() && seen.insert(s.rva) {
-            hits.push(Hit {
-                anchor: Anchor::Import(i),
-                what: format!(
+            hits.push(Hit::new(
+                Anchor::Import(i),
+                format!(
                     "has its import address table (slot of {} at RVA 0x{:x}) in executable section `{}`",
                     imp.display(),
                     imp.iat_rva,
                     s.name
                 ),
-                level: None,
-                tags: Vec::new(),
-            });
+            ));
         }
     }
     hits
+}
+
+/// Share of all pool bytes in use above which DRV9001 is a warning rather than a note.
+pub const WARNING_SHARE: f64 = 0.10;
+
+/// DRV9001: each of the largest tags of the observed pool usage, with the drivers it is
+/// attributed to; a warning above [`WARNING_SHARE`] of the pool in use.
+struct PoolConsumer;
+
+impl ReportRule for PoolConsumer {
+    fn check(&self, ctx: &ReportContext<'_>) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        for c in &ctx.attribution.consumers {
+            if c.nonpaged.bytes + c.paged.bytes == 0 {
+                continue;
+            }
+            let who = if c.drivers.is_empty() {
+                "no scanned or carved driver uses it".to_string()
+            } else {
+                format!(
+                    "attributed to {}{}",
+                    c.drivers.join(", "),
+                    if c.ambiguous { " (ambiguous)" } else { "" }
+                )
+            };
+            let owner = c
+                .owner
+                .as_ref()
+                .map(|o| format!("; owner: {o}"))
+                .unwrap_or_default();
+            let what = format!(
+                "tag '{}' holds {} bytes of NonPagedPool and {} bytes of PagedPool ({} live allocations, {:.1}% of pool in use); {who}{owner}",
+                tag_display(c.tag),
+                group(c.nonpaged.bytes),
+                group(c.paged.bytes),
+                group(c.nonpaged.live() + c.paged.live()),
+                100.0 * c.share,
+            );
+            // Placed on the first attributed driver; an unattributed tag on the evidence itself.
+            let artifact = c
+                .artifacts
+                .first()
+                .copied()
+                .unwrap_or(ctx.evidence_artifact);
+            let mut hit = Hit::new(
+                Anchor::PoolTag {
+                    tag: c.tag,
+                    artifact,
+                },
+                what,
+            );
+            hit.tags = vec![c.tag];
+            if c.share > WARNING_SHARE {
+                hit.level = Some(Level::Warning);
+            }
+            let p = &mut hit.properties;
+            p.insert("tag".into(), tag_display(c.tag).into());
+            p.insert("tagValue".into(), c.tag.into());
+            p.insert("drivers".into(), c.drivers.clone().into());
+            p.insert("ambiguous".into(), c.ambiguous.into());
+            if let Some(o) = &c.owner {
+                p.insert("owner".into(), o.clone().into());
+            }
+            hits.push(hit);
+        }
+        hits
+    }
 }

@@ -3,89 +3,32 @@
 //! A rule file owns everything a user or a SARIF viewer sees (id, name, descriptions, help,
 //! default level) and, for most rules, the match itself as one of a closed set of declarative
 //! matchers. Logic that does not fit a matcher is a native check in [`checks`], still declared
-//! by its TOML file (`kind = "native"`), so a rule can never misstate its own metadata: the
-//! engine attaches id, level and "why" to what a matcher or check returns.
+//! by its TOML file (`kind = "native"`) and resolved to its function when the rules load (an
+//! unknown name is a load error), so a rule can never misstate its own metadata.
+//!
+//! Rules only say *what* they found and *where* ([`Hit`]): the report layer turns a rule and
+//! its hit into a finding, with the rule's id, level and reason. Two scopes:
+//! - image rules read one [`Driver`] at a time ([`RuleSet::check_driver`]);
+//! - report-level rules ([`ReportRule`], DRV9001) read what is only known once every input is
+//!   analysed: the pool usage attributed to the drivers ([`RuleSet::check_report`]).
 
 mod checks;
+mod hit;
 
-use std::collections::{BTreeMap, HashMap};
+pub use hit::{
+    describe_site, function_name, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule,
+};
+
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::callsite::{ApiKind, CallSite, Provenance, Role};
-use crate::finding::{Finding, Level, Logical};
-use crate::model::Image;
+use crate::callsite::Provenance;
+use crate::pe::Image;
+use crate::pool::apis::{ApiKind, Role};
 
-/// The built-in rule files, one line each; `tests/meta.rs` checks this list against `rules/`.
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "DRV1001-untagged-pool-allocation.toml",
-        include_str!("../../rules/DRV1001-untagged-pool-allocation.toml"),
-    ),
-    (
-        "DRV1002-deprecated-pool-allocator.toml",
-        include_str!("../../rules/DRV1002-deprecated-pool-allocator.toml"),
-    ),
-    (
-        "DRV1003-default-pool-tag.toml",
-        include_str!("../../rules/DRV1003-default-pool-tag.toml"),
-    ),
-    (
-        "DRV1004-invalid-pool-tag.toml",
-        include_str!("../../rules/DRV1004-invalid-pool-tag.toml"),
-    ),
-    (
-        "DRV1005-tag-collision.toml",
-        include_str!("../../rules/DRV1005-tag-collision.toml"),
-    ),
-    (
-        "DRV1006-free-tag-never-allocated.toml",
-        include_str!("../../rules/DRV1006-free-tag-never-allocated.toml"),
-    ),
-    (
-        "DRV1007-must-succeed-pool-type.toml",
-        include_str!("../../rules/DRV1007-must-succeed-pool-type.toml"),
-    ),
-    (
-        "DRV1008-deprecated-ndis-allocate-memory.toml",
-        include_str!("../../rules/DRV1008-deprecated-ndis-allocate-memory.toml"),
-    ),
-    (
-        "DRV2001-executable-pool-request.toml",
-        include_str!("../../rules/DRV2001-executable-pool-request.toml"),
-    ),
-    (
-        "DRV2005-runtime-pool-type.toml",
-        include_str!("../../rules/DRV2005-runtime-pool-type.toml"),
-    ),
-    (
-        "DRV3001-writable-executable-section.toml",
-        include_str!("../../rules/DRV3001-writable-executable-section.toml"),
-    ),
-    (
-        "DRV3002-section-not-page-aligned.toml",
-        include_str!("../../rules/DRV3002-section-not-page-aligned.toml"),
-    ),
-    (
-        "DRV3003-iat-in-executable-section.toml",
-        include_str!("../../rules/DRV3003-iat-in-executable-section.toml"),
-    ),
-    (
-        "DRV3006-no-force-integrity.toml",
-        include_str!("../../rules/DRV3006-no-force-integrity.toml"),
-    ),
-    (
-        "DRV3007-no-control-flow-guard.toml",
-        include_str!("../../rules/DRV3007-no-control-flow-guard.toml"),
-    ),
-    (
-        "DRV9001-pool-consumer.toml",
-        include_str!("../../rules/DRV9001-pool-consumer.toml"),
-    ),
-];
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// File names of the built-in rules (for the registry-completeness test).
 pub fn builtin_files() -> impl Iterator<Item = &'static str> {
@@ -115,13 +58,106 @@ pub struct Rule {
     pub help: String,
     /// Documentation anchor.
     pub help_uri: Option<String>,
+    /// Kinds of problem (`security`, `correctness`, `maintainability`): SARIF rule `tags`.
+    #[serde(default)]
+    pub tags: Vec<RuleTag>,
+    /// How often a result is a true problem (SARIF / GitHub `precision`).
+    pub precision: Option<Precision>,
+    /// CVSS-like 0.0–10.0 score for security rules: GitHub code scanning shows results of rules
+    /// with one as security alerts (critical ≥ 9.0, high ≥ 7.0, medium ≥ 4.0, low).
+    pub security_severity: Option<f64>,
     /// The match.
     #[serde(rename = "match")]
     pub matcher: Matcher,
+    /// For `kind = "native"`: the check the name resolved to when the rule loaded.
+    #[serde(skip)]
+    native: Option<checks::Native>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// A kind of problem a rule reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleTag {
+    /// A hazard an attacker can use, or that weakens a security boundary.
+    Security,
+    /// A bug: the driver does not do what it means to, or crashes the system.
+    Correctness,
+    /// Makes the driver harder to diagnose or keep working (deprecated APIs, shared tags).
+    Maintainability,
+}
+
+impl RuleTag {
+    /// The tag as SARIF writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleTag::Security => "security",
+            RuleTag::Correctness => "correctness",
+            RuleTag::Maintainability => "maintainability",
+        }
+    }
+}
+
+/// How often a rule's results are true problems (SARIF `precision`, as GitHub reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// Essentially never wrong (a fact read from the image).
+    VeryHigh,
+    /// Rarely wrong.
+    High,
+    /// Sometimes wrong.
+    Medium,
+    /// Often wrong.
+    Low,
+}
+
+impl Precision {
+    /// The value as SARIF writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::VeryHigh => "very-high",
+            Precision::High => "high",
+            Precision::Medium => "medium",
+            Precision::Low => "low",
+        }
+    }
+}
+
+/// The fields a rule file may change of a rule that already exists (`--rules DIR` with only
+/// `id = "DRV1002"` and `enabled = false`, say): every field but `id` optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleOverride {
+    id: String,
+    name: Option<String>,
+    level: Option<Level>,
+    enabled: Option<bool>,
+    short: Option<String>,
+    full: Option<String>,
+    why: Option<String>,
+    help: Option<String>,
+    help_uri: Option<String>,
+    tags: Option<Vec<RuleTag>>,
+    precision: Option<Precision>,
+    security_severity: Option<f64>,
+    #[serde(rename = "match")]
+    matcher: Option<Matcher>,
+}
+
+/// Which rules run: `select` (all default-enabled rules when absent), plus `extend_select`,
+/// minus `ignore`. Each entry is a rule id, a rule name, an id prefix (`DRV1`) or `ALL`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The rules to run instead of the default ones.
+    pub select: Option<Vec<String>>,
+    /// Rules to run besides.
+    pub extend_select: Vec<String>,
+    /// Rules not to run.
+    pub ignore: Vec<String>,
 }
 
 /// The closed set of declarative matchers.
@@ -195,11 +231,11 @@ pub enum SectionFlag {
 impl SectionFlag {
     fn bit(self) -> u32 {
         match self {
-            SectionFlag::Execute => crate::model::SCN_MEM_EXECUTE,
-            SectionFlag::Write => crate::model::SCN_MEM_WRITE,
+            SectionFlag::Execute => crate::pe::SCN_MEM_EXECUTE,
+            SectionFlag::Write => crate::pe::SCN_MEM_WRITE,
             SectionFlag::Read => 0x4000_0000,
-            SectionFlag::Discardable => crate::model::SCN_MEM_DISCARDABLE,
-            SectionFlag::Code => crate::model::SCN_CNT_CODE,
+            SectionFlag::Discardable => crate::pe::SCN_MEM_DISCARDABLE,
+            SectionFlag::Code => crate::pe::SCN_CNT_CODE,
         }
     }
 }
@@ -247,60 +283,12 @@ pub enum RuleError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// Where a hit is: the engine turns this into RVA, byte region and logical location.
-#[derive(Debug, Clone)]
-pub enum Anchor {
-    /// An import's IAT slot (index into `image.imports`).
-    Import(usize),
-    /// A section header (index into `image.sections`).
-    Section(usize),
-    /// A call site (index into `image.call_sites`).
-    CallSite(usize),
-    /// A header field at a byte offset, with its length.
-    Header(u64, u64),
-}
-
-/// What a matcher or native check found: where, what, and optional adjustments.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    /// Where.
-    pub anchor: Anchor,
-    /// What, as the middle of the message ("calls ExAllocatePool at 0x1040 …").
-    pub what: String,
-    /// Level override (DRV1004: tag 0 is an error, a non-printable tag a warning).
-    pub level: Option<Level>,
-    /// Pool tags the hit concerns.
-    pub tags: Vec<u32>,
-}
-
-impl Hit {
-    fn new(anchor: Anchor, what: String) -> Hit {
-        Hit {
-            anchor,
-            what,
-            level: None,
-            tags: Vec::new(),
-        }
-    }
-}
-
-/// What the rules see of one image.
-pub struct ImageContext<'a> {
-    /// The model.
-    pub image: &'a Image,
-    /// Artifact index the findings belong to.
-    pub artifact: usize,
-    /// Name for messages (`untagged.sys`).
-    pub name: &'a str,
-    /// Machine-independent identity for fingerprints (SHA-256, or timestamp+size for carved
-    /// images whose bytes never hash like the file).
-    pub identity: &'a str,
-    /// `tag → owning binary` from `--pooltag`, when given.
-    pub pooltag: Option<&'a HashMap<u32, String>>,
-    /// Whether the image exists only in memory (phrased into messages).
-    pub memory_only: bool,
+    /// A selection or override names no rule.
+    #[error("unknown rule `{key}`: not a rule id, name or id prefix; `drvaudit rules` lists them")]
+    Selector {
+        /// The selector.
+        key: String,
+    },
 }
 
 /// The loaded rules, sorted by id.
@@ -337,15 +325,104 @@ impl RuleSet {
                 path: path.clone(),
                 source,
             })?;
-            let rule = parse_rule(&path, &text)?;
-            if let Some(existing) = self.rules.iter_mut().find(|r| r.id == rule.id) {
-                // A user file with a built-in id overrides it (to enable DRV3006, say).
-                *existing = rule;
-            } else {
-                self.rules.push(rule);
-            }
+            self.add_file(&path, &text)?;
         }
         self.sort_and_check()
+    }
+
+    /// Adds one user rule file: a whole rule, or — when its `id` is a rule already loaded —
+    /// only the fields it changes.
+    fn add_file(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {
+        let invalid = |message: String| RuleError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let id = toml::from_str::<toml::Table>(text)
+            .map_err(|e| invalid(e.to_string()))?
+            .get("id")
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| invalid("missing field `id`".into()))?;
+        let Some(existing) = self.rules.iter_mut().find(|r| r.id == id) else {
+            let rule = parse_rule(path, text)?;
+            self.rules.push(rule);
+            return Ok(());
+        };
+        let o: RuleOverride = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let name = o.name.clone().unwrap_or_else(|| existing.name.clone());
+        if stem != o.id && stem != format!("{}-{name}", o.id) {
+            return Err(invalid(format!(
+                "file name must be `{}.toml` or `{}-{name}.toml`",
+                o.id, o.id
+            )));
+        }
+        let mut rule = existing.clone();
+        rule.name = name;
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = o.$field { rule.$field = v; })* };
+        }
+        set!(level, enabled, short, full, why, help, tags);
+        rule.help_uri = o.help_uri.or(rule.help_uri);
+        rule.precision = o.precision.or(rule.precision);
+        rule.security_severity = o.security_severity.or(rule.security_severity);
+        if let Some(m) = o.matcher {
+            rule.matcher = m;
+            rule.native = resolve_native(path, &rule.matcher)?;
+        }
+        check_rule(path, &rule)?;
+        *existing = rule;
+        Ok(())
+    }
+
+    /// Applies a selection: which rules run. An entry that names no rule is an error.
+    pub fn select(&mut self, selection: &Selection) -> Result<(), RuleError> {
+        let all: Vec<&String> = selection
+            .select
+            .iter()
+            .flatten()
+            .chain(&selection.extend_select)
+            .chain(&selection.ignore)
+            .collect();
+        for key in all {
+            if !self.rules.iter().any(|r| r.is_selected_by(key)) {
+                return Err(RuleError::Selector { key: key.clone() });
+            }
+        }
+        for r in &mut self.rules {
+            if let Some(select) = &selection.select {
+                r.enabled = select.iter().any(|k| r.is_selected_by(k));
+            }
+            if selection.extend_select.iter().any(|k| r.is_selected_by(k)) {
+                r.enabled = true;
+            }
+            if selection.ignore.iter().any(|k| r.is_selected_by(k)) {
+                r.enabled = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets rule `key`'s level and whether it runs by default (configuration overrides).
+    pub fn set(
+        &mut self,
+        key: &str,
+        level: Option<Level>,
+        enabled: Option<bool>,
+    ) -> Result<(), RuleError> {
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
+            .ok_or_else(|| RuleError::Selector {
+                key: key.to_string(),
+            })?;
+        if let Some(l) = level {
+            rule.level = l;
+        }
+        if let Some(e) = enabled {
+            rule.enabled = e;
+        }
+        Ok(())
     }
 
     fn sort_and_check(&mut self) -> Result<(), RuleError> {
@@ -371,6 +448,14 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.enabled).cloned().collect()
     }
 
+    /// The set holding only the rule `key` (id or name), enabled whatever its default: for
+    /// running one rule alone, as its tests do. `None` when there is no such rule.
+    pub fn only(&self, key: &str) -> Option<RuleSet> {
+        let mut rule = self.get(key)?.clone();
+        rule.enabled = true;
+        Some(RuleSet { rules: vec![rule] })
+    }
+
     /// A rule by id (case-insensitive) or name.
     pub fn get(&self, key: &str) -> Option<&Rule> {
         self.rules
@@ -378,12 +463,23 @@ impl RuleSet {
             .find(|r| r.id.eq_ignore_ascii_case(key) || r.name == key)
     }
 
-    /// Runs every enabled image rule over one image.
-    pub fn check_image(&self, ctx: &ImageContext<'_>) -> Vec<Finding> {
+    /// Runs every enabled image rule over one driver: each hit with the rule that made it.
+    pub fn check_driver<'r>(&'r self, ctx: &CheckContext<'_>) -> Vec<(&'r Rule, Hit)> {
         let mut out = Vec::new();
         for rule in self.rules.iter().filter(|r| r.enabled) {
             for hit in match_rule(rule, ctx) {
-                out.push(make_finding(rule, hit, ctx));
+                out.push((rule, hit));
+            }
+        }
+        out
+    }
+
+    /// Runs every enabled report-level rule over what the whole run observed.
+    pub fn check_report<'r>(&'r self, ctx: &ReportContext<'_>) -> Vec<(&'r Rule, Hit)> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            if let Some(checks::Native::Report(check)) = rule.native {
+                out.extend(check.check(ctx).into_iter().map(|h| (rule, h)));
             }
         }
         out
@@ -391,7 +487,7 @@ impl RuleSet {
 }
 
 fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
-    let rule: Rule = toml::from_str(text).map_err(|e| RuleError::Invalid {
+    let mut rule: Rule = toml::from_str(text).map_err(|e| RuleError::Invalid {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -403,28 +499,68 @@ fn parse_rule(path: &Path, text: &str) -> Result<Rule, RuleError> {
             message: format!("file name must be `{expected}.toml` (id-name)"),
         });
     }
-    if rule.id == rule.name {
-        return Err(RuleError::Invalid {
-            path: path.to_path_buf(),
-            message: "name must differ from id (SARIF viewers show both)".into(),
-        });
-    }
-    if let Matcher::Native { check } = &rule.matcher {
-        if !checks::exists(check) {
-            return Err(RuleError::Invalid {
-                path: path.to_path_buf(),
-                message: format!(
-                    "unknown native check `{check}`; known: {}",
-                    checks::NAMES.join(", ")
-                ),
-            });
-        }
-    }
+    rule.native = resolve_native(path, &rule.matcher)?;
+    check_rule(path, &rule)?;
     Ok(rule)
 }
 
-fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
-    let image = ctx.image;
+/// The native check a `kind = "native"` matcher names (an unknown name is an error).
+fn resolve_native(path: &Path, matcher: &Matcher) -> Result<Option<checks::Native>, RuleError> {
+    let Matcher::Native { check } = matcher else {
+        return Ok(None);
+    };
+    checks::resolve(check)
+        .map(Some)
+        .ok_or_else(|| RuleError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "unknown native check `{check}`; known: {}",
+                checks::names().collect::<Vec<_>>().join(", ")
+            ),
+        })
+}
+
+/// What every rule, whole or overridden, must satisfy.
+fn check_rule(path: &Path, rule: &Rule) -> Result<(), RuleError> {
+    let invalid = |message: String| RuleError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if rule.id == rule.name {
+        return Err(invalid(
+            "name must differ from id (SARIF viewers show both)".into(),
+        ));
+    }
+    if let Some(s) = rule.security_severity {
+        if !(0.0..=10.0).contains(&s) {
+            return Err(invalid(format!(
+                "security_severity {s} is outside 0.0-10.0"
+            )));
+        }
+        if !rule.tags.contains(&RuleTag::Security) {
+            return Err(invalid(
+                "security_severity is for rules tagged `security`".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Rule {
+    /// Whether a selector names this rule: `ALL`, its id, its name or a prefix of its id.
+    fn is_selected_by(&self, key: &str) -> bool {
+        key.eq_ignore_ascii_case("ALL")
+            || self.name == key
+            || self
+                .id
+                .get(..key.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(key))
+    }
+}
+
+fn match_rule(rule: &Rule, ctx: &CheckContext<'_>) -> Vec<Hit> {
+    let image = &ctx.driver.image;
+    let sites = &ctx.driver.sites;
     match &rule.matcher {
         Matcher::Imports {
             functions,
@@ -443,23 +579,21 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                 if !wanted(&imp.dll, name) {
                     continue;
                 }
-                let sites: Vec<usize> = if *per_call_site {
-                    (0..image.call_sites.len())
-                        .filter(|&s| image.call_sites[s].api == name)
-                        .collect()
+                let at_sites: Vec<usize> = if *per_call_site {
+                    (0..sites.len()).filter(|&s| sites[s].api == name).collect()
                 } else {
                     Vec::new()
                 };
-                if sites.is_empty() {
+                if at_sites.is_empty() {
                     let mut hit = Hit::new(Anchor::Import(i), format!("imports {}", imp.display()));
-                    hit.tags = crate::callsite::apis::for_import(&imp.dll, name)
+                    hit.tags = crate::pool::apis::for_import(&imp.dll, name)
                         .and_then(|a| a.implied_tag)
                         .into_iter()
                         .collect();
                     hits.push(hit);
                 } else {
-                    for s in sites {
-                        let site = &image.call_sites[s];
+                    for s in at_sites {
+                        let site = &sites[s];
                         let mut hit = Hit::new(Anchor::CallSite(s), describe_site(image, site));
                         hit.tags = site.possible_tags();
                         hits.push(hit);
@@ -510,8 +644,7 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
             tags,
             pool_types,
             pool_type_how,
-        } => image
-            .call_sites
+        } => sites
             .iter()
             .enumerate()
             .filter(|(_, s)| {
@@ -535,7 +668,12 @@ fn match_rule(rule: &Rule, ctx: &ImageContext<'_>) -> Vec<Hit> {
                 hit
             })
             .collect(),
-        Matcher::Native { check } => checks::run(check, ctx),
+        Matcher::Native { .. } => match rule.native {
+            Some(checks::Native::Image(check)) => check(ctx),
+            // Report-level rules run once per report (`check_report`), not per image.
+            Some(checks::Native::Report(_)) => Vec::new(),
+            None => unreachable!("native rules are resolved when they load"),
+        },
     }
 }
 
@@ -556,203 +694,6 @@ fn dll_characteristics_anchor(image: &Image) -> Anchor {
         }
         _ => Anchor::Header(0, 2),
     }
-}
-
-/// "calls ExAllocatePool at 0x1040 in sub_1000 (pool type 0x0, size 0x40)".
-pub fn describe_site(image: &Image, site: &CallSite) -> String {
-    let mut parts = Vec::new();
-    for (role, v) in &site.args {
-        let label = match role {
-            Role::PoolType => "pool type",
-            Role::PoolFlags => "flags",
-            Role::LookasideFlags => "lookaside flags",
-            Role::Size => "size",
-            Role::Tag => "tag",
-            Role::Priority => "priority",
-            Role::CacheType => "cache type",
-            Role::ContextType => "context type",
-            Role::Other => continue,
-        };
-        let text = match (role, v.value) {
-            (Role::Tag, Some(t)) => format!("'{}'", crate::poolusage::tag_display(t as u32)),
-            (_, Some(x)) => format!("0x{x:x}"),
-            (_, None) => "unknown".into(),
-        };
-        let shown = |t: &u32| format!("'{}'", crate::poolusage::tag_display(*t));
-        let suffix = match (role, site.tag_values.as_slice()) {
-            (_, _) if v.how != Provenance::Runtime => String::new(),
-            (Role::Tag, [_]) => " at run time, from a global the code never changes".into(),
-            (Role::Tag, values @ [_, _, ..]) => format!(
-                " at run time, one of {}",
-                values.iter().map(shown).collect::<Vec<_>>().join(", ")
-            ),
-            _ => " at run time".into(),
-        };
-        parts.push(format!("{label} {text}{suffix}"));
-    }
-    let args = if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(", "))
-    };
-    let func = function_name(image, site.function);
-    match site.via {
-        // The values were recovered at the wrapper's caller, which is where the finding is.
-        Some(caller) => format!(
-            "calls {} through wrapper {} from RVA 0x{:x}{}",
-            site.api, func, caller, args
-        ),
-        None => format!(
-            "calls {} at RVA 0x{:x} in {}{}",
-            site.api, site.rva, func, args
-        ),
-    }
-}
-
-/// Export name or `sub_<rva>` of a function start.
-pub fn function_name(image: &Image, start: Option<u32>) -> String {
-    match start {
-        Some(s) => image
-            .export_name_at(s)
-            .map(str::to_string)
-            .or_else(|| (s == image.entry_point).then(|| "entry point".to_string()))
-            .unwrap_or_else(|| format!("sub_{s:x}")),
-        None => "unknown function".into(),
-    }
-}
-
-fn make_finding(rule: &Rule, hit: Hit, ctx: &ImageContext<'_>) -> Finding {
-    let image = ctx.image;
-    let mut properties = BTreeMap::new();
-    let (rva, region, logical, key) = match &hit.anchor {
-        Anchor::Import(i) => {
-            let imp = &image.imports[*i];
-            let len = u64::from(image.machine.pointer_size());
-            properties.insert("import".into(), imp.display().into());
-            (
-                Some(imp.iat_rva),
-                image.offset_of(imp.iat_rva).map(|o| (o, len)),
-                Some(Logical {
-                    name: imp.name.clone().unwrap_or_default(),
-                    fully_qualified: imp.display(),
-                    kind: "function",
-                    bounds: None,
-                }),
-                format!("import:{}", imp.display().to_ascii_lowercase()),
-            )
-        }
-        Anchor::Section(i) => {
-            let s = &image.sections[*i];
-            properties.insert("section".into(), s.name.clone().into());
-            properties.insert(
-                "characteristics".into(),
-                format!("0x{:08x}", s.characteristics).into(),
-            );
-            (
-                Some(s.rva),
-                Some((u64::from(s.header_offset), 40)),
-                Some(Logical {
-                    name: s.name.clone(),
-                    fully_qualified: format!("{}!{}", ctx.name, s.name),
-                    kind: "section",
-                    bounds: None,
-                }),
-                format!("section:{}:{:x}", s.name, s.rva),
-            )
-        }
-        Anchor::CallSite(i) => {
-            let site = &image.call_sites[*i];
-            let at = site.report_rva();
-            let bounds = site.function.map(|f| {
-                let end = image
-                    .function_of(f)
-                    .filter(|r| r.begin == f)
-                    .map_or(f, |r| r.end);
-                (f, end)
-            });
-            // A wrapper-resolved site is reported in the caller, whose function is known only
-            // from `.pdata`; without it the logical location is left out rather than naming
-            // the wrapper.
-            let logical = match site.via {
-                None => Some((site.function, bounds)),
-                Some(_) => image
-                    .function_of(at)
-                    .map(|r| (Some(r.begin), Some((r.begin, r.end)))),
-            }
-            .map(|(start, bounds)| {
-                let fname = function_name(image, start);
-                Logical {
-                    fully_qualified: format!("{}!{}", ctx.name, fname),
-                    name: fname,
-                    kind: "function",
-                    bounds,
-                }
-            });
-            (
-                Some(at),
-                image.offset_of(at).map(|o| (o, 1)),
-                logical,
-                format!(
-                    "site:{}:{:x}:{:x}",
-                    site.api,
-                    site.rva,
-                    site.via.unwrap_or(0)
-                ),
-            )
-        }
-        Anchor::Header(off, len) => (
-            None,
-            Some((*off, *len)),
-            Some(Logical {
-                name: ctx.name.to_string(),
-                fully_qualified: ctx.name.to_string(),
-                kind: "module",
-                bounds: None,
-            }),
-            format!("header:{off:x}"),
-        ),
-    };
-    if ctx.memory_only {
-        properties.insert("memoryOnly".into(), true.into());
-    }
-    let scope = if ctx.memory_only {
-        format!("{} (memory-only)", ctx.name)
-    } else {
-        ctx.name.to_string()
-    };
-    let message = format!("{scope} {}: {}", hit.what, rule.why);
-    let fingerprint = fingerprint(&rule.id, ctx.identity, &key);
-    Finding {
-        rule_id: rule.id.clone(),
-        level: hit.level.unwrap_or(rule.level),
-        message,
-        artifact: ctx.artifact,
-        rva,
-        region,
-        logical,
-        properties,
-        tags: hit.tags,
-        driver_level: !matches!(hit.anchor, Anchor::CallSite(_)),
-        site: match hit.anchor {
-            Anchor::CallSite(i) => Some(image.call_sites[i].clone()),
-            _ => None,
-        },
-        evidence: None,
-        rank: None,
-        fingerprint,
-    }
-}
-
-/// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
-/// so the same driver gives the same fingerprint on any machine.
-pub(crate) fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(rule.as_bytes());
-    h.update(b"\0");
-    h.update(identity.as_bytes());
-    h.update(b"\0");
-    h.update(key.as_bytes());
-    hex::encode(&h.finalize()[..16])
 }
 
 /// The rule table printed by `drvaudit rules` (and checked against the README).

@@ -3,7 +3,7 @@
 //! 0x2000, writable `.data` at 0x3000.
 
 use super::*;
-use crate::model::{Import, ImportOrigin, Layout, Section, SCN_MEM_EXECUTE, SCN_MEM_WRITE};
+use crate::pe::{Import, ImportOrigin, Layout, Section, SCN_MEM_EXECUTE, SCN_MEM_WRITE};
 
 const TEXT: u32 = 0x1000;
 const IAT: u32 = 0x2000;
@@ -151,7 +151,6 @@ fn build(code: &Code, functions: &[(u32, u32)], data_init: &[u8]) -> (Image, Vec
             .map(|&(begin, end)| FunctionRange { begin, end })
             .collect(),
         holes: Vec::new(),
-        call_sites: Vec::new(),
         anomalies: Vec::new(),
     };
     (image, bytes)

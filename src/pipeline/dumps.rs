@@ -1,0 +1,278 @@
+//! Auditing the drivers loaded in a crash dump: list, carve, name their imports, run the rules.
+//!
+//! Each carved module becomes an artifact nested in its dump (`MEMORY.DMP` → `name@0xbase`)
+//! and goes through exactly the same model and rules as a file, in loaded layout. Imports come
+//! from the surviving import directory or, where `INIT` took it away, from matching each IAT
+//! slot's value against the exports of every loaded module ([`crate::dump::recover_imports`]).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::driver::{pe_key, ImageSummary};
+use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule};
+use crate::pe::{Import, ImportOrigin, Layout};
+use crate::pool::PoolSnapshot;
+use crate::report::{Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind};
+use crate::util::{display_path, file_name};
+
+use super::audit::{anomaly_notice, AuditError, Auditor, Target};
+use super::merge::Unit;
+
+/// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
+/// unit and the dump's pool usage, when its pool tracker table could be read.
+pub(crate) fn analyze_dump(
+    path: &Path,
+    uri: String,
+    on_disk: &HashSet<(String, String)>,
+    auditor: &Auditor<'_>,
+) -> (Unit, Option<PoolSnapshot>) {
+    let subject = display_path(path);
+    let mut unit = Unit::default();
+    unit.artifacts.push(Artifact {
+        name: file_name(&uri),
+        uri,
+        parent: None,
+        kind: ArtifactKind::Dump,
+        sha256: None,
+        length: std::fs::metadata(path).ok().map(|m| m.len()),
+        memory_only: false,
+    });
+    let notice = |unit: &mut Unit, message: String, kind, level| {
+        unit.notices
+            .push(Notice::new(subject.clone(), kind, level, message))
+    };
+    let dump = match Dump::open(path) {
+        Ok(d) => d,
+        Err(e) => {
+            let kind = match e {
+                dump::DumpError::Io { .. } => NoticeKind::Unreadable,
+                _ => NoticeKind::Malformed,
+            };
+            notice(&mut unit, e.to_string(), kind, Level::Error);
+            return (unit, None);
+        }
+    };
+    let modules = match dump.modules() {
+        Ok(m) => m,
+        Err(e) => {
+            notice(
+                &mut unit,
+                format!("cannot list loaded modules: {e}"),
+                NoticeKind::Malformed,
+                Level::Error,
+            );
+            Vec::new()
+        }
+    };
+    // A triage dump holds the driver list but not the images.
+    let audited: &[LoadedModule] = if dump.is_triage() { &[] } else { &modules };
+    // Two passes keep memory to a module or two at a time: first every module's exports
+    // (the map IAT slots are matched against), then each module carved again, its imports
+    // named, audited and dropped. Carving is a copy out of the mapped dump, cheap to repeat.
+    let mut exports = ExportMap::default();
+    for m in audited {
+        exports.add(m, &dump.carve(m));
+    }
+    let analysed: Vec<_> = audited
+        .par_iter()
+        .enumerate()
+        .map(|(i, module)| {
+            let image = dump.carve(module);
+            let recovered = exports.recover(module, &image);
+            audit_module(i + 1, module, &image, &recovered, on_disk, auditor)
+        })
+        .collect();
+    for (module, (artifact, result, notes)) in audited.iter().zip(analysed) {
+        unit.artifacts.push(artifact);
+        let idx = unit.artifacts.len() - 1;
+        let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
+        if let Some((message, level)) = notes {
+            unit.notices.push(Notice::new(
+                module_subject.clone(),
+                NoticeKind::Partial,
+                level,
+                message,
+            ));
+        }
+        match result {
+            Ok((mut summary, findings)) => {
+                summary.artifact = idx;
+                unit.artifacts[idx].sha256 = Some(summary.sha256.clone());
+                unit.images.push(summary);
+                unit.findings.extend(findings.into_iter().map(|mut f| {
+                    f.artifact = idx;
+                    f
+                }));
+            }
+            Err(e) => {
+                let kind = match e {
+                    AuditError::Image(_) => NoticeKind::Malformed,
+                    AuditError::Internal(_) => NoticeKind::Internal,
+                };
+                unit.notices.push(Notice::new(
+                    module_subject,
+                    kind,
+                    Level::Warning,
+                    format!("carved image not analysed: {e}"),
+                ))
+            }
+        }
+    }
+    for n in dump.notices() {
+        notice(&mut unit, n, NoticeKind::Partial, Level::Warning);
+    }
+    let pool = match dump.pool_usage() {
+        Ok(s) => Some(s),
+        // A dump of this kind cannot hold the table (a triage dump): a fact, not a failure.
+        Err(e @ dump::DumpError::Unavailable { .. }) => {
+            notice(
+                &mut unit,
+                format!("no pool usage: {e}"),
+                NoticeKind::Partial,
+                Level::Note,
+            );
+            None
+        }
+        Err(e) => {
+            notice(
+                &mut unit,
+                format!("no pool usage: {e}"),
+                NoticeKind::MissingEvidence,
+                Level::Error,
+            );
+            None
+        }
+    };
+    (unit, pool)
+}
+
+type Audited = (
+    Artifact,
+    Result<(ImageSummary, Vec<Finding>), AuditError>,
+    Option<(String, Level)>,
+);
+
+/// One notice per carved module, so that a dump of two hundred drivers with their INIT
+/// sections discarded does not bury the report: what is missing, which IAT slots matched no
+/// export, and what of the image's structure was malformed. Only expected holes: a note.
+fn module_notice(
+    carved: &CarvedImage,
+    recovered: &[dump::RecoveredImport],
+    anomalies: &[String],
+) -> Option<(String, Level)> {
+    let mut parts = Vec::new();
+    if !carved.holes.is_empty() {
+        let missing: u64 = carved.holes.iter().map(|&(_, l)| u64::from(l)).sum();
+        parts.push(format!(
+            "{missing:#x} of {:#x} bytes not in the dump, zero-filled: {}",
+            carved.bytes.len(),
+            carved.notes.join("; ")
+        ));
+    } else if !carved.notes.is_empty() {
+        parts.push(carved.notes.join("; "));
+    }
+    let unnamed: Vec<&str> = recovered.iter().filter_map(|r| r.note.as_deref()).collect();
+    if let Some(first) = unnamed.first() {
+        parts.push(if unnamed.len() == 1 {
+            format!("IAT: {first}")
+        } else {
+            format!("IAT: {first} (and {} more slots)", unnamed.len() - 1)
+        });
+    }
+    parts.extend(anomaly_notice(anomalies));
+    if parts.is_empty() {
+        return None;
+    }
+    let expected_only = carved.holes_expected && unnamed.is_empty() && anomalies.is_empty();
+    let level = if expected_only {
+        Level::Note
+    } else {
+        Level::Warning
+    };
+    Some((parts.join("; "), level))
+}
+
+/// Audits one carved module; the artifact index is fixed up by the caller.
+fn audit_module(
+    local_index: usize,
+    module: &LoadedModule,
+    carved: &CarvedImage,
+    recovered: &[dump::RecoveredImport],
+    on_disk: &HashSet<(String, String)>,
+    auditor: &Auditor<'_>,
+) -> Audited {
+    let mut artifact = Artifact {
+        uri: format!("{}@0x{:x}", module.name, module.base),
+        name: module.name.clone(),
+        parent: Some(0),
+        kind: ArtifactKind::Carved {
+            base: module.base,
+            full_path: module.full_path.clone(),
+        },
+        sha256: None,
+        length: Some(carved.bytes.len() as u64),
+        memory_only: false,
+    };
+    let mut memory_only = false;
+    let target = Target {
+        bytes: &carved.bytes,
+        layout: Layout::Loaded,
+        artifact: local_index,
+        name: &module.name,
+        // Carved bytes never hash like the file: identify the image by its name instead.
+        identity: Some(format!("carved:{}", module.name.to_ascii_lowercase())),
+        holes: carved.holes.clone(),
+    };
+    let result = auditor.audit(target, |image| {
+        let named: Vec<Import> = recovered
+            .iter()
+            .filter(|r| r.dll != "?")
+            .map(|r| Import {
+                dll: r.dll.clone(),
+                name: r.name.clone(),
+                ordinal: r.ordinal,
+                iat_rva: r.iat_rva,
+                delay: false,
+                origin: match r.how {
+                    ImportSource::FromImportDirectory => ImportOrigin::Directory,
+                    ImportSource::FromExportMatch => ImportOrigin::ExportMatch,
+                },
+            })
+            .collect();
+        if !named.is_empty() {
+            image.imports = named;
+        }
+        // Same name and symbol-server key as a scanned file: the same driver.
+        memory_only = !on_disk.contains(&(module.name.to_ascii_lowercase(), pe_key(image)));
+        memory_only
+    });
+    artifact.memory_only = memory_only;
+    let anomalies = match &result {
+        Ok((summary, _)) => summary.anomalies.as_slice(),
+        Err(_) => &[],
+    };
+    let notice = module_notice(carved, recovered, anomalies);
+    (artifact, result, notice)
+}
+
+/// `(lower-case name, PE key)` of every image scanned from a file or package.
+pub(crate) fn on_disk_keys(report: &crate::report::Report) -> HashSet<(String, String)> {
+    report
+        .images
+        .iter()
+        .filter(|i| {
+            !matches!(
+                report.artifacts[i.artifact].kind,
+                ArtifactKind::Carved { .. }
+            )
+        })
+        .map(|i| {
+            (
+                report.artifacts[i.artifact].name.to_ascii_lowercase(),
+                i.pe_key.clone(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,335 @@
+//! A finding: a rule's hit placed in the report, with its location resolved.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::attribution::Evidence;
+use crate::callsite::CallSite;
+use crate::driver::Driver;
+use crate::pool::tag_display;
+use crate::rules::{function_name, Anchor, Hit, Level, Rule};
+use crate::util::group;
+
+/// A logical location: the function, section or import a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Logical {
+    /// Short name (`DriverEntry`, `sub_1400011a0`, `.text`, `ExAllocatePool`).
+    pub name: String,
+    /// Qualified name (`untagged.sys!sub_1400011a0`, `ntoskrnl.exe!ExAllocatePool`).
+    pub fully_qualified: String,
+    /// SARIF logical location kind (`function`, `section`, `module`, `resource`).
+    pub kind: &'static str,
+    /// Start and end RVA of the function, when known (from `.pdata`).
+    pub bounds: Option<(u32, u32)>,
+}
+
+/// Which kind of place a finding is anchored at (its rule's [`Anchor`], without the indices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnchorKind {
+    /// An import's IAT slot.
+    Import,
+    /// A section header.
+    Section,
+    /// A call site.
+    CallSite,
+    /// A header field.
+    Header,
+    /// A pool tag as a whole (report-level rules).
+    PoolTag,
+}
+
+/// Where a hit was found: in one driver, or over the whole report (report-level rules, whose
+/// anchors carry their artifact).
+pub enum Place<'a> {
+    /// A hit of an image rule on `driver`, whose artifact is `artifact`.
+    Driver {
+        /// The driver the rule ran on.
+        driver: &'a Driver,
+        /// Its artifact index.
+        artifact: usize,
+    },
+    /// A hit of a report-level rule.
+    Report,
+}
+
+/// Only [`Finding::from_hit`] can make a finding.
+#[derive(Debug, Clone, PartialEq)]
+struct Sealed;
+
+/// One result of one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Stable rule id (`DRV1001`).
+    pub rule_id: String,
+    /// Level after any per-hit adjustment.
+    pub level: Level,
+    /// Who the finding is about, as the message opens (`untagged.sys`,
+    /// `{GUID}.sys (memory-only)`); `None` for report-level findings about a pool tag.
+    pub subject: Option<String>,
+    /// What the rule found ("calls ExAllocatePool at RVA 0x1040 in sub_1000 (…)").
+    pub what: String,
+    /// Index into the report's artifacts.
+    pub artifact: usize,
+    /// RVA of the instruction, import slot or section the finding is about.
+    pub rva: Option<u32>,
+    /// Byte offset and length within the artifact.
+    pub region: Option<(u64, u64)>,
+    /// Logical location.
+    pub logical: Option<Logical>,
+    /// What kind of place the finding is anchored at.
+    pub anchor: AnchorKind,
+    /// Extra facts for SARIF `properties` (import, section, tag owner, …).
+    pub properties: BTreeMap<String, serde_json::Value>,
+    /// Pool tags the finding is tied to (for ranking by observed usage).
+    pub tags: Vec<u32>,
+    /// The call site a call-site finding is about; its facts (api, tag, pool type, how each
+    /// was recovered) become SARIF properties when the log is written.
+    pub site: Option<CallSite>,
+    /// About the driver as a whole (an import, a section, a header flag) rather than one call
+    /// site: ranked by the sum over all of the driver's allocation tags.
+    pub driver_level: bool,
+    /// Observed pool figures for those tags, when any source was supplied.
+    pub evidence: Option<Evidence>,
+    /// 0–100 by share of pool in use; only findings with evidence are ranked.
+    pub rank: Option<f64>,
+    /// Machine-independent identity: same driver bytes and finding give the same value.
+    pub fingerprint: String,
+    /// The reason a `[[suppress]]` entry accepts this finding: it then stays in the SARIF log
+    /// but leaves the exit code and the text report.
+    pub suppression: Option<String>,
+    #[serde(skip)]
+    sealed: Sealed,
+}
+
+impl Finding {
+    /// The finding `rule` makes of `hit`, found at `place`.
+    ///
+    /// # Panics
+    /// When an image anchor comes with [`Place::Report`], or a report anchor with a driver: a
+    /// rule bug the rule tests catch.
+    pub fn from_hit(rule: &Rule, hit: Hit, place: Place<'_>) -> Finding {
+        let mut properties = hit.properties;
+        let (artifact, subject, identity, located) = match place {
+            Place::Driver { driver, artifact } => {
+                if driver.memory_only {
+                    properties.insert("memoryOnly".into(), true.into());
+                }
+                let located = locate_in_driver(&hit.anchor, driver, &mut properties);
+                (
+                    artifact,
+                    Some(driver.label()),
+                    driver.identity.as_str(),
+                    located,
+                )
+            }
+            Place::Report => match hit.anchor {
+                Anchor::PoolTag { tag, artifact } => (
+                    artifact,
+                    None,
+                    "pool",
+                    Located {
+                        rva: None,
+                        region: Some((0, 0)),
+                        logical: Some(Logical {
+                            name: tag_display(tag),
+                            fully_qualified: format!("pool tag '{}'", tag_display(tag)),
+                            kind: "resource",
+                            bounds: None,
+                        }),
+                        key: format!("tag:{tag:08x}"),
+                        site: None,
+                    },
+                ),
+                other => panic!("report-level hit anchored at {other:?}"),
+            },
+        };
+        let anchor = match hit.anchor {
+            Anchor::Import(_) => AnchorKind::Import,
+            Anchor::Section(_) => AnchorKind::Section,
+            Anchor::CallSite(_) => AnchorKind::CallSite,
+            Anchor::Header(..) => AnchorKind::Header,
+            Anchor::PoolTag { .. } => AnchorKind::PoolTag,
+        };
+        Finding {
+            rule_id: rule.id.clone(),
+            level: hit.level.unwrap_or(rule.level),
+            subject,
+            what: hit.what,
+            artifact,
+            rva: located.rva,
+            region: located.region,
+            logical: located.logical,
+            anchor,
+            properties,
+            tags: hit.tags,
+            driver_level: !matches!(anchor, AnchorKind::CallSite | AnchorKind::PoolTag),
+            site: located.site,
+            evidence: None,
+            rank: None,
+            fingerprint: fingerprint(&rule.id, identity, &located.key),
+            suppression: None,
+            sealed: Sealed,
+        }
+    }
+
+    /// The full message: who, what, the rule's reason (`why`), and for a finding tied to
+    /// observed pool usage, what the pool figures say.
+    pub fn message(&self, why: &str) -> String {
+        let mut m = match &self.subject {
+            Some(s) => format!("{s} {}: {why}", self.what),
+            None => format!("{}: {why}", self.what),
+        };
+        if let Some(e) = self
+            .evidence
+            .as_ref()
+            .filter(|_| self.anchor != AnchorKind::PoolTag)
+        {
+            m.push_str(&format!(
+                "; observed: {} holds {} bytes of NonPagedPool and {} bytes of PagedPool ({} live allocations, {:.1}% of pool in use)",
+                e.observed
+                    .iter()
+                    .map(|&t| format!("tag '{}'", tag_display(t)))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                group(e.nonpaged.bytes),
+                group(e.paged.bytes),
+                group(e.live()),
+                100.0 * e.share
+            ));
+        }
+        m
+    }
+}
+
+/// A hit's location in its driver.
+struct Located {
+    rva: Option<u32>,
+    region: Option<(u64, u64)>,
+    logical: Option<Logical>,
+    /// What, within the driver, the fingerprint identifies.
+    key: String,
+    site: Option<CallSite>,
+}
+
+fn locate_in_driver(
+    anchor: &Anchor,
+    driver: &Driver,
+    properties: &mut BTreeMap<String, serde_json::Value>,
+) -> Located {
+    let image = &driver.image;
+    let (rva, region, logical, key) = match anchor {
+        Anchor::Import(i) => {
+            let imp = &image.imports[*i];
+            let len = u64::from(image.machine.pointer_size());
+            properties.insert("import".into(), imp.display().into());
+            (
+                Some(imp.iat_rva),
+                image.offset_of(imp.iat_rva).map(|o| (o, len)),
+                Some(Logical {
+                    name: imp.name.clone().unwrap_or_default(),
+                    fully_qualified: imp.display(),
+                    kind: "function",
+                    bounds: None,
+                }),
+                format!("import:{}", imp.display().to_ascii_lowercase()),
+            )
+        }
+        Anchor::Section(i) => {
+            let s = &image.sections[*i];
+            properties.insert("section".into(), s.name.clone().into());
+            properties.insert(
+                "characteristics".into(),
+                format!("0x{:08x}", s.characteristics).into(),
+            );
+            (
+                Some(s.rva),
+                Some((u64::from(s.header_offset), 40)),
+                Some(Logical {
+                    name: s.name.clone(),
+                    fully_qualified: format!("{}!{}", driver.name, s.name),
+                    kind: "section",
+                    bounds: None,
+                }),
+                format!("section:{}:{:x}", s.name, s.rva),
+            )
+        }
+        Anchor::CallSite(i) => {
+            let site = &driver.sites[*i];
+            let at = site.report_rva();
+            let bounds = site.function.map(|f| {
+                let end = image
+                    .function_of(f)
+                    .filter(|r| r.begin == f)
+                    .map_or(f, |r| r.end);
+                (f, end)
+            });
+            // A wrapper-resolved site is reported in the caller, whose function is known only
+            // from `.pdata`; without it the logical location is left out rather than naming
+            // the wrapper.
+            let logical = match site.via {
+                None => Some((site.function, bounds)),
+                Some(_) => image
+                    .function_of(at)
+                    .map(|r| (Some(r.begin), Some((r.begin, r.end)))),
+            }
+            .map(|(start, bounds)| {
+                let fname = function_name(image, start);
+                Logical {
+                    fully_qualified: format!("{}!{}", driver.name, fname),
+                    name: fname,
+                    kind: "function",
+                    bounds,
+                }
+            });
+            (
+                Some(at),
+                image.offset_of(at).map(|o| (o, 1)),
+                logical,
+                format!(
+                    "site:{}:{:x}:{:x}",
+                    site.api,
+                    site.rva,
+                    site.via.unwrap_or(0)
+                ),
+            )
+        }
+        Anchor::Header(off, len) => (
+            None,
+            Some((*off, *len)),
+            Some(Logical {
+                name: driver.name.to_string(),
+                fully_qualified: driver.name.to_string(),
+                kind: "module",
+                bounds: None,
+            }),
+            format!("header:{off:x}"),
+        ),
+        Anchor::PoolTag { .. } => panic!("a pool-tag anchor is report-level"),
+    };
+    let site = match anchor {
+        Anchor::CallSite(i) => Some(driver.sites[*i].clone()),
+        _ => None,
+    };
+    Located {
+        rva,
+        region,
+        logical,
+        key,
+        site,
+    }
+}
+
+/// A stable identity: rule, image identity and a location key, hashed. Paths never enter it,
+/// so the same driver gives the same fingerprint on any machine.
+fn fingerprint(rule: &str, identity: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(rule.as_bytes());
+    h.update(b"\0");
+    h.update(identity.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}

@@ -1,0 +1,125 @@
+//! `drvaudit scan --dump`: drivers carved from a dump are audited like files, nested in the
+//! dump in SARIF, and called memory-only unless a scanned file is the same driver.
+
+use crate::common::*;
+use crate::support::dumpwriter::*;
+use drvaudit::report::ArtifactKind;
+
+/// A 64-bit bitmap dump (DumpType 5) holding ntoskrnl_stub and the GUID-named driver built
+/// from untagged_clang_x64_O2.sys, its import directory wiped in memory.
+fn dump_file() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let drv = std::fs::read(testdata("bin/untagged_clang_x64_O2.sys")).ok()?;
+    let nt = std::fs::read(testdata("bin/ntoskrnl_stub_x64.exe")).ok()?;
+    let mut s = Scenario::new(Arch::X64, 5, 19041, 1, ImportPlacement::InRdata);
+    s.wipe_import_directory = true;
+    s.images = Some((drv, nt));
+    Some(to_file(&s.bytes().0, "MEMORY.DMP"))
+}
+
+fn scan_with_dump(
+    paths: &[std::path::PathBuf],
+    dump: &std::path::Path,
+) -> drvaudit::report::Report {
+    let mut s = settings(paths);
+    s.dumps = vec![dump.to_path_buf()];
+    drvaudit::pipeline::scan(&s)
+}
+
+#[test]
+fn carved_guid_driver_is_audited_as_memory_only() {
+    let (_dir, dump) = dump_file().unwrap();
+    let r = scan_with_dump(&[], &dump);
+    let names: Vec<(&str, Option<usize>)> = r
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), a.parent))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("MEMORY.DMP", None),
+            ("ntoskrnl.exe", Some(0)),
+            (GUID_DRIVER, Some(0))
+        ]
+    );
+    let guid = &r.artifacts[2];
+    assert!(guid.memory_only);
+    assert!(
+        matches!(guid.kind, ArtifactKind::Carved { base, .. } if base == layout_of(Arch::X64).1)
+    );
+    // The import directory was wiped: ExAllocatePool is named by matching the IAT slot's
+    // value against the stub's exports, and its call site is found in the carved code.
+    let untagged: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1001")
+        .collect();
+    assert_eq!(untagged.len(), 1, "{:#?}", r.findings);
+    assert_eq!(untagged[0].artifact, 2);
+    assert!(
+        msg(untagged[0]).starts_with(&format!(
+            "{GUID_DRIVER} (memory-only) calls ExAllocatePool at RVA 0x"
+        )),
+        "{}",
+        msg(untagged[0])
+    );
+    assert_eq!(untagged[0].properties["memoryOnly"], true);
+    // The dump's pool table gives the finding its evidence (the writer's `None` figures).
+    let e = untagged[0].evidence.clone().unwrap();
+    assert_eq!(
+        (e.nonpaged.allocs, e.nonpaged.frees, e.nonpaged.bytes),
+        (120, 20, 0x19000)
+    );
+}
+
+#[test]
+fn carved_driver_also_scanned_from_disk_is_not_memory_only() {
+    let (dir, dump) = dump_file().unwrap();
+    let same = dir.path().join(GUID_DRIVER);
+    std::fs::copy(testdata("bin/untagged_clang_x64_O2.sys"), &same).unwrap();
+    let r = scan_with_dump(&[same], &dump);
+    let carved = r
+        .artifacts
+        .iter()
+        .position(|a| matches!(a.kind, ArtifactKind::Carved { .. }) && a.name == GUID_DRIVER)
+        .unwrap();
+    assert!(!r.artifacts[carved].memory_only);
+    let on_carved: Vec<_> = r.findings.iter().filter(|f| f.artifact == carved).collect();
+    assert!(!on_carved.is_empty());
+    assert!(on_carved.iter().all(|f| !msg(f).contains("memory-only")));
+}
+
+#[test]
+fn carved_images_are_nested_artifacts_in_sarif() {
+    let (_dir, dump) = dump_file().unwrap();
+    let r = scan_with_dump(&[], &dump);
+    let text = drvaudit::output::sarif::render(&r, &root());
+    let log: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let arts = &log["runs"][0]["artifacts"];
+    assert_eq!(arts[2]["parentIndex"], 0);
+    let uri = arts[2]["location"]["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("%7B") && uri.contains("%7D.sys@0x"),
+        "{uri}"
+    );
+    assert_eq!(arts[2]["properties"]["memoryOnly"], true);
+    if let Some(schema) = shared("reference/sarif-schema-2.1.0.json") {
+        let schema: serde_json::Value = serde_json::from_str(&read(&schema)).unwrap();
+        let v = jsonschema::JSONSchema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .compile(&schema)
+            .unwrap();
+        assert!(v.is_valid(&log));
+    }
+}
+
+#[test]
+fn unreadable_dump_is_a_notice_and_files_still_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.dmp");
+    std::fs::write(&bad, b"PAGEDU64 but far too short").unwrap();
+    let r = scan_with_dump(&[testdata("bin/untagged_gcc_x64_O2.sys")], &bad);
+    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
+    assert!(r.notices[0].subject.ends_with("bad.dmp"));
+    assert!(r.findings.iter().any(|f| f.rule_id == "DRV1001"));
+}

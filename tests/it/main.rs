@@ -1,0 +1,23 @@
+//! The integration tests: one binary, one module per concern, helpers once (`common`, and
+//! `support` for the dump writer).
+
+mod architecture;
+mod callsite_arm64;
+mod callsite_x86;
+mod common;
+mod debuginfo;
+mod dump_corpus;
+mod dump_fixtures;
+mod dump_hostile;
+mod dump_reader;
+mod dump_scan;
+mod fixture_rules;
+mod incident;
+mod meta;
+mod poolfiles;
+mod rank;
+mod rules_alone;
+mod sarif;
+mod scan;
+mod snapshots;
+mod support;
