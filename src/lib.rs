@@ -10,7 +10,8 @@
 //!    catalogs and the signature classes (a leaf over byte slices);
 //! 3. [`dump`] — the crash-dump reader; [`callsite`] — pool call sites recovered from code;
 //!    [`poolfiles`] — `!poolused`/PoolMon/CSV/JSON exports and pooltag.txt; [`package`] —
-//!    `.zip`/`.cab` members;
+//!    `.zip`/`.cab` members; [`debuginfo`] — PDB and DWARF: RVA → source file, line, function,
+//!    inlining chain;
 //! 4. [`driver`] — per-driver facts: image, call sites, carve holes, identity, memory-only;
 //!    [`attribution`] — observed pool usage joined with the drivers' tag inventories;
 //! 5. [`rules`] — rule metadata, declarative matchers, native checks, report-level rules;
@@ -28,6 +29,7 @@ pub mod pe;
 pub mod pool;
 
 pub mod callsite;
+pub mod debuginfo;
 pub mod dump;
 pub mod package;
 pub mod poolfiles;

@@ -12,7 +12,9 @@
 #        testdata/build.sh --update build everything and rewrite SHA256SUMS (after a source change)
 #
 # Outputs (committed): bin/*.sys, bin/ntoskrnl_stub_*.exe, bin/SHA256SUMS, packages/pkg.zip,
-# packages/pkg.cab, malformed/*.sys, signed/*.sys, packages/signed/*. Intermediates (not committed): .build/ - import libraries,
+# packages/pkg.cab, malformed/*.sys, signed/*.sys, packages/signed/*, and the debug fixtures
+# under debug/ (debug/build_debug.sh, listed in debug/SHA256SUMS). Intermediates (not
+# committed): .build/ - import libraries,
 # objects, the PDBs of the clang builds and DWARF twins of the gcc builds, which
 # truth/make_truth.py uses to map call instructions to source lines.
 set -euo pipefail
@@ -176,6 +178,10 @@ head -c 700 bin/clean_gcc_x64_O2.sys > malformed/truncated.sys
 printf 'This is not a PE image. drvaudit must report a notice for it and go on.\n' > malformed/notpe.sys
 : > malformed/empty.sys
 
+# Debug fixtures (PDBs, DWARF inside, a split DWARF pair, PDBs that must be refused).
+# shellcheck source=debug/build_debug.sh
+. debug/build_debug.sh
+
 # ---------------------------------------------------------------------------------------------
 # Signed fixtures (Authenticode, nested, tampered, timestamped, catalog package): sign/build_signed.sh.
 bash sign/build_signed.sh
@@ -183,15 +189,25 @@ bash sign/build_signed.sh
 # ---------------------------------------------------------------------------------------------
 FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys \
     packages/signed/* | sort)
+DEBUG_FILES=$(find debug -type f \( -name '*.sys' -o -name '*.pdb' -o -name '*.debug' \) | sort)
 cd ..
 if [ "$UPDATE" = 1 ]; then
     # shellcheck disable=SC2086
     sha256sum $(echo "$FILES" | sed 's|^|testdata/|') > testdata/bin/SHA256SUMS
-    echo "build.sh: wrote testdata/bin/SHA256SUMS"
+    # shellcheck disable=SC2086
+    sha256sum $(echo "$DEBUG_FILES" | sed 's|^|testdata/|') > testdata/debug/SHA256SUMS
+    echo "build.sh: wrote testdata/bin/SHA256SUMS and testdata/debug/SHA256SUMS"
 fi
-if sha256sum -c --quiet testdata/bin/SHA256SUMS; then
-    echo "build.sh: OK - sha256sum -c testdata/bin/SHA256SUMS passed: every output was rebuilt byte for byte"
-else
-    echo "build.sh: MISMATCH - sha256sum -c testdata/bin/SHA256SUMS failed" >&2
+for sums in testdata/bin/SHA256SUMS testdata/debug/SHA256SUMS; do
+    if sha256sum -c --quiet "$sums"; then
+        echo "build.sh: OK - sha256sum -c $sums passed: every output was rebuilt byte for byte"
+    else
+        echo "build.sh: MISMATCH - sha256sum -c $sums failed" >&2
+        exit 1
+    fi
+done
+# Every debug output is listed (a new one without --update would otherwise go unchecked).
+if [ "$(echo "$DEBUG_FILES" | sed 's|^|testdata/|')" != "$(awk '{print $2}' testdata/debug/SHA256SUMS)" ]; then
+    echo "build.sh: MISMATCH - testdata/debug/SHA256SUMS does not list exactly the files under testdata/debug" >&2
     exit 1
 fi

@@ -7,6 +7,7 @@ mod authenticode_hostile;
 mod callsite_arm64;
 mod callsite_x86;
 mod common;
+mod debuginfo;
 mod dump_corpus;
 mod dump_fixtures;
 mod dump_hostile;

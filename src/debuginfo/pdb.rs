@@ -1,0 +1,302 @@
+//! PDB files: container checks, GUID/age matching, and address lookup.
+//!
+//! Format: the MSF 7.00 container (a superblock, a stream directory, fixed-size blocks), the PDB
+//! information stream (stream 1: version, signature, age, GUID) and the DBI stream (stream 3,
+//! whose header carries the age the linker wrote to the image) — LLVM's "The MSF File Format",
+//! "The PDB Info Stream", "The DBI Stream". Line tables (C13 `DEBUG_S_LINES`), procedure symbols
+//! (`S_GPROC32`/`S_LPROC32`), public symbols (`S_PUB32`) and inline sites (`S_INLINESITE` with
+//! binary annotations, `DEBUG_S_INLINEELINES`) are read by `pdb-addr2line` over `pdb2`.
+//!
+//! Bounding: the file size is capped ([`MAX_PDB_BYTES`]); before `pdb2` reads anything,
+//! `check_msf` verifies the superblock, that the file holds every block the superblock
+//! declares (so a truncated PDB is refused with that reason), that the directory and every
+//! stream's block list point inside the file, and that no stream is larger than the file: a
+//! hostile directory cannot make the reader allocate more than the file's size per stream.
+//! Calls into `pdb2`/`pdb-addr2line` run under `catch_unwind` as a last line of defence: they
+//! assert on some malformed inputs (pdb2 `LineInfo::set_end` `debug_assert!`, reached through
+//! pdb-addr2line: mstange/samply#677; `TypeFormatter` `unwrap`s on array types without
+//! dimensions). A contained panic becomes [`DebugInfoError::ReaderFailed`] and the symbolizer
+//! refuses further lookups.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pdb_addr2line::pdb;
+
+use super::error::{contained, DebugInfoError};
+use super::locate::{CodeViewRef, Guid, Mismatch};
+use super::location::{source_location, FunctionInfo, RawFrame, SourceLocation};
+
+/// Largest PDB accepted (the kernel's own PDBs are tens of MiB).
+pub const MAX_PDB_BYTES: u64 = 2 << 30;
+
+const MSF_MAGIC: &[u8; 32] = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\0\0\0";
+
+/// Checks the MSF container of `file` (of `len` bytes) before the PDB reader sees it.
+pub(crate) fn check_msf(file: &mut File, len: u64, path: &Path) -> Result<(), DebugInfoError> {
+    let bad = |why: String| DebugInfoError::BadMsf {
+        path: path.to_path_buf(),
+        why,
+    };
+    let io = |source| DebugInfoError::Io {
+        what: "PDB",
+        path: path.to_path_buf(),
+        source,
+    };
+    if len < 56 {
+        return Err(bad(format!(
+            "{len} bytes, shorter than the 56-byte MSF superblock"
+        )));
+    }
+    let mut sb = [0u8; 56];
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.read_exact(&mut sb).map_err(io)?;
+    if &sb[..32] != MSF_MAGIC {
+        return Err(bad("no MSF 7.00 signature (not a PDB 7.0 file)".into()));
+    }
+    let u = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
+    let (block_size, num_blocks, dir_bytes, map_addr) = (u(32), u(40), u(44), u(52));
+    if !matches!(block_size, 512 | 1024 | 2048 | 4096 | 8192 | 16384 | 32768) {
+        return Err(bad(format!(
+            "block size {block_size} is not a power of two from 512 to 32768"
+        )));
+    }
+    let bs = u64::from(block_size);
+    let declared = u64::from(num_blocks) * bs;
+    if declared > len {
+        return Err(bad(format!(
+            "truncated: the superblock declares {num_blocks} blocks of {block_size} bytes ({declared} bytes), the file has {len}"
+        )));
+    }
+    let read_block_list =
+        |file: &mut File, offset: u64, count: u64| -> Result<Vec<u32>, DebugInfoError> {
+            let mut raw = vec![0u8; (count * 4) as usize];
+            file.seek(SeekFrom::Start(offset)).map_err(io)?;
+            file.read_exact(&mut raw).map_err(io)?;
+            Ok(raw
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
+    let dir_blocks = u64::from(dir_bytes).div_ceil(bs);
+    if u64::from(dir_bytes) > declared || dir_blocks * 4 > bs || map_addr >= num_blocks {
+        return Err(bad(format!(
+            "stream directory of {dir_bytes} bytes listed at block {map_addr} does not fit the file"
+        )));
+    }
+    let dir_list = read_block_list(file, u64::from(map_addr) * bs, dir_blocks)?;
+    let mut dir = Vec::with_capacity(dir_bytes as usize);
+    for b in dir_list {
+        if b >= num_blocks {
+            return Err(bad(format!(
+                "stream directory block {b} is past the last block {num_blocks}"
+            )));
+        }
+        let mut blk = vec![0u8; block_size as usize];
+        file.seek(SeekFrom::Start(u64::from(b) * bs)).map_err(io)?;
+        file.read_exact(&mut blk).map_err(io)?;
+        dir.extend_from_slice(&blk);
+    }
+    dir.truncate(dir_bytes as usize);
+    let word = |i: usize| -> Option<u32> {
+        dir.get(i * 4..i * 4 + 4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    let streams = word(0).ok_or_else(|| bad("empty stream directory".into()))? as usize;
+    if 1 + streams > dir.len() / 4 {
+        return Err(bad(format!(
+            "stream directory lists {streams} streams but has room for fewer"
+        )));
+    }
+    let mut next = 1 + streams;
+    for s in 0..streams {
+        let size = word(1 + s).unwrap_or(0);
+        if size == u32::MAX {
+            continue;
+        }
+        if u64::from(size) > declared {
+            return Err(bad(format!(
+                "stream {s} claims {size} bytes, more than the whole file"
+            )));
+        }
+        for _ in 0..u64::from(size).div_ceil(bs) {
+            let b = word(next)
+                .ok_or_else(|| bad(format!("stream {s}'s block list runs past the directory")))?;
+            if b >= num_blocks {
+                return Err(bad(format!(
+                    "stream {s} uses block {b}, past the last block {num_blocks}"
+                )));
+            }
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// An opened PDB whose identity has been read.
+pub(crate) struct OpenedPdb {
+    pdb: pdb::PDB<'static, File>,
+    pub(crate) guid: Guid,
+    pub(crate) age: u32,
+}
+
+/// Opens `path` as a PDB and reads its GUID and age. `Err` carries the mismatch to report
+/// (`Absent`, `Unreadable`) for the search.
+pub(crate) fn open_pdb(path: &Path) -> Result<OpenedPdb, Mismatch> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Mismatch::Absent),
+        Err(e) => return Err(Mismatch::Unreadable(e.to_string())),
+    };
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        // `DIR/name.pdb` is a folder in the symbol-store layout: no PDB at the plain path.
+        Ok(m) if m.is_dir() => return Err(Mismatch::Absent),
+        Ok(_) => return Err(Mismatch::Unreadable("not a regular file".into())),
+        Err(e) => return Err(Mismatch::Unreadable(e.to_string())),
+    };
+    if len > MAX_PDB_BYTES {
+        return Err(Mismatch::Unreadable(format!(
+            "{len} bytes, over the {MAX_PDB_BYTES}-byte limit"
+        )));
+    }
+    let why = |e: DebugInfoError| match e {
+        DebugInfoError::BadMsf { why, .. } => Mismatch::Unreadable(why),
+        other => Mismatch::Unreadable(other.to_string()),
+    };
+    check_msf(&mut file, len, path).map_err(why)?;
+    contained(path, "PDB", "reading its identity", || {
+        let pdb_err = |what, source| DebugInfoError::Pdb {
+            what,
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut pdb = pdb::PDB::open(file).map_err(|e| pdb_err("container", e))?;
+        let info = pdb
+            .pdb_information()
+            .map_err(|e| pdb_err("information stream", e))?;
+        let dbi = pdb
+            .debug_information()
+            .map_err(|e| pdb_err("DBI stream", e))?;
+        let guid = Guid(*info.guid.as_bytes());
+        let age = dbi.age().unwrap_or(info.age);
+        Ok(OpenedPdb { pdb, guid, age })
+    })
+    .map_err(why)
+}
+
+/// Whether an opened PDB is the one `cv` names.
+pub(crate) fn matches(opened: &OpenedPdb, cv: &CodeViewRef) -> Result<(), Mismatch> {
+    if opened.guid != cv.guid {
+        Err(Mismatch::GuidDiffers { found: opened.guid })
+    } else if opened.age != cv.age {
+        Err(Mismatch::AgeDiffers { found: opened.age })
+    } else {
+        Ok(())
+    }
+}
+
+type PdbData = pdb_addr2line::ContextPdbData<'static, 'static, File>;
+type PdbContext<'a> = pdb_addr2line::Context<'a, 'static>;
+
+self_cell::self_cell!(
+    /// The PDB's streams and the lookup context that borrows them.
+    struct PdbCell {
+        owner: PdbData,
+        #[not_covariant]
+        dependent: PdbContext,
+    }
+);
+
+/// Address lookup in one PDB.
+pub(crate) struct PdbSymbols {
+    cell: PdbCell,
+    path: PathBuf,
+    poisoned: AtomicBool,
+}
+
+impl PdbSymbols {
+    pub(crate) fn new(opened: OpenedPdb, path: &Path) -> Result<PdbSymbols, DebugInfoError> {
+        let lookup_err = |what, source| DebugInfoError::PdbLookup {
+            what,
+            path: path.to_path_buf(),
+            source,
+        };
+        let cell = contained(path, "PDB", "indexing its symbols", || {
+            let data = PdbData::try_from_pdb(opened.pdb)
+                .map_err(|e| lookup_err("reading its streams", e))?;
+            PdbCell::try_new(data, |data| {
+                // Names without argument lists: the name as the source declares it.
+                let flags = pdb_addr2line::TypeFormatterFlags::default()
+                    | pdb_addr2line::TypeFormatterFlags::NO_ARGUMENTS;
+                data.make_context_with_formatter_flags(flags)
+            })
+            .map_err(|e| lookup_err("indexing procedures and publics", e))
+        })?;
+        Ok(PdbSymbols {
+            cell,
+            path: path.to_path_buf(),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    fn guarded<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&PdbContext<'_>) -> Result<T, pdb_addr2line::Error>,
+    ) -> Result<T, DebugInfoError> {
+        let failed = || DebugInfoError::ReaderFailed {
+            reader: "PDB",
+            what,
+            path: self.path.clone(),
+        };
+        if self.poisoned.load(Ordering::Relaxed) {
+            return Err(failed());
+        }
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.cell.with_dependent(|_, ctx| f(ctx))
+        })) {
+            Ok(r) => r.map_err(|source| DebugInfoError::PdbLookup {
+                what,
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => {
+                // The context's caches may be half-updated: no further lookups.
+                self.poisoned.store(true, Ordering::Relaxed);
+                Err(failed())
+            }
+        }
+    }
+
+    pub(crate) fn locate(&self, rva: u32) -> Result<Option<SourceLocation>, DebugInfoError> {
+        let frames = self.guarded("looking up an address", |ctx| {
+            Ok(ctx.find_frames(rva)?.map(|ff| {
+                ff.frames
+                    .into_iter()
+                    .map(|f| RawFrame {
+                        function: f.function,
+                        file: f.file.map(|c| c.into_owned()),
+                        line: f.line,
+                        column: None,
+                    })
+                    .collect::<Vec<_>>()
+            }))
+        })?;
+        Ok(frames.and_then(source_location))
+    }
+
+    pub(crate) fn function(&self, rva: u32) -> Result<Option<FunctionInfo>, DebugInfoError> {
+        let f = self.guarded("looking up a function", |ctx| ctx.find_function(rva))?;
+        Ok(f.and_then(|f| {
+            Some(FunctionInfo {
+                name: f.name?,
+                start_rva: Some(f.start_rva),
+                end_rva: f.end_rva,
+            })
+        }))
+    }
+}
