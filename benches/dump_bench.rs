@@ -138,6 +138,7 @@ fn run_bench() {
         allow_incomplete: false,
         suppressions: Default::default(),
         baseline: None,
+        shard: Default::default(),
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -72,6 +72,17 @@ enum Command {
         #[command(flatten)]
         gate: GateArgs,
     },
+    /// Join the SARIF logs of a sharded scan (`scan --shard I/N`) into one run.
+    Merge {
+        /// The shards' logs.
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// Where to write the merged log (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        gate: GateArgs,
+    },
     /// Print the effective settings (config file, flags, rules) and where each came from.
     Config {
         #[command(flatten)]
@@ -145,6 +156,10 @@ struct ScanArgs {
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
     imports_only: bool,
+    /// Audit only part I of N of the inputs (deterministic: the same split on every machine);
+    /// `drvaudit merge` joins the parts' SARIF logs. `JOB_COMPLETION_INDEX` style: 1/4 … 4/4.
+    #[arg(long, value_name = "I/N", default_value = "1/1")]
+    shard: pipeline::Shard,
     /// SARIF `runAutomationDetails.id`: keeps several uploads for one commit apart (a matrix
     /// of shards, one per package set).
     #[arg(long, value_name = "ID", default_value = "drvaudit/")]
@@ -246,6 +261,19 @@ fn run(cli: Cli) -> Result<u8> {
             wrote(written, &name)?;
             Ok(report.exit_code as u8)
         }
+        Command::Merge { logs, output, gate } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let resolved = config::resolve(&gate, &cwd)?;
+            let (out, name) = open_output(output.as_ref())?;
+            match output::merge::merge(&logs, &resolved.rules, out) {
+                Ok(exit) => Ok(exit.clamp(0, 2) as u8),
+                Err(output::merge::MergeError::Write(e)) => {
+                    wrote(Err(e), &name)?;
+                    Ok(0)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Config { gate } => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
             let resolved = config::resolve(&gate, &cwd)?;
@@ -263,7 +291,15 @@ fn run(cli: Cli) -> Result<u8> {
             // A baseline is written whatever it holds: only an incomplete audit fails it.
             gate.fail_on = Some(config::FailOn::Never);
             gate.baseline = None;
-            let (settings, _) = scan_settings(paths, dump, srcroot.as_ref(), &gate, false, false)?;
+            let (settings, _) = scan_settings(
+                paths,
+                dump,
+                srcroot.as_ref(),
+                &gate,
+                false,
+                false,
+                Default::default(),
+            )?;
             // Every result on its own: later scans match them one by one.
             let sarif = SarifOptions::default();
             let report = scan_to(&settings, Format::Sarif, Some(&output), sarif)?;
@@ -280,6 +316,7 @@ fn run(cli: Cli) -> Result<u8> {
                 &args.gate,
                 !args.no_progress,
                 args.imports_only,
+                args.shard,
             )?;
             let sarif = SarifOptions {
                 automation_id: args.automation_id,
@@ -306,6 +343,7 @@ fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Re
         allow_incomplete: false,
         suppressions: Default::default(),
         baseline: None,
+        shard: Default::default(),
     })
 }
 
@@ -318,6 +356,7 @@ fn scan_settings(
     gate: &GateArgs,
     progress: bool,
     imports_only: bool,
+    shard: pipeline::Shard,
 ) -> Result<(Settings, usize)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let resolved = config::resolve(gate, &cwd)?;
@@ -340,6 +379,7 @@ fn scan_settings(
         allow_incomplete: resolved.allow_incomplete,
         suppressions: std::sync::Arc::new(resolved.suppressions),
         baseline: resolved.baseline,
+        shard,
     };
     Ok((settings, resolved.max_results))
 }

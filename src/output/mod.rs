@@ -3,8 +3,10 @@
 //! - [`sarif`]: SARIF 2.1.0, written while the scan runs;
 //! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
 //!   lines or JSON);
-//! - [`notices`]: what could not be examined, on standard error before the report.
+//! - [`notices`]: what could not be examined, on standard error before the report;
+//! - [`merge`]: the SARIF logs of a sharded scan joined into one.
 
+pub mod merge;
 pub mod notices;
 pub mod sarif;
 pub mod text;

@@ -75,6 +75,9 @@ pub struct SarifSink<W: Write> {
     /// With a result limit, the findings are kept until the end, when it is known whether
     /// the run fits.
     kept: Vec<Finding>,
+    /// Each image artifact's allocation tags (`allocationTags`: what `drvaudit merge` needs to
+    /// attribute pool usage over shards).
+    tags_of: BTreeMap<usize, Vec<u32>>,
     started: bool,
     results: usize,
 }
@@ -100,6 +103,7 @@ impl<W: Write> SarifSink<W> {
             options,
             locations: Vec::new(),
             kept: Vec::new(),
+            tags_of: BTreeMap::new(),
             started: false,
             results: 0,
         }
@@ -168,7 +172,7 @@ impl<W: Write> SarifSink<W> {
 
 /// Writes `"key": value` as the pretty printer would at `depth` (two spaces a level), after a
 /// comma unless it is the object's `first` member.
-fn member(
+pub(super) fn member(
     out: &mut impl Write,
     depth: usize,
     key: &str,
@@ -191,6 +195,17 @@ impl<W: Write + Send> Sink for SarifSink<W> {
     fn results(&mut self, batch: &Batch<'_>) -> std::io::Result<()> {
         self.start()?;
         extend_locations(batch.artifacts, &mut self.locations);
+        for img in batch.images {
+            let tags: Vec<u32> = img
+                .tags
+                .iter()
+                .filter(|t| t.allocates)
+                .map(|t| t.tag)
+                .collect();
+            if !tags.is_empty() {
+                self.tags_of.insert(img.artifact, tags);
+            }
+        }
         if self.options.max_results > 0 {
             self.kept.extend_from_slice(batch.findings);
             return Ok(());
@@ -221,7 +236,7 @@ impl<W: Write + Send> Sink for SarifSink<W> {
             self.out.write_all(b"\n      ")?;
         }
         self.out.write_all(b"]")?;
-        let artifacts = Artifacts(&report.artifacts, &self.locations);
+        let artifacts = Artifacts(&report.artifacts, &self.locations, &self.tags_of);
         member(&mut self.out, 3, "artifacts", &artifacts, false)?;
         member(
             &mut self.out,
@@ -230,8 +245,12 @@ impl<W: Write + Send> Sink for SarifSink<W> {
             &[invocation(report)],
             false,
         )?;
-        if let Some(summary) = aggregated {
-            member(&mut self.out, 3, "properties", &summary, false)?;
+        let properties = RunProperties {
+            aggregated: aggregated.map(|a| a.aggregated),
+            pool_usage: report.pool.as_ref().map(|p| &p.tags),
+        };
+        if properties.aggregated.is_some() || properties.pool_usage.is_some() {
+            member(&mut self.out, 3, "properties", &properties, false)?;
         }
         self.out.write_all(b"\n    }\n  ]\n}\n")?;
         self.out.flush()
@@ -239,9 +258,19 @@ impl<W: Write + Send> Sink for SarifSink<W> {
 }
 
 /// What the run says about folding results to fit the limit (`run.properties`).
-#[derive(serde::Serialize)]
 struct Aggregation {
     aggregated: AggregationFacts,
+}
+
+/// `run.properties`: the folding done, and the pool usage the run was ranked by (so that
+/// `drvaudit merge` can attribute it over the drivers of every shard).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunProperties<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregated: Option<AggregationFacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool_usage: Option<&'a Vec<crate::pool::TagUsage>>,
 }
 
 #[derive(serde::Serialize)]
@@ -478,7 +507,7 @@ pub fn encode_uri_path(path: &str) -> String {
 /// absolute `file://` for paths outside the root; a nested artifact (package member, carved
 /// image) below its parent's URI (`pkg.zip/drivers/x.sys`, `MEMORY.DMP/x.sys@0x82000000`), so
 /// every URI of a log is unique even where tools ignore `parentIndex`.
-type Location = (String, Option<&'static str>);
+pub(super) type Location = (String, Option<&'static str>);
 
 /// The locations of `artifacts[from..]`, appended to `known` (which holds those before).
 fn extend_locations(artifacts: &[Artifact], known: &mut Vec<Location>) {
@@ -561,7 +590,11 @@ fn head(rules: &[Rule], root: &std::path::Path, automation_id: &str) -> sarif::R
 }
 
 /// The run's artifacts, each converted as it is written (a tree has thousands).
-struct Artifacts<'a>(&'a [Artifact], &'a [Location]);
+struct Artifacts<'a>(
+    &'a [Artifact],
+    &'a [Location],
+    &'a BTreeMap<usize, Vec<u32>>,
+);
 
 impl serde::Serialize for Artifacts<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -570,13 +603,34 @@ impl serde::Serialize for Artifacts<'_> {
                 .iter()
                 .zip(self.1)
                 .enumerate()
-                .map(|(i, (a, loc))| artifact(a, i, loc)),
+                .map(|(i, (a, loc))| artifact(a, i, loc, self.2.get(&i))),
         )
     }
 }
 
-fn artifact(a: &Artifact, index: usize, (uri, base): &Location) -> sarif::Artifact {
+fn artifact(
+    a: &Artifact,
+    index: usize,
+    (uri, base): &Location,
+    tags: Option<&Vec<u32>>,
+) -> sarif::Artifact {
     let mut props = BTreeMap::new();
+    props.insert(
+        "kind".into(),
+        match a.kind {
+            ArtifactKind::File => "file",
+            ArtifactKind::Package => "package",
+            ArtifactKind::Member => "member",
+            ArtifactKind::Dump => "dump",
+            ArtifactKind::PoolExport => "pool-export",
+            ArtifactKind::Carved { .. } => "carved",
+        }
+        .into(),
+    );
+    if let Some(tags) = tags {
+        let shown: Vec<String> = tags.iter().map(|&t| tag_display(t)).collect();
+        props.insert("allocationTags".into(), shown.into());
+    }
     if let ArtifactKind::Carved { base, full_path } = &a.kind {
         props.insert("loadedBase".into(), format!("0x{base:x}").into());
         props.insert("modulePath".into(), full_path.clone().into());
@@ -905,4 +959,15 @@ fn view<'s>(
             }]
         }),
     }
+}
+
+/// One finding as the compact JSON of its SARIF result (for `merge`, which writes results the
+/// scan did not).
+pub(super) fn encode(
+    rule_index: &BTreeMap<String, usize>,
+    rules: &[Rule],
+    f: &Finding,
+    locations: &[Location],
+) -> serde_json::Result<String> {
+    serde_json::to_string(&view(rule_index, rules, f, locations))
 }

@@ -63,6 +63,56 @@ pub struct Settings {
     pub suppressions: std::sync::Arc<Vec<crate::report::suppress::Suppression>>,
     /// SARIF log of an earlier scan that results are compared with (`--baseline`).
     pub baseline: Option<PathBuf>,
+    /// Which part of the inputs this run audits (`--shard I/N`).
+    pub shard: Shard,
+}
+
+/// A deterministic part of the inputs: `index` of `count` (1-based), chosen by a hash of each
+/// input's path relative to the scan root, so that every machine and every run splits the same
+/// tree the same way. The default takes everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based part.
+    pub index: u32,
+    /// Number of parts.
+    pub count: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard { index: 1, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Whether this shard audits the input at `uri` (its artifact URI, relative to the root).
+    pub fn takes(&self, uri: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        // FNV-1a: fixed, tiny, and the same on every platform (std's hasher is seeded).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in uri.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("`{s}` is not a shard: give I/N, 1 <= I <= N (e.g. 2/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// Results go to the sink in batches of about this many findings: one hand-over per driver was
@@ -290,6 +340,9 @@ fn walk_and_audit(
             let bar = bar.clone();
             let mut seq = 0;
             collect(&settings.paths, move |input| {
+                if !settings.shard.takes(&uri_for(&input.path, &settings.root)) {
+                    return;
+                }
                 bar.inc_length(1);
                 // The receiver lives until every input is analysed; a send cannot fail.
                 let _ = tx.send((seq, input));
@@ -325,6 +378,7 @@ fn walk_and_audit(
     merger.report.notices.splice(0..0, walk_notices);
     let mut dumps = walked.dumps;
     dumps.extend(settings.dumps.iter().cloned());
+    dumps.retain(|d| settings.shard.takes(&uri_for(d, &settings.root)));
     dumps
 }
 

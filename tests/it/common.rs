@@ -52,6 +52,7 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         allow_incomplete: false,
         suppressions: Default::default(),
         baseline: None,
+        shard: Default::default(),
     }
 }
 
