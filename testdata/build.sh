@@ -178,6 +178,16 @@ head -c 700 bin/clean_gcc_x64_O2.sys > malformed/truncated.sys
 printf 'This is not a PE image. drvaudit must report a notice for it and go on.\n' > malformed/notpe.sys
 : > malformed/empty.sys
 
+# Baseline fixtures: rebuild.c built twice by clang for x64 at -O2, the second with an unrelated
+# exported function before all the others (every function after it moves). Both record the same
+# PDB name, rebuild.pdb, as two builds of one project do.
+clang_build rebuild x64 O2 rebuild_a -- /pdbaltpath:rebuild.pdb
+clang_build rebuild x64 O2 rebuild_b -DUNRELATED_FUNCTION -- /pdbaltpath:rebuild.pdb
+mkdir -p rebuild/a rebuild/b
+mv bin/rebuild_a.sys rebuild/a/rebuild.sys
+mv bin/rebuild_b.sys rebuild/b/rebuild.sys
+rm -f bin/rebuild_a.lib bin/rebuild_b.lib  # import libraries lld-link writes for the exports
+
 # Debug fixtures (PDBs, DWARF inside, a split DWARF pair, PDBs that must be refused).
 # shellcheck source=debug/build_debug.sh
 . debug/build_debug.sh
@@ -187,7 +197,7 @@ printf 'This is not a PE image. drvaudit must report a notice for it and go on.\
 bash sign/build_signed.sh
 
 # ---------------------------------------------------------------------------------------------
-FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys \
+FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys rebuild/*/*.sys \
     packages/signed/* | sort)
 DEBUG_FILES=$(find debug -type f \( -name '*.sys' -o -name '*.pdb' -o -name '*.debug' \) | sort)
 cd ..

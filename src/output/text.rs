@@ -124,7 +124,7 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
     let rule = |id: &str| report.rules.iter().find(|r| r.id == id);
-    for f in &report.findings {
+    for f in report.findings.iter().filter(|f| f.suppression.is_none()) {
         let mut path = artifact_path(report, f.artifact);
         if let Some(rva) = f.rva {
             // A carved image's path already ends in `@base`: show base+rva, the address.
@@ -159,6 +159,35 @@ pub fn render(report: &Report) -> String {
         n,
         report.notices.len()
     );
+    let suppressed = report
+        .findings
+        .iter()
+        .filter(|f| f.suppression.is_some())
+        .count();
+    if suppressed > 0 {
+        let _ = writeln!(
+            out,
+            "{suppressed} finding(s) suppressed by the configuration (kept in SARIF with their reasons)"
+        );
+    }
+    if report.findings.iter().any(|f| f.baseline.is_some()) || !report.absent.is_empty() {
+        use crate::report::baseline::BaselineState as B;
+        let n = |s| {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.baseline == Some(s))
+                .count()
+        };
+        let _ = writeln!(
+            out,
+            "against the baseline: {} new, {} updated, {} unchanged, {} absent",
+            n(B::New),
+            n(B::Updated),
+            n(B::Unchanged),
+            report.absent.len()
+        );
+    }
     out
 }
 

@@ -203,8 +203,14 @@ pub struct Report {
 
 impl Report {
     /// Number of findings at each level: (error, warning, note).
+    /// Suppressed findings are not counted.
     pub fn counts(&self) -> (usize, usize, usize) {
-        let n = |l| self.findings.iter().filter(|f| f.level == l).count();
+        let n = |l| {
+            self.findings
+                .iter()
+                .filter(|f| f.level == l && f.suppression.is_none())
+                .count()
+        };
         (n(Level::Error), n(Level::Warning), n(Level::Note))
     }
 

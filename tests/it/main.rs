@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per concern, helpers once (`common`, and
 //! `support` for the dump writer).
 
+mod action;
 mod architecture;
 mod authenticode;
 mod authenticode_hostile;
@@ -14,6 +15,7 @@ mod dump_hostile;
 mod dump_reader;
 mod dump_scan;
 mod fixture_rules;
+mod gate;
 mod incident;
 mod meta;
 mod poolfiles;
