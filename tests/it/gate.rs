@@ -292,11 +292,10 @@ fn selection_by_id_name_and_prefix() {
         ids.dedup();
         ids
     };
-    assert_eq!(
-        ids(&["--select", "DRV10"])
-            .iter()
-            .all(|i| i.starts_with("DRV10")),
-        true
+    let drv10 = ids(&["--select", "DRV10"]);
+    assert!(
+        drv10.len() >= 5 && drv10.iter().all(|i| i.starts_with("DRV10")),
+        "{drv10:?}"
     );
     assert_eq!(
         ids(&["--select", "untagged-pool-allocation,DRV2001"]),
