@@ -1,5 +1,6 @@
 //! The fixed dump header: DUMP_HEADER64 (`PAGE`/`DU64`, 0x2000 bytes) and DUMP_HEADER32
-//! (`PAGE`/`DUMP`, 0x1000 bytes), crash-dumps.md §1.1 and §1.2.
+//! (`PAGE`/`DUMP`, 0x1000 bytes), crash-dumps.md §1.1 and §1.2. What the header says about how
+//! and when the dump was taken (time, uptime, crash or live acquisition) is decoded in `facts`.
 //!
 //! Only the fields the reader or the report needs are decoded. Fields the writer left unused
 //! hold the `PAGE` fill pattern (0x45474150); [`unset`] recognises it so that, for example, a
@@ -8,6 +9,7 @@
 use serde::Serialize;
 
 use super::bytes::{u32_at, u64_at};
+use super::facts::{Acquisition, DumpTime, UpTime};
 
 /// The `PAGE` fill pattern of unused header fields (§0).
 pub(crate) const PAGE_FILL: u32 = 0x4547_4150;
@@ -99,6 +101,13 @@ pub struct DumpSummary {
     /// Bugcheck parameters 1..4 (32-bit values zero-extended on x86).
     #[serde(serialize_with = "super::report::hex::arr4")]
     pub bugcheck_parameters: [u64; 4],
+    /// What wrote the dump: a crash, a Windows live dump, or a live acquisition tool (DumpIt,
+    /// LiveKD), read from the bugcheck fields and the Comment.
+    pub acquisition: Acquisition,
+    /// SystemTime: when the dump was taken, `None` when unset.
+    pub system_time: Option<DumpTime>,
+    /// SystemUpTime: how long the machine had been running, `None` when unset.
+    pub system_up_time: Option<UpTime>,
     /// KdDebuggerDataBlock VA, `None` when the field holds the `PAGE` fill.
     #[serde(serialize_with = "super::report::hex::opt")]
     pub kd_debugger_data_block: Option<u64>,
@@ -189,6 +198,9 @@ fn parse64(data: &[u8]) -> Result<Header, String> {
     let dump_type = r32(0xF98);
     let kdbg = r64(0x80);
     let runs = read_runs(data, 0x88, true);
+    let bugcheck_code = r32(0x38);
+    let bugcheck_parameters = [r64(0x40), r64(0x48), r64(0x50), r64(0x58)];
+    let comment = comment(&data[0xFB0..0x1030]);
     Ok(Header {
         summary: DumpSummary {
             arch,
@@ -203,10 +215,13 @@ fn parse64(data: &[u8]) -> Result<Header, String> {
             ps_loaded_module_list: r64(0x20),
             ps_active_process_head: r64(0x28),
             processors: r32(0x34),
-            bugcheck_code: r32(0x38),
-            bugcheck_parameters: [r64(0x40), r64(0x48), r64(0x50), r64(0x58)],
+            bugcheck_code,
+            bugcheck_parameters,
+            acquisition: Acquisition::classify(bugcheck_code, &bugcheck_parameters, &comment),
+            system_time: DumpTime::from_filetime(r64(0xFA8)),
+            system_up_time: UpTime::from_ticks(r64(0x1030)),
             kd_debugger_data_block: (!unset(kdbg) && kdbg != 0).then_some(kdbg),
-            comment: comment(&data[0xFB0..0x1030]),
+            comment,
             required_dump_space: r64(0xFA0),
             mini_dump_fields: r32(0x1038),
             header_size: 0x2000,
@@ -238,6 +253,10 @@ fn parse32(data: &[u8]) -> Result<Header, String> {
     let dump_type = r32(0xF88);
     let kdbg = u64::from(r32(0x60));
     let runs = read_runs(data, 0x64, false);
+    let bugcheck_code = r32(0x28);
+    let bugcheck_parameters = [0x2C, 0x30, 0x34, 0x38].map(|o| u64::from(r32(o)));
+    let comment = comment(&data[0x820..0x8A0]);
+    let r64 = |o| u64_at(data, o).unwrap_or(0);
     Ok(Header {
         summary: DumpSummary {
             arch,
@@ -252,11 +271,15 @@ fn parse32(data: &[u8]) -> Result<Header, String> {
             ps_loaded_module_list: u64::from(r32(0x18)),
             ps_active_process_head: u64::from(r32(0x1C)),
             processors: r32(0x24),
-            bugcheck_code: r32(0x28),
-            bugcheck_parameters: [0x2C, 0x30, 0x34, 0x38].map(|o| u64::from(r32(o))),
+            bugcheck_code,
+            bugcheck_parameters,
+            acquisition: Acquisition::classify(bugcheck_code, &bugcheck_parameters, &comment),
+            // DUMP_HEADER32 keeps SystemUpTime before SystemTime (§1.2).
+            system_time: DumpTime::from_filetime(r64(0xFC0)),
+            system_up_time: UpTime::from_ticks(r64(0xFB8)),
             kd_debugger_data_block: (!unset(kdbg) && kdbg != 0).then_some(kdbg),
-            comment: comment(&data[0x820..0x8A0]),
-            required_dump_space: u64_at(data, 0xFA0).unwrap_or(0),
+            comment,
+            required_dump_space: r64(0xFA0),
             mini_dump_fields: r32(0xF8C),
             header_size: 0x1000,
         },

@@ -3,20 +3,21 @@
 //!
 //! The walk follows Flinks from the list head until it returns there. Memory in a dump can be
 //! torn or hostile, so the walk stops (with a notice) at a repeated entry, an implausible
-//! pointer, an unreadable entry or after [`MAX_MODULES`] entries; what was read so far is kept.
+//! pointer, an unreadable entry or after [`MAX_MODULES`] entries (a budget event); what was read
+//! so far is kept.
+//!
+//! Each module carries the identity Windows' symbol servers use for the file (TimeDateStamp and
+//! SizeOfImage, §1.4.5), so that the pipeline can match a listed module to a scanned file even
+//! when the dump holds none of its image (triage dumps).
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 
+use super::budget::{Limit, MAX_MODULES, MAX_NAME_BYTES};
 use super::bytes::{ptr_at, u16_at, u32_at};
 use super::header::Arch;
-use super::{Dump, DumpError};
-
-/// Far above any real system (a few hundred drivers), low enough to bound a corrupt walk.
-pub(crate) const MAX_MODULES: usize = 4096;
-/// UNICODE_STRING lengths beyond this are damage (paths are at most a few hundred chars).
-const MAX_NAME_BYTES: u16 = 0x800;
+use super::{Dump, DumpError, NoticeKind};
 
 /// One kernel module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +34,23 @@ pub struct LoadedModule {
     /// TimeDateStamp, when the layout places it where we know (with SizeOfImage, the
     /// symbol-server key of the file).
     pub time_date_stamp: Option<u32>,
+    /// CheckSum from the loader entry (the PE header's CheckSum), when the layout has it.
+    pub checksum: Option<u32>,
+}
+
+impl LoadedModule {
+    /// The key Windows symbol servers file the image under, and drvaudit's image summaries use
+    /// (`pe_key`): TimeDateStamp as eight upper-case hex digits, then SizeOfImage in lower-case
+    /// hex. `None` without a TimeDateStamp.
+    pub fn symbol_key(&self) -> Option<String> {
+        self.time_date_stamp
+            .map(|t| format!("{t:08X}{:x}", self.size))
+    }
+
+    /// True when `va` lies inside the image.
+    pub fn contains(&self, va: u64) -> bool {
+        va >= self.base && va - self.base < u64::from(self.size)
+    }
 }
 
 /// Offsets of the KLDR_DATA_TABLE_ENTRY fields per pointer size (§4). ARM64 uses the 64-bit
@@ -43,6 +61,7 @@ struct Layout {
     size_of_image: usize,
     full_name: usize,
     base_name: usize,
+    checksum: usize,
     time_date_stamp: Option<usize>,
 }
 
@@ -54,6 +73,7 @@ fn layout(arch: Arch, build: u32) -> Layout {
             size_of_image: 0x40,
             full_name: 0x48,
             base_name: 0x58,
+            checksum: 0x78,
             time_date_stamp: (build >= 10240).then_some(0x9C),
         },
         Arch::X86 | Arch::X86Pae => Layout {
@@ -62,6 +82,7 @@ fn layout(arch: Arch, build: u32) -> Layout {
             size_of_image: 0x20,
             full_name: 0x24,
             base_name: 0x2C,
+            checksum: 0x40,
             time_date_stamp: Some(if build >= 10240 { 0x58 } else { 0x44 }),
         },
     }
@@ -72,7 +93,7 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
         let mut notes = Vec::new();
         let list = t.drivers(dump.data(), &mut notes);
         for n in notes {
-            dump.notice(n);
+            dump.notice(NoticeKind::Malformed, n);
         }
         return Ok(list);
     }
@@ -101,31 +122,43 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
     let mut cur = first;
     while cur != head {
         if out.len() >= MAX_MODULES {
-            dump.notice(format!(
-                "module list: stopped after {MAX_MODULES} entries (corrupt list?)"
-            ));
+            dump.over_budget(
+                Limit::ModuleEntries,
+                format!("module list: walk stopped at entry {cur:#x}"),
+                MAX_MODULES as u64,
+                MAX_MODULES as u64 + 1,
+            );
             break;
         }
         if !dump.plausible_kernel_ptr(cur, ps as u64) {
-            dump.notice(format!(
-                "module list: link {cur:#x} after {} entries is not a kernel address; walk stopped",
-                out.len()
-            ));
+            dump.notice(
+                NoticeKind::Malformed,
+                format!(
+                    "module list: link {cur:#x} after {} entries is not a kernel address; walk stopped",
+                    out.len()
+                ),
+            );
             break;
         }
         if !seen.insert(cur) {
-            dump.notice(format!(
-                "module list: entry {cur:#x} seen twice (cycle) after {} entries; walk stopped",
-                out.len()
-            ));
+            dump.notice(
+                NoticeKind::Malformed,
+                format!(
+                    "module list: entry {cur:#x} seen twice (cycle) after {} entries; walk stopped",
+                    out.len()
+                ),
+            );
             break;
         }
         let mut e = vec![0u8; lay.len];
         if let Err(m) = dump.read_virt(cur, &mut e) {
-            dump.notice(format!(
-                "module list: entry {cur:#x} unreadable ({m}); walk stopped after {} entries",
-                out.len()
-            ));
+            dump.notice(
+                NoticeKind::Missing,
+                format!(
+                    "module list: entry {cur:#x} unreadable ({m}); walk stopped after {} entries",
+                    out.len()
+                ),
+            );
             break;
         }
         let next = ptr_at(&e, 0, ps).unwrap_or(0);
@@ -141,7 +174,7 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
                 .to_string();
         }
         if name.to_ascii_lowercase().starts_with("ntkrla57") {
-            dump.notice("kernel image ntkrla57: five-level paging (LA57) is not supported; translations may fail".into());
+            dump.notice(NoticeKind::Unsupported, "kernel image ntkrla57: five-level paging (LA57) is not supported; translations may fail".into());
         }
         let time_date_stamp = lay.time_date_stamp.and_then(|o| u32_at(&e, o));
         out.push(LoadedModule {
@@ -150,6 +183,7 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
             base,
             size,
             time_date_stamp,
+            checksum: u32_at(&e, lay.checksum),
         });
         cur = next;
     }
@@ -165,7 +199,10 @@ fn unicode(dump: &Dump, entry: &[u8], at: usize, ps: usize) -> Option<String> {
     }
     let mut raw = vec![0u8; len as usize];
     if let Err(m) = dump.read_virt(buf, &mut raw) {
-        dump.notice(format!("module name at {buf:#x} unreadable: {m}"));
+        dump.notice(
+            NoticeKind::Missing,
+            format!("module name at {buf:#x} unreadable: {m}"),
+        );
         return None;
     }
     let units: Vec<u16> = raw

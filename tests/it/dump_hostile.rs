@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::dumpwriter::*;
-use drvaudit::dump::{recover_imports, report, Dump};
+use drvaudit::dump::{recover_imports, report, Dump, Limit};
 
 /// Runs every reader entry point and returns the notices; panics only if the reader does.
 fn exercise(bytes: &[u8]) -> Result<Vec<String>, String> {
@@ -174,7 +174,23 @@ fn absurd_size_of_image_is_clipped() {
     let n = format!(
         "{GUID_DRIVER}: SizeOfImage 0xfffff000 is absurd (over 0x8000000); carving 0x7000 bytes"
     );
-    assert!(d.notices().contains(&n), "{:?}", d.notices());
+    assert!(c.notes.contains(&n), "{:?}", c.notes);
+    let events = d.budget_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        (e.kind, e.limit, e.figure),
+        (Limit::ImageSize, 0x800_0000, 0xFFFF_F000)
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: carving {GUID_DRIVER}@{:#x}: SizeOfImage clipped to 0x7000: budget reached: 0xfffff000 bytes against a limit of 0x8000000 (larger than any real driver)",
+            path.display(),
+            mods[1].base
+        )
+    );
+    assert!(d.notices().contains(&e.to_string()), "{:?}", d.notices());
 }
 
 #[test]
