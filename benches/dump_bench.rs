@@ -37,6 +37,8 @@ fn build(path: &std::path::Path) -> u64 {
         size: big.len() as u32,
         full: r"\SystemRoot\system32\big.sys".into(),
         name: "big.sys".into(),
+        time_date_stamp: 0x6000_0001,
+        checksum: 0,
     });
     for i in 0..EXTRA_DRIVERS {
         let base = 0xFFFF_F800_3000_0000 + i * 0x10_0000;
@@ -46,6 +48,8 @@ fn build(path: &std::path::Path) -> u64 {
             size: w.driver.bytes.len() as u32,
             full: format!(r"\SystemRoot\System32\drivers\d{i}.sys"),
             name: format!("d{i}.sys"),
+            time_date_stamp: w.driver.timestamp,
+            checksum: w.driver.checksum,
         });
     }
     let _ = (nt_base, drv_base);

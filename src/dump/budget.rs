@@ -156,6 +156,20 @@ pub struct BudgetExceeded {
     pub figure: u64,
 }
 
+impl BudgetExceeded {
+    /// The message without the input's name, for a caller that already names it.
+    pub fn detail(&self) -> String {
+        format!(
+            "{}: budget reached: {} {} against a limit of {} ({})",
+            self.what,
+            self.kind.figure(self.figure),
+            self.kind.unit(),
+            self.kind.figure(self.limit),
+            self.kind.reason()
+        )
+    }
+}
+
 /// The page-walk limit of a dump holding `pages` physical pages.
 pub(crate) fn walk_limit(pages: u64) -> u64 {
     pages

@@ -255,7 +255,9 @@ pub struct TableInfo {
 /// Everything read from the pool tracker tables of a dump.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolTables {
-    /// Per-tag totals over every table read: what ranking consumes.
+    /// Per-tag totals over every table read: what ranking consumes. Not serialised: a report
+    /// carries them as its `!poolused` rows.
+    #[serde(skip)]
     pub snapshot: PoolSnapshot,
     /// &nt!PoolTrackTable (KDBG+0x1B8).
     #[serde(serialize_with = "super::report::hex::u64")]
@@ -326,7 +328,7 @@ pub enum PoolTableError {
         why: String,
     },
     /// A budget stopped the read (the table aliases, or is larger than the dump).
-    #[error(transparent)]
+    #[error("{}", .0.detail())]
     Budget(BudgetExceeded),
 }
 

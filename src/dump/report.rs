@@ -1,6 +1,7 @@
-//! The value behind `drvaudit dump FILE`: header summary, module list and a `!poolused`-style
-//! table sorted by NonPaged bytes. [`DumpReport`] serialises for `--format json`;
-//! [`render_text`] is the human form. Both are pure functions of the report.
+//! The value behind `drvaudit dump FILE`: header summary (with how and when the dump was taken),
+//! coverage, module list, a `!poolused`-style table sorted by NonPaged bytes with how the table
+//! was read, budgets reached and notices. [`DumpReport`] serialises for `--format json` and holds
+//! every fact; [`render_text`] is the human form, a pure function of the report.
 
 use std::fmt::Write as _;
 
@@ -8,9 +9,12 @@ use serde::Serialize;
 
 use crate::pool::tag_display;
 
+use super::budget::BudgetExceeded;
+use super::facts::Coverage;
 use super::header::DumpSummary;
 use super::modules::LoadedModule;
-use super::Dump;
+use super::pooltrack::{PoolTableError, PoolTables};
+use super::{Dump, DumpError, DumpNotice};
 
 /// Header figures as the report shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +35,8 @@ pub struct HeaderReport {
     pub kern_base: Option<u64>,
     /// Number of physical pages the file holds.
     pub physical_pages: u64,
+    /// How much of the memory the headers describe is in the file.
+    pub coverage: Coverage,
 }
 
 /// One `!poolused` row.
@@ -65,8 +71,17 @@ pub struct DumpReport {
     pub pool: Vec<PoolRow>,
     /// Where the pool figures came from, or why there are none.
     pub pool_source: String,
-    /// Anomalies met while reading.
-    pub notices: Vec<String>,
+    /// How the pool tracker tables were found, sized and read, and every inconsistent entry
+    /// (its per-tag totals are the rows of `pool`).
+    pub pool_tables: Option<PoolTables>,
+    /// Why the pool tracker table could not be read, when it could not.
+    pub pool_error: Option<PoolTableError>,
+    /// Budgets reached while reading (each also a notice).
+    pub budget: Vec<BudgetExceeded>,
+    /// Page-table walks done while building the report, and the dump's limit.
+    pub page_walks: (u64, u64),
+    /// Anomalies met while reading, with their kind.
+    pub notices: Vec<DumpNotice>,
 }
 
 /// Builds the report; never fails (what cannot be read is explained in the fields).
@@ -79,14 +94,16 @@ pub fn report(dump: &Dump) -> DumpReport {
         kdbg_source: k.map(|k| k.source.clone()),
         kern_base: k.map(|k| k.kern_base),
         physical_pages: dump.physical_pages(),
+        coverage: dump.coverage().clone(),
         summary: s,
     };
     let (modules, modules_error) = match dump.modules() {
         Ok(m) => (m, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    let (pool, pool_source) = match dump.pool_usage() {
-        Ok(snap) => {
+    let (pool, pool_source, pool_tables, pool_error) = match dump.pool_tables() {
+        Ok(tables) => {
+            let snap = &tables.snapshot;
             let mut rows: Vec<PoolRow> = snap
                 .tags
                 .iter()
@@ -105,9 +122,15 @@ pub fn report(dump: &Dump) -> DumpReport {
                     .then(b.paged_bytes.cmp(&a.paged_bytes))
                     .then(a.tag_value.cmp(&b.tag_value))
             });
-            (rows, snap.source)
+            (rows, snap.source.clone(), Some(tables), None)
         }
-        Err(e) => (Vec::new(), e.to_string()),
+        Err(e) => {
+            let why = match &e {
+                DumpError::PoolTable { source, .. } => Some(source.clone()),
+                _ => None,
+            };
+            (Vec::new(), e.to_string(), None, why)
+        }
     };
     DumpReport {
         path: dump.path().display().to_string(),
@@ -116,7 +139,11 @@ pub fn report(dump: &Dump) -> DumpReport {
         modules_error,
         pool,
         pool_source,
-        notices: dump.notices(),
+        pool_tables,
+        pool_error,
+        budget: dump.budget_events(),
+        page_walks: dump.page_walks(),
+        notices: dump.notice_records(),
     }
 }
 
@@ -199,7 +226,7 @@ pub fn render_text(r: &DumpReport) -> String {
     if !r.notices.is_empty() {
         let _ = writeln!(o, "\nNotices:");
         for n in &r.notices {
-            let _ = writeln!(o, "  - {n}");
+            let _ = writeln!(o, "  - {}", n.message);
         }
     }
     o
