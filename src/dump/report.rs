@@ -171,11 +171,25 @@ pub fn render_text(r: &DumpReport) -> String {
         s.build, s.major_version
     );
     let p = s.bugcheck_parameters;
+    let _ = writeln!(o, "  taken by        {}", s.acquisition.describe());
+    // Only a crash has a bugcheck; for a live acquisition the fields hold the tool's marker.
+    let label = if s.acquisition.is_live() == Some(true) {
+        "bugcheck field "
+    } else {
+        "bugcheck       "
+    };
     let _ = writeln!(
         o,
-        "  bugcheck        {:#010x} ({:#x}, {:#x}, {:#x}, {:#x})",
+        "  {label} {:#010x} ({:#x}, {:#x}, {:#x}, {:#x})",
         s.bugcheck_code, p[0], p[1], p[2], p[3]
     );
+    let time = s.system_time.as_ref().map_or("unset", |t| t.utc.as_str());
+    let up = s
+        .system_up_time
+        .as_ref()
+        .map_or("unset".to_string(), |u| u.text.clone());
+    let _ = writeln!(o, "  time (UTC)      {time}, uptime {up}");
+    let _ = writeln!(o, "  coverage        {}", h.coverage.describe());
     let _ = writeln!(
         o,
         "  DTB             {:#x} (masked {:#x})",
@@ -198,9 +212,12 @@ pub fn render_text(r: &DumpReport) -> String {
         let _ = writeln!(o, "  unavailable: {e}");
     }
     for m in &r.modules {
+        let stamp = m
+            .time_date_stamp
+            .map_or("-".to_string(), |t| format!("{t:08x}"));
         let _ = writeln!(
             o,
-            "  {:#018x} {:#010x}  {:<24} {}",
+            "  {:#018x} {:#010x} {stamp:>8}  {:<24} {}",
             m.base, m.size, m.name, m.full_path
         );
     }
@@ -209,6 +226,22 @@ pub fn render_text(r: &DumpReport) -> String {
         "\nPool usage, sorted by NonPaged bytes ({}):",
         r.pool_source
     );
+    if let Some(t) = &r.pool_tables {
+        let _ = writeln!(o, "  size: {}", t.size_source.describe());
+        for a in &t.anomalies {
+            let _ = writeln!(
+                o,
+                "  flagged: entry {} of the table at {:#x} (tag {}): {:?}",
+                a.index,
+                a.table,
+                tag_display(a.tag),
+                a.anomaly
+            );
+        }
+        for n in &t.not_included {
+            let _ = writeln!(o, "  not included: {n}");
+        }
+    }
     if !r.pool.is_empty() {
         let _ = writeln!(
             o,
