@@ -46,6 +46,8 @@ pub(crate) enum PhysMap {
         /// Number of set bits before each block of [`BLOCK_WORDS`] words: a lookup counts at
         /// most one block's words, and the index stays 1/64 of the bitmap's size.
         rank: Vec<u64>,
+        /// Pages the file really holds: the set bits whose pages lie before the end of the file.
+        held: u64,
     },
 }
 
@@ -68,6 +70,7 @@ impl PhysMap {
                 bits,
                 first_page,
                 rank,
+                ..
             } => {
                 if pfn >= *bits {
                     return None;
@@ -95,10 +98,7 @@ impl PhysMap {
         match self {
             PhysMap::None => 0,
             PhysMap::Runs(r) => r.iter().map(|r| r.pages).sum(),
-            PhysMap::Bitmap { bits, rank, .. } => {
-                let _ = bits;
-                rank.last().copied().unwrap_or(0)
-            }
+            PhysMap::Bitmap { held, .. } => *held,
         }
     }
 
@@ -280,6 +280,7 @@ pub(crate) fn from_bitmap(
             bits,
             first_page,
             rank,
+            held: total.min(held),
         },
         described: total,
         cut: total > held,

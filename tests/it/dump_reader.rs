@@ -545,3 +545,88 @@ fn inconsistent_entries_are_flagged_not_fatal() {
     let negb = p.snapshot.tags.iter().find(|t| t.tag == NEGB).unwrap();
     assert_eq!(negb.nonpaged, c(5, 3, 0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Header facts: time, uptime, what took the dump, how much of it is in the file.
+
+#[test]
+fn time_uptime_and_acquisition_come_from_the_header() {
+    use drvaudit::dump::Acquisition;
+    // 2021-02-21T01:38:22.9877657Z, the triage_x64 sample's SystemTime, and 38 min 41.1 s.
+    const FT: u64 = 0x01D7_07F2_3DBB_3399;
+    for arch in [Arch::X64, Arch::X86Pae] {
+        let mut s = Scenario::new(arch, 5, 19041, 1, ImportPlacement::InInit);
+        s.system_time = Some(FT);
+        s.up_time = Some(23_211_047_238);
+        let d = Dump::from_bytes("t.dmp", s.bytes().0).unwrap();
+        let h = d.summary();
+        assert_eq!(
+            h.system_time.as_ref().map(|t| (t.filetime, t.utc.as_str())),
+            Some((FT, "2021-02-21T01:38:22.9877657Z"))
+        );
+        assert_eq!(
+            h.system_up_time.as_ref().map(|u| u.text.as_str()),
+            Some("0d 00:38:41.1047238")
+        );
+        assert_eq!(h.acquisition, Acquisition::Crash { code: 0xE2 });
+        let j = serde_json::to_value(report(&d)).unwrap();
+        assert_eq!(
+            j["header"]["system_time"]["utc"],
+            "2021-02-21T01:38:22.9877657Z"
+        );
+        assert_eq!(j["header"]["acquisition"]["kind"], "crash");
+    }
+    let mut s = Scenario::new(Arch::X64, 6, 22621, 1, ImportPlacement::InInit);
+    s.bugcheck = (0x161, [0, 0, 0, 0]);
+    let d = Dump::from_bytes("live.dmp", s.bytes().0).unwrap();
+    assert_eq!(
+        d.summary().acquisition,
+        Acquisition::LiveKernelDump {
+            code: 0x161,
+            name: "LIVE_SYSTEM_DUMP"
+        }
+    );
+    assert_eq!(d.summary().system_time, None, "the PAGE fill is no time");
+    let mut s = Scenario::new(Arch::X86Pae, 1, 7601, 1, ImportPlacement::InInit);
+    s.bugcheck = (0, [0, 0, 0, 0]);
+    s.comment = Some("LiveKD live system view".into());
+    let d = Dump::from_bytes("livekd.dmp", s.bytes().0).unwrap();
+    assert_eq!(d.summary().acquisition, Acquisition::LiveKd);
+}
+
+#[test]
+fn a_dump_cut_short_says_how_much_of_it_is_there() {
+    for (arch, dump_type) in [
+        (Arch::X64, 1),
+        (Arch::X64, 5),
+        (Arch::X86Pae, 2),
+        (Arch::X64, 8),
+    ] {
+        let s = Scenario::new(arch, dump_type, 19041, 1, ImportPlacement::InInit);
+        let (bytes, _) = s.bytes();
+        let whole = Dump::from_bytes("whole.dmp", bytes.clone()).unwrap();
+        let c = whole.coverage().clone();
+        assert!(!c.truncated, "{arch:?} {dump_type}: {c:?}");
+        assert_eq!(c.pages_described, Some(c.pages_held));
+        // Cut the last three pages off.
+        let cut = Dump::from_bytes("cut.dmp", bytes[..bytes.len() - 0x3000].to_vec()).unwrap();
+        let k = cut.coverage();
+        assert!(k.truncated, "{arch:?} {dump_type}");
+        assert_eq!(
+            (k.pages_described, k.pages_held),
+            (c.pages_described, c.pages_held - 3),
+            "{arch:?} {dump_type}"
+        );
+    }
+}
+
+#[test]
+fn a_dump_in_memory_reads_as_the_same_file() {
+    let s = Scenario::new(Arch::X64, 5, 19041, 2, ImportPlacement::InInit);
+    let (bytes, _) = s.bytes();
+    let (_dir, path) = to_file(&bytes, "same.dmp");
+    let from_file = report(&Dump::open(&path).unwrap());
+    let mut from_bytes = report(&Dump::from_bytes(&path, bytes).unwrap());
+    from_bytes.path = from_file.path.clone();
+    assert_eq!(from_bytes, from_file);
+}
