@@ -29,7 +29,7 @@ const TICKS: u64 = 10_000_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DumpTime {
     /// The FILETIME as stored: 100 ns intervals since 1601-01-01 00:00 UTC.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub filetime: u64,
     /// The same as an RFC 3339 UTC date-time with seven fractional digits
     /// (`2024-10-12T12:57:59.7110784Z`).
@@ -39,7 +39,7 @@ pub struct DumpTime {
 impl DumpTime {
     /// `None` for 0 and for the `PAGE` fill of an unset field.
     pub(crate) fn from_filetime(ft: u64) -> Option<DumpTime> {
-        if ft == 0 || super::header::unset(ft) {
+        if ft == 0 || super::bytes::unset(ft) {
             return None;
         }
         Some(DumpTime {
@@ -61,7 +61,7 @@ pub struct UpTime {
 impl UpTime {
     /// `None` for the `PAGE` fill of an unset field (LiveKD leaves it so).
     pub(crate) fn from_ticks(t: u64) -> Option<UpTime> {
-        if super::header::unset(t) {
+        if super::bytes::unset(t) {
             return None;
         }
         let (secs, frac) = (t / TICKS, t % TICKS);
@@ -222,7 +222,7 @@ impl Acquisition {
     pub(crate) fn classify(code: u32, params: &[u64; 4], comment: &str) -> Acquisition {
         if code == DUMPIT_CODE {
             return Acquisition::DumpIt {
-                parameters: params.map(|p| ascii_or_hex(p)),
+                parameters: params.map(ascii_or_hex),
             };
         }
         if comment == LIVEKD_COMMENT {

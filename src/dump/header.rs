@@ -3,16 +3,13 @@
 //! and when the dump was taken (time, uptime, crash or live acquisition) is decoded in `facts`.
 //!
 //! Only the fields the reader or the report needs are decoded. Fields the writer left unused
-//! hold the `PAGE` fill pattern (0x45474150); [`unset`] recognises it so that, for example, a
+//! hold the `PAGE` fill pattern (0x45474150); `bytes::unset` recognises it so that, for example, a
 //! LiveKD 32-bit header without a KdDebuggerDataBlock is not mistaken for an address.
 
 use serde::Serialize;
 
-use super::bytes::{u32_at, u64_at};
+use super::bytes::{u32_at, u64_at, unset, PAGE_FILL};
 use super::facts::{Acquisition, DumpTime, UpTime};
-
-/// The `PAGE` fill pattern of unused header fields (§0).
-pub(crate) const PAGE_FILL: u32 = 0x4547_4150;
 
 /// Processor architecture and paging mode of the dumped machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,23 +80,23 @@ pub struct DumpSummary {
     /// MinorVersion: the OS build number.
     pub build: u32,
     /// DirectoryTableBase as stored (PCID bits and PAE alignment not yet masked).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub directory_table_base: u64,
     /// PfnDataBase as stored (an address of the variable or the database itself, §1.1).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub pfn_database: u64,
     /// Address of the PsLoadedModuleList head.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// Address of the PsActiveProcessHead list head.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_active_process_head: u64,
     /// Number of processors.
     pub processors: u32,
     /// Bugcheck code.
     pub bugcheck_code: u32,
     /// Bugcheck parameters 1..4 (32-bit values zero-extended on x86).
-    #[serde(serialize_with = "super::report::hex::arr4")]
+    #[serde(serialize_with = "super::hex::arr4")]
     pub bugcheck_parameters: [u64; 4],
     /// What wrote the dump: a crash, a Windows live dump, or a live acquisition tool (DumpIt,
     /// LiveKD), read from the bugcheck fields and the Comment.
@@ -109,7 +106,7 @@ pub struct DumpSummary {
     /// SystemUpTime: how long the machine had been running, `None` when unset.
     pub system_up_time: Option<UpTime>,
     /// KdDebuggerDataBlock VA, `None` when the field holds the `PAGE` fill.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kd_debugger_data_block: Option<u64>,
     /// The writer's comment ("LiveKD live system view"), when present.
     pub comment: String,
@@ -119,11 +116,6 @@ pub struct DumpSummary {
     pub mini_dump_fields: u32,
     /// Size of the fixed header (0x1000 or 0x2000): where type-specific data starts.
     pub header_size: u64,
-}
-
-/// True when a header field still holds the `PAGE` fill pattern.
-pub(crate) fn unset(v: u64) -> bool {
-    v as u32 == PAGE_FILL && (v >> 32 == 0 || v >> 32 == u64::from(PAGE_FILL))
 }
 
 /// One run of the PHYSICAL_MEMORY_DESCRIPTOR in the header (§1.4.1).

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use super::bytes::{cstr_at, ptr_at, u16_at, u32_at};
 use super::carve::CarvedImage;
+use super::memory::Memory;
 use super::modules::LoadedModule;
 use super::pe::{exports, Export, Headers, ImageBytes, SCN_EXECUTE};
-use super::Dump;
 
 /// How an import was named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +80,7 @@ impl ExportMap {
     /// pages its export directory touches, each read once, as a carve would read them (pages
     /// the dump lacks read as zero). Gives the same map as [`ExportMap::add`] on the carved
     /// image.
-    pub fn add_from_dump(&mut self, dump: &Dump, m: &LoadedModule) {
+    pub(crate) fn add_from_dump(&mut self, dump: &Memory, m: &LoadedModule) {
         let image = Paged::new(dump, m);
         let head = image.prefix(0x2000);
         let list = Headers::parse(&head)
@@ -128,14 +128,14 @@ impl ExportMap {
 /// touches instead of the whole image. Missing pages read as zero, as in a carved image, so the
 /// export walk gives the same result; offsets past SizeOfImage read as absent.
 struct Paged<'d> {
-    dump: &'d Dump,
+    dump: &'d Memory,
     base: u64,
     size: u64,
     pages: RefCell<HashMap<u64, Box<[u8]>>>,
 }
 
 impl<'d> Paged<'d> {
-    fn new(dump: &'d Dump, m: &LoadedModule) -> Paged<'d> {
+    fn new(dump: &'d Memory, m: &LoadedModule) -> Paged<'d> {
         Paged {
             dump,
             base: m.base,

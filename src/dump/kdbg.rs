@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use super::budget::KDBG_SCAN_PAGES;
 use super::bytes::{u32_at, u64_at};
+use super::error::NoticeKind;
 use super::header::Arch;
-use super::{Dump, NoticeKind};
+use super::memory::Memory;
 
 /// 'KDBG' as the u32 at +0x10.
 const OWNER_TAG: u32 = 0x4742_444B;
@@ -23,26 +24,26 @@ const KNOWN_SIZES: [u32; 8] = [0x290, 0x318, 0x328, 0x330, 0x340, 0x360, 0x368, 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Kdbg {
     /// VA of the block, when known (unknown for a signature-scan hit or a triage copy).
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub va: Option<u64>,
     /// Where the block came from.
     pub source: String,
     /// Header.Size (+0x14).
     pub size: u32,
     /// KernBase (+0x18), a value.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub kern_base: u64,
     /// &PsLoadedModuleList (+0x48).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// &MmPfnDatabase (+0xC0).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub mm_pfn_database: u64,
     /// &PoolTrackTable (+0x1B8): the address of the variable holding the table pointer.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub pool_track_table: u64,
     /// PteBase (+0x360), when the block is large enough (RS1+).
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub pte_base: Option<u64>,
 }
 
@@ -73,7 +74,7 @@ impl Kdbg {
 }
 
 /// Finds and parses KDBG; every failure becomes a notice and `None`.
-pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
+pub(crate) fn locate(dump: &Memory) -> Option<Kdbg> {
     let arch = dump.summary().arch;
     if let Some(t) = &dump.triage {
         let (off, size) = t.kdbg_copy?;
@@ -129,7 +130,7 @@ pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
 }
 
 /// Signature scan over the present physical pages (§2.2), for headers without the VA.
-fn scan(dump: &Dump, arch: Arch) -> Option<Kdbg> {
+fn scan(dump: &Memory, arch: Arch) -> Option<Kdbg> {
     for pfn in dump.phys.pfns(dump.data(), KDBG_SCAN_PAGES) {
         let Some(page) = dump.phys_page(pfn * 0x1000) else {
             continue;

@@ -15,9 +15,11 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::budget::{Limit, MAX_MODULES, MAX_NAME_BYTES};
-use super::bytes::{ptr_at, u16_at, u32_at};
+use super::bytes::{ptr_at, u16_at, u32_at, u64_at};
+use super::error::{DumpError, NoticeKind};
 use super::header::Arch;
-use super::{Dump, DumpError, NoticeKind};
+use super::memory::Memory;
+use super::triage::Triage;
 
 /// One kernel module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,7 +29,7 @@ pub struct LoadedModule {
     /// FullDllName as stored (`\SystemRoot\system32\ntoskrnl.exe`).
     pub full_path: String,
     /// DllBase.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub base: u64,
     /// SizeOfImage from the loader entry (authoritative when the PE header is gone, §6).
     pub size: u32,
@@ -88,10 +90,10 @@ fn layout(arch: Arch, build: u32) -> Layout {
     }
 }
 
-pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
+pub(crate) fn list(dump: &Memory, kdbg_head: Option<u64>) -> Result<Vec<LoadedModule>, DumpError> {
     if let Some(t) = &dump.triage {
         let mut notes = Vec::new();
-        let list = t.drivers(dump.data(), &mut notes);
+        let list = triage_drivers(t, dump.data(), &mut notes);
         for n in notes {
             dump.notice(NoticeKind::Malformed, n);
         }
@@ -107,7 +109,7 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
     let head = if s.ps_loaded_module_list != 0 {
         s.ps_loaded_module_list
     } else {
-        dump.kdbg().map(|k| k.ps_loaded_module_list).unwrap_or(0)
+        kdbg_head.unwrap_or(0)
     };
     let ps = dump.pointer_size();
     if !dump.plausible_kernel_ptr(head, ps as u64) {
@@ -191,7 +193,7 @@ pub(crate) fn list(dump: &Dump) -> Result<Vec<LoadedModule>, DumpError> {
 }
 
 /// Reads a UNICODE_STRING {u16 Length, u16 MaximumLength, ptr Buffer} at `at` in `entry`.
-fn unicode(dump: &Dump, entry: &[u8], at: usize, ps: usize) -> Option<String> {
+fn unicode(dump: &Memory, entry: &[u8], at: usize, ps: usize) -> Option<String> {
     let len = u16_at(entry, at)?;
     let buf = ptr_at(entry, at + if ps == 8 { 8 } else { 4 }, ps)?;
     if len == 0 || len > MAX_NAME_BYTES || len % 2 != 0 || !dump.plausible_kernel_ptr(buf, 2) {
@@ -205,6 +207,59 @@ fn unicode(dump: &Dump, entry: &[u8], at: usize, ps: usize) -> Option<String> {
         );
         return None;
     }
+    let units: Vec<u16> = raw
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    Some(crate::printable_text(String::from_utf16_lossy(&units)))
+}
+
+/// The driver list: 0x90-byte entries `{u32 name offset; pad; KLDR_DATA_TABLE_ENTRY64}`,
+/// names as `{u32 chars; WCHAR[]}` in the string pool (§1.4.5). The embedded entry has the
+/// older LDR_DATA_TABLE_ENTRY layout: DllBase +0x30, SizeOfImage +0x40, CheckSum +0x78 and
+/// TimeDateStamp +0x80 of the entry, i.e. +0x38, +0x48, +0x80 and +0x88 of the list entry.
+fn triage_drivers(t: &Triage, data: &[u8], notes: &mut Vec<String>) -> Vec<LoadedModule> {
+    let mut out = Vec::with_capacity(t.driver_count as usize);
+    for i in 0..u64::from(t.driver_count) {
+        let e = (t.driver_list + i * 0x90) as usize;
+        let (Some(name_off), Some(base), Some(size)) = (
+            u32_at(data, e),
+            u64_at(data, e + 0x38),
+            u32_at(data, e + 0x48),
+        ) else {
+            notes.push(format!("triage driver list entry {i} at {e:#x} is past the end of the file; list cut there"));
+            break;
+        };
+        let full_path = name_at(data, name_off as usize).unwrap_or_else(|| {
+            notes.push(format!(
+                "triage driver {i}: name at {name_off:#x} unreadable"
+            ));
+            String::new()
+        });
+        let name = full_path
+            .rsplit('\\')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        out.push(LoadedModule {
+            name,
+            full_path,
+            base,
+            size,
+            time_date_stamp: u32_at(data, e + 0x88),
+            checksum: u32_at(data, e + 0x80),
+        });
+    }
+    out
+}
+
+/// A string-pool name: u32 length in characters, then UTF-16.
+fn name_at(data: &[u8], off: usize) -> Option<String> {
+    let chars = u32_at(data, off)? as usize;
+    if chars > 0x1000 {
+        return None;
+    }
+    let raw = data.get(off + 4..off + 4 + chars * 2)?;
     let units: Vec<u16> = raw
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))

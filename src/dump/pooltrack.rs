@@ -43,9 +43,12 @@ use super::budget::{
     TAG_TABLE_CANDIDATES, TAG_TABLE_SEARCH,
 };
 use super::bytes::{ptr_at, u32_at, u64_at};
+use super::error::PoolTableError;
 use super::header::Arch;
+use super::kdbg::Kdbg;
+use super::memory::Memory;
+use super::modules::LoadedModule;
 use super::pe::{Headers, SCN_EXECUTE};
-use super::Dump;
 
 /// Where a counter is and how wide it is.
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +162,7 @@ pub enum AnomalyKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryAnomaly {
     /// The table holding it.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub table: u64,
     /// `None` for the global table, else the processor whose ExPoolTagTables slot points at it.
     pub processor: Option<u32>,
@@ -240,7 +243,7 @@ impl SizeSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableInfo {
     /// Its address.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub va: u64,
     /// `None` for the global table, else the processor whose ExPoolTagTables slot holds it.
     pub processor: Option<u32>,
@@ -260,10 +263,10 @@ pub struct PoolTables {
     #[serde(skip)]
     pub snapshot: PoolSnapshot,
     /// &nt!PoolTrackTable (KDBG+0x1B8).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub variable: u64,
     /// The global table's address.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub table: u64,
     /// Bytes per entry (the layout chosen by architecture and build).
     pub entry_size: usize,
@@ -282,54 +285,6 @@ pub struct PoolTables {
     /// True when nothing the totals should hold is known to be left out, other than the
     /// expansion and session tables (always left out without symbols).
     pub complete: bool,
-}
-
-/// Why the pool tracker table could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
-pub enum PoolTableError {
-    /// Triage dumps carry no pool tables.
-    #[error("a triage dump does not contain the pool tracker table (only the driver list and some data blocks)")]
-    Triage,
-    /// Header-only or cut-short files.
-    #[error("the file holds no physical memory")]
-    NoMemory,
-    /// Without KDBG the variable is unknown.
-    #[error("KDDEBUGGER_DATA64 was not found, so the address of nt!PoolTrackTable is unknown")]
-    NoKdbg,
-    /// KDBG.PoolTrackTable is not a kernel address.
-    #[error("KDBG.PoolTrackTable {va:#x} is not a kernel address")]
-    BadVariable {
-        /// The value.
-        va: u64,
-    },
-    /// The variable could not be read.
-    #[error("nt!PoolTrackTable at {va:#x} is unreadable: {why}")]
-    VariableUnreadable {
-        /// Its address.
-        va: u64,
-        /// The miss.
-        why: String,
-    },
-    /// The variable holds no kernel address.
-    #[error("nt!PoolTrackTable at {va:#x} holds {value:#x}, not a kernel address")]
-    BadPointer {
-        /// The variable's address.
-        va: u64,
-        /// What it holds.
-        value: u64,
-    },
-    /// No size fits: the memory at the pointer has no table structure.
-    #[error("no table size fits the memory at {table:#x}: {why}")]
-    NoSize {
-        /// The table pointer.
-        table: u64,
-        /// Every size tried and why it was rejected.
-        why: String,
-    },
-    /// A budget stopped the read (the table aliases, or is larger than the dump).
-    #[error("{}", .0.detail())]
-    Budget(BudgetExceeded),
 }
 
 /// One decoded entry.
@@ -497,7 +452,7 @@ struct Read {
 
 /// Reads tables page by page within the pool budget, each table once.
 struct Reader<'a> {
-    dump: &'a Dump,
+    dump: &'a Memory,
     l: Layout,
     entry_limit: u64,
     entries_read: u64,
@@ -661,7 +616,7 @@ fn size_table(
     // Probe by placement, growing the read one size at a time.
     let max_exp = (MIN_TABLE_EXP..=MAX_TABLE_EXP)
         .rev()
-        .find(|&n| (1u64 << n) + 1 <= held_entries);
+        .find(|&n| (1u64 << n) < held_entries);
     let Some(max_exp) = max_exp else {
         return Err(PoolTableError::NoSize {
             table,
@@ -732,14 +687,18 @@ fn size_table(
     })
 }
 
-pub(crate) fn read(dump: &Dump) -> Result<PoolTables, PoolTableError> {
+pub(crate) fn read(
+    dump: &Memory,
+    kdbg: Option<&Kdbg>,
+    modules: Option<&[LoadedModule]>,
+) -> Result<PoolTables, PoolTableError> {
     if dump.is_triage() {
         return Err(PoolTableError::Triage);
     }
     if dump.physical_pages() == 0 {
         return Err(PoolTableError::NoMemory);
     }
-    let kdbg = dump.kdbg().ok_or(PoolTableError::NoKdbg)?;
+    let kdbg = kdbg.ok_or(PoolTableError::NoKdbg)?;
     let var = kdbg.pool_track_table;
     let ps = dump.pointer_size();
     if !dump.plausible_kernel_ptr(var, ps as u64) {
@@ -772,7 +731,7 @@ pub(crate) fn read(dump: &Dump) -> Result<PoolTables, PoolTableError> {
     let mut complete = true;
     let mut per_cpu: Vec<(u32, u64)> = Vec::new();
     if s.processors > 1 {
-        match find_tag_tables(&mut r, var, table, size) {
+        match find_tag_tables(&mut r, var, table, size, modules) {
             Ok(Some(found)) => per_cpu = found,
             Ok(None) => {
                 complete = false;
@@ -890,6 +849,7 @@ fn find_tag_tables(
     var: u64,
     table: u64,
     size: u64,
+    modules: Option<&[LoadedModule]>,
 ) -> Result<Option<Vec<(u32, u64)>>, (Vec<(u32, u64)>, BudgetExceeded)> {
     let dump = r.dump;
     let ps = dump.pointer_size();
@@ -903,7 +863,7 @@ fn find_tag_tables(
         );
     }
     let cpus = claimed.min(MAX_PROCESSORS);
-    let (lo, hi) = search_range(dump, var);
+    let (lo, hi) = search_range(dump, var, modules);
     let mut page = vec![0u8; 0x1000];
     let mut at = lo & !0xFFF;
     let mut candidates = 0usize;
@@ -932,10 +892,10 @@ fn find_tag_tables(
 
 /// The writable, non-executable section of the module that holds nt!PoolTrackTable, or a
 /// window around the variable when that module or its header cannot be read.
-fn search_range(dump: &Dump, var: u64) -> (u64, u64) {
+fn search_range(dump: &Memory, var: u64, modules: Option<&[LoadedModule]>) -> (u64, u64) {
     const WINDOW: u64 = 64 << 10;
     let fallback = (var.saturating_sub(WINDOW), var.saturating_add(WINDOW));
-    let Ok(mods) = dump.modules() else {
+    let Some(mods) = modules else {
         return fallback;
     };
     let Some(m) = mods.iter().find(|m| m.contains(var)) else {
@@ -1121,7 +1081,7 @@ mod tests {
         let l = layout(Arch::X64, 19041);
         // A 65-entry table with 20 keys at their slots (linear probing), then zeros.
         let mut slots: Vec<Option<Entry>> = (0..1025)
-            .map(|_| Some(decode(&vec![0u8; 0x38], &l, &yes)))
+            .map(|_| Some(decode(&[0u8; 0x38], &l, &yes)))
             .collect();
         let mut n = 0;
         let mut key = 0x4141_4141u32;

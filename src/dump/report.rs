@@ -10,11 +10,12 @@ use serde::Serialize;
 use crate::pool::tag_display;
 
 use super::budget::BudgetExceeded;
+use super::error::{DumpNotice, PoolTableError};
 use super::facts::Coverage;
 use super::header::DumpSummary;
+use super::kdbg::Kdbg;
 use super::modules::LoadedModule;
-use super::pooltrack::{PoolTableError, PoolTables};
-use super::{Dump, DumpError, DumpNotice};
+use super::pooltrack::PoolTables;
 
 /// Header figures as the report shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,15 +24,15 @@ pub struct HeaderReport {
     #[serde(flatten)]
     pub summary: DumpSummary,
     /// The DTB after masking (PCID bits, PAE alignment).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub directory_table_base_masked: u64,
     /// Where KDBG was found, when it was.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kdbg_address: Option<u64>,
     /// How KDBG was found.
     pub kdbg_source: Option<String>,
     /// KernBase from KDBG.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kern_base: Option<u64>,
     /// Number of physical pages the file holds.
     pub physical_pages: u64,
@@ -84,66 +85,67 @@ pub struct DumpReport {
     pub notices: Vec<DumpNotice>,
 }
 
-/// Builds the report; never fails (what cannot be read is explained in the fields).
-pub fn report(dump: &Dump) -> DumpReport {
-    let s = dump.summary().clone();
-    let k = dump.kdbg();
+/// What the facade hands over to build a report from.
+pub(crate) struct Parts<'a> {
+    pub path: String,
+    pub summary: DumpSummary,
+    pub directory_table_base_masked: u64,
+    pub kdbg: Option<&'a Kdbg>,
+    pub physical_pages: u64,
+    pub coverage: Coverage,
+    pub modules: Vec<LoadedModule>,
+    pub modules_error: Option<String>,
+    pub pool_tables: Option<PoolTables>,
+    pub pool_source: String,
+    pub pool_error: Option<PoolTableError>,
+    pub budget: Vec<BudgetExceeded>,
+    pub page_walks: (u64, u64),
+    pub notices: Vec<DumpNotice>,
+}
+
+/// The report from its parts: the `!poolused` rows sorted by NonPaged bytes.
+pub(crate) fn build(p: Parts<'_>) -> DumpReport {
+    let k = p.kdbg;
     let header = HeaderReport {
-        directory_table_base_masked: dump.paging.root(),
+        directory_table_base_masked: p.directory_table_base_masked,
         kdbg_address: k.and_then(|k| k.va),
         kdbg_source: k.map(|k| k.source.clone()),
         kern_base: k.map(|k| k.kern_base),
-        physical_pages: dump.physical_pages(),
-        coverage: dump.coverage().clone(),
-        summary: s,
+        physical_pages: p.physical_pages,
+        coverage: p.coverage,
+        summary: p.summary,
     };
-    let (modules, modules_error) = match dump.modules() {
-        Ok(m) => (m, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
-    let (pool, pool_source, pool_tables, pool_error) = match dump.pool_tables() {
-        Ok(tables) => {
-            let snap = &tables.snapshot;
-            let mut rows: Vec<PoolRow> = snap
-                .tags
-                .iter()
-                .map(|t| PoolRow {
-                    tag: tag_display(t.tag),
-                    tag_value: t.tag,
-                    nonpaged_allocs: t.nonpaged.live(),
-                    nonpaged_bytes: t.nonpaged.bytes,
-                    paged_allocs: t.paged.live(),
-                    paged_bytes: t.paged.bytes,
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                b.nonpaged_bytes
-                    .cmp(&a.nonpaged_bytes)
-                    .then(b.paged_bytes.cmp(&a.paged_bytes))
-                    .then(a.tag_value.cmp(&b.tag_value))
-            });
-            (rows, snap.source.clone(), Some(tables), None)
-        }
-        Err(e) => {
-            let why = match &e {
-                DumpError::PoolTable { source, .. } => Some(source.clone()),
-                _ => None,
-            };
-            (Vec::new(), e.to_string(), None, why)
-        }
-    };
+    let mut rows: Vec<PoolRow> = p
+        .pool_tables
+        .iter()
+        .flat_map(|t| &t.snapshot.tags)
+        .map(|t| PoolRow {
+            tag: tag_display(t.tag),
+            tag_value: t.tag,
+            nonpaged_allocs: t.nonpaged.live(),
+            nonpaged_bytes: t.nonpaged.bytes,
+            paged_allocs: t.paged.live(),
+            paged_bytes: t.paged.bytes,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.nonpaged_bytes
+            .cmp(&a.nonpaged_bytes)
+            .then(b.paged_bytes.cmp(&a.paged_bytes))
+            .then(a.tag_value.cmp(&b.tag_value))
+    });
     DumpReport {
-        path: dump.path().display().to_string(),
+        path: p.path,
         header,
-        modules,
-        modules_error,
-        pool,
-        pool_source,
-        pool_tables,
-        pool_error,
-        budget: dump.budget_events(),
-        page_walks: dump.page_walks(),
-        notices: dump.notice_records(),
+        modules: p.modules,
+        modules_error: p.modules_error,
+        pool: rows,
+        pool_source: p.pool_source,
+        pool_tables: p.pool_tables,
+        pool_error: p.pool_error,
+        budget: p.budget,
+        page_walks: p.page_walks,
+        notices: p.notices,
     }
 }
 
@@ -263,25 +265,4 @@ pub fn render_text(r: &DumpReport) -> String {
         }
     }
     o
-}
-
-/// Addresses are serialised as `"0x…"` strings: kernel VAs exceed 2^53, and JSON readers that
-/// hold numbers as doubles (jq, JavaScript) would silently round them.
-pub(crate) mod hex {
-    use serde::Serializer;
-
-    pub(crate) fn u64<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{v:#x}"))
-    }
-
-    pub(crate) fn opt<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&format!("{v:#x}")),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(crate) fn arr4<S: Serializer>(v: &[u64; 4], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|x| format!("{x:#x}")))
-    }
 }

@@ -1,13 +1,12 @@
 //! Triage (small memory) dumps, DumpType 4: TRIAGE_DUMP64 at 0x2000 (crash-dumps.md §1.4.5).
 //!
 //! A triage dump has no physical memory. It has a driver list (names, bases, sizes,
-//! timestamps), a copy of KDBG, and "data blocks": a few virtual ranges stored verbatim. All
-//! offsets in TRIAGE_DUMP64 are relative to the file start.
+//! timestamps; read by `modules`), a copy of KDBG, and "data blocks": a few virtual ranges stored
+//! verbatim. All offsets in TRIAGE_DUMP64 are relative to the file start.
 
 use super::budget::MAX_TRIAGE_COUNT;
 use super::bytes::{u32_at, u64_at};
 use super::header::DumpSummary;
-use super::modules::LoadedModule;
 use super::paging::Miss;
 
 /// One stored virtual range.
@@ -20,8 +19,9 @@ struct Block {
 
 pub(crate) struct Triage {
     blocks: Vec<Block>,
-    driver_list: u64,
-    driver_count: u32,
+    /// File offset of the driver list and its entry count (capped at the budget).
+    pub(crate) driver_list: u64,
+    pub(crate) driver_count: u32,
     /// File offset and size of the KDBG copy.
     pub(crate) kdbg_copy: Option<(usize, usize)>,
     /// SizeOfDump from the triage header: how long the writer says the file is.
@@ -117,45 +117,6 @@ impl Triage {
         })
     }
 
-    /// The driver list: 0x90-byte entries `{u32 name offset; pad; KLDR_DATA_TABLE_ENTRY64}`,
-    /// names as `{u32 chars; WCHAR[]}` in the string pool (§1.4.5). The embedded entry has the
-    /// older LDR_DATA_TABLE_ENTRY layout: DllBase +0x30, SizeOfImage +0x40, CheckSum +0x78 and
-    /// TimeDateStamp +0x80 of the entry, i.e. +0x38, +0x48, +0x80 and +0x88 of the list entry.
-    pub(crate) fn drivers(&self, data: &[u8], notes: &mut Vec<String>) -> Vec<LoadedModule> {
-        let mut out = Vec::with_capacity(self.driver_count as usize);
-        for i in 0..u64::from(self.driver_count) {
-            let e = (self.driver_list + i * 0x90) as usize;
-            let (Some(name_off), Some(base), Some(size)) = (
-                u32_at(data, e),
-                u64_at(data, e + 0x38),
-                u32_at(data, e + 0x48),
-            ) else {
-                notes.push(format!("triage driver list entry {i} at {e:#x} is past the end of the file; list cut there"));
-                break;
-            };
-            let full_path = name_at(data, name_off as usize).unwrap_or_else(|| {
-                notes.push(format!(
-                    "triage driver {i}: name at {name_off:#x} unreadable"
-                ));
-                String::new()
-            });
-            let name = full_path
-                .rsplit('\\')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            out.push(LoadedModule {
-                name,
-                full_path,
-                base,
-                size,
-                time_date_stamp: u32_at(data, e + 0x88),
-                checksum: u32_at(data, e + 0x80),
-            });
-        }
-        out
-    }
-
     /// Reads from the data blocks; anything not covered is a miss.
     pub(crate) fn read(&self, data: &[u8], va: u64, buf: &mut [u8]) -> Result<(), Miss> {
         let mut done = 0usize;
@@ -179,20 +140,6 @@ impl Triage {
         }
         Ok(())
     }
-}
-
-/// A string-pool name: u32 length in characters, then UTF-16.
-fn name_at(data: &[u8], off: usize) -> Option<String> {
-    let chars = u32_at(data, off)? as usize;
-    if chars > 0x1000 {
-        return None;
-    }
-    let raw = data.get(off + 4..off + 4 + chars * 2)?;
-    let units: Vec<u16> = raw
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    Some(crate::printable_text(String::from_utf16_lossy(&units)))
 }
 
 impl Triage {
