@@ -141,7 +141,7 @@ impl Limit {
 
 /// A limit reached: the input, what was being read, the limit and the figure that exceeded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{input}: {what}: budget reached: {} {} against a limit of {} ({})", .kind.figure(*.figure), .kind.unit(), .kind.figure(*.limit), .kind.reason())]
+#[error("{input}: {}", self.detail())]
 pub struct BudgetExceeded {
     /// The dump (its path, or the name given to an in-memory dump).
     pub input: String,
@@ -159,6 +159,15 @@ pub struct BudgetExceeded {
 impl BudgetExceeded {
     /// The message without the input's name, for a caller that already names it.
     pub fn detail(&self) -> String {
+        if self.kind == Limit::AliasedPages {
+            return format!(
+                "{}: budget reached: {} virtual pages on {} distinct physical page(s) ({})",
+                self.what,
+                self.limit,
+                self.figure,
+                self.kind.reason()
+            );
+        }
         format!(
             "{}: budget reached: {} {} against a limit of {} ({})",
             self.what,

@@ -98,12 +98,7 @@ pub(crate) fn carve_checked(
                     if budget::aliased(read, frames.len() as u64) {
                         return Err(dump.over_budget(
                             Limit::AliasedPages,
-                            format!(
-                                "carving {}@{:#x}: its pages map onto {} physical page(s) for {read} virtual pages read",
-                                m.name,
-                                m.base,
-                                frames.len()
-                            ),
+                            format!("carving {}@{:#x}", m.name, m.base),
                             read,
                             frames.len() as u64,
                         ));

@@ -513,10 +513,7 @@ impl Reader<'_> {
             if frames > 0 && budget::aliased(pages, frames) {
                 return Err(dump.over_budget(
                     Limit::AliasedPages,
-                    format!(
-                        "{what} at {table:#x}: {} entries span {pages} virtual pages on {frames} physical page(s)",
-                        c.entries.len()
-                    ),
+                    format!("{what} at {table:#x} ({} entries read)", c.entries.len()),
                     pages,
                     frames,
                 ));
