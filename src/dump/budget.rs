@@ -35,6 +35,8 @@
 //! module names ([`MAX_NAME_BYTES`]), exports per image (65,536), import descriptors (1,024) and
 //! thunks (8,192) per image, table exponents 6..=20 ([`MIN_TABLE_EXP`], [`MAX_TABLE_EXP`]).
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -190,6 +192,28 @@ pub(crate) fn walk_limit(pages: u64) -> u64 {
 /// [`ALIAS_MIN_PAGES`] pages, fewer than half of them distinct.
 pub(crate) fn aliased(read: u64, distinct: u64) -> bool {
     read >= ALIAS_MIN_PAGES && distinct.saturating_mul(2) < read
+}
+
+/// A set of page frame numbers, hashed by one multiplication: the aliasing check inserts one
+/// frame per page read, and SipHash would cost more than the copy of the page.
+pub(crate) type FrameSet = HashSet<u64, BuildHasherDefault<FrameHasher>>;
+
+/// Fibonacci hashing of a u64 key (frame numbers are small and dense; the multiply spreads them).
+#[derive(Default)]
+pub(crate) struct FrameHasher(u64);
+
+impl Hasher for FrameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Bytes of `pages` pages.

@@ -8,11 +8,9 @@
 //!
 //! An image whose pages alias a few physical pages is refused, not handed on (`budget`).
 
-use std::collections::HashSet;
-
 use serde::Serialize;
 
-use super::budget::{self, BudgetExceeded, Limit, MAX_IMAGE};
+use super::budget::{self, BudgetExceeded, FrameSet, Limit, MAX_IMAGE};
 use super::memory::Memory;
 use super::modules::LoadedModule;
 use super::pe::{Headers, SCN_DISCARDABLE};
@@ -85,7 +83,7 @@ pub(crate) fn carve_checked(
             add_hole(0, size);
         }
     } else {
-        let mut frames = HashSet::new();
+        let mut frames = FrameSet::default();
         let mut read = 0u64;
         let mut rva = 0u32;
         while rva < size {

@@ -32,15 +32,15 @@
 //! page, within the dump's pool budget) and checked for aliasing. The expansion and session
 //! tables need symbols and are not read; [`PoolTables::not_included`] says so.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use crate::pool::{PoolCounters, PoolSnapshot, TagUsage};
 
 use super::budget::{
-    self, BudgetExceeded, Limit, MAX_POOL_ENTRIES, MAX_PROCESSORS, MAX_TABLE_EXP, MIN_TABLE_EXP,
-    TAG_TABLE_CANDIDATES, TAG_TABLE_SEARCH,
+    self, BudgetExceeded, FrameSet, Limit, MAX_POOL_ENTRIES, MAX_PROCESSORS, MAX_TABLE_EXP,
+    MIN_TABLE_EXP, TAG_TABLE_CANDIDATES, TAG_TABLE_SEARCH,
 };
 use super::bytes::{ptr_at, u32_at, u64_at};
 use super::error::PoolTableError;
@@ -445,9 +445,9 @@ fn shape_tolerance(size: u64) -> u64 {
 struct Read {
     entries: Vec<Option<Entry>>,
     /// Virtual pages read (a page read twice across a prefix extension counts once).
-    pages: HashSet<u64>,
+    pages: FrameSet,
     /// Physical page frames behind them.
-    frames: HashSet<u64>,
+    frames: FrameSet,
 }
 
 /// Reads tables page by page within the pool budget, each table once.
@@ -523,7 +523,7 @@ impl Reader<'_> {
         Ok(&c[..(count as usize).min(c.len())])
     }
 
-    fn frames(&self, table: u64) -> Option<&HashSet<u64>> {
+    fn frames(&self, table: u64) -> Option<&FrameSet> {
         self.cache.get(&table).map(|c| &c.frames)
     }
 }
