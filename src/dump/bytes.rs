@@ -34,3 +34,11 @@ pub(crate) fn cstr_at(b: &[u8], off: usize, max: usize) -> Option<String> {
     let end = tail.iter().position(|&c| c == 0)?;
     std::str::from_utf8(&tail[..end]).ok().map(str::to_string)
 }
+
+/// The `PAGE` fill pattern of unused header fields (crash-dumps.md §0).
+pub(crate) const PAGE_FILL: u32 = 0x4547_4150;
+
+/// True when a header field still holds the `PAGE` fill pattern.
+pub(crate) fn unset(v: u64) -> bool {
+    v as u32 == PAGE_FILL && (v >> 32 == 0 || v >> 32 == u64::from(PAGE_FILL))
+}

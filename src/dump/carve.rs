@@ -5,16 +5,16 @@
 //! are zero-filled and listed as holes (as Volatility's moddump does with its presence bitmap).
 //! A hole in a discardable section (INIT, freed after DriverEntry) is expected and labelled so;
 //! other holes (paged-out PAGE sections, pages the dump skipped) are listed as missing.
+//!
+//! An image whose pages alias a few physical pages is refused, not handed on (`budget`).
 
 use serde::Serialize;
 
+use super::budget::{self, BudgetExceeded, FrameSet, Limit, MAX_IMAGE};
+use super::memory::Memory;
 use super::modules::LoadedModule;
 use super::pe::{Headers, SCN_DISCARDABLE};
-use super::Dump;
 
-/// The largest image the carver will allocate (128 MiB). Real drivers stay well below (large
-/// display drivers are tens of MiB); a larger SizeOfImage is damage or hostility.
-pub(crate) const MAX_IMAGE: u32 = 128 << 20;
 const PAGE: u32 = 0x1000;
 
 /// A carved image.
@@ -40,9 +40,19 @@ impl CarvedImage {
                 .iter()
                 .any(|&(r, l)| rva >= r && u64::from(rva) < u64::from(r) + u64::from(l))
     }
+
+    /// Bytes read from the dump (the image size minus the holes).
+    pub fn present_bytes(&self) -> u64 {
+        let missing: u64 = self.holes.iter().map(|&(_, l)| u64::from(l)).sum();
+        (self.bytes.len() as u64).saturating_sub(missing)
+    }
 }
 
-pub(crate) fn carve(dump: &Dump, m: &LoadedModule) -> CarvedImage {
+/// Carves one module; an image whose pages alias is refused with the budget event.
+pub(crate) fn carve_checked(
+    dump: &Memory,
+    m: &LoadedModule,
+) -> Result<CarvedImage, BudgetExceeded> {
     let mut notes = Vec::new();
     let size = clip_size(dump, m, &mut notes);
     let mut bytes = vec![0u8; size as usize];
@@ -73,31 +83,50 @@ pub(crate) fn carve(dump: &Dump, m: &LoadedModule) -> CarvedImage {
             add_hole(0, size);
         }
     } else {
+        let mut frames = FrameSet::default();
+        let mut read = 0u64;
         let mut rva = 0u32;
         while rva < size {
             let n = PAGE.min(size - rva);
             let va = m.base.wrapping_add(u64::from(rva));
-            if dump
-                .read_virt(va, &mut bytes[rva as usize..(rva + n) as usize])
-                .is_err()
-            {
-                add_hole(rva, n);
+            match dump.read_in_page(va, &mut bytes[rva as usize..(rva + n) as usize]) {
+                Ok(frame) => {
+                    read += 1;
+                    frames.extend(frame);
+                    if budget::aliased(read, frames.len() as u64) {
+                        return Err(dump.over_budget(
+                            Limit::AliasedPages,
+                            format!("carving {}@{:#x}", m.name, m.base),
+                            read,
+                            frames.len() as u64,
+                        ));
+                    }
+                }
+                Err(_) => add_hole(rva, n),
             }
             rva += n;
         }
     }
     let holes_expected = describe_holes(&bytes, &holes, &mut notes);
-    CarvedImage {
+    Ok(CarvedImage {
         bytes,
         holes,
         notes,
         holes_expected,
-    }
+    })
+}
+
+/// [`carve_checked`], with a refused image turned into an empty one whose note says why.
+pub(crate) fn carve(dump: &Memory, m: &LoadedModule) -> CarvedImage {
+    carve_checked(dump, m).unwrap_or_else(|e| CarvedImage {
+        notes: vec![format!("not carved: {e}")],
+        ..CarvedImage::default()
+    })
 }
 
 /// SizeOfImage from the loader entry is authoritative (§6) unless it is absurd; then the PE
 /// header's value is used if it is sane, else the cap.
-fn clip_size(dump: &Dump, m: &LoadedModule, notes: &mut Vec<String>) -> u32 {
+fn clip_size(dump: &Memory, m: &LoadedModule, notes: &mut Vec<String>) -> u32 {
     if m.size <= MAX_IMAGE {
         return m.size;
     }
@@ -111,12 +140,19 @@ fn clip_size(dump: &Dump, m: &LoadedModule, notes: &mut Vec<String>) -> u32 {
         Some(s) if s > 0 && s <= MAX_IMAGE => s,
         _ => MAX_IMAGE,
     };
-    let msg = format!(
+    dump.over_budget(
+        Limit::ImageSize,
+        format!(
+            "carving {}@{:#x}: SizeOfImage clipped to {size:#x}",
+            m.name, m.base
+        ),
+        u64::from(MAX_IMAGE),
+        u64::from(m.size),
+    );
+    notes.push(format!(
         "{}: SizeOfImage {:#x} is absurd (over {MAX_IMAGE:#x}); carving {size:#x} bytes",
         m.name, m.size
-    );
-    dump.notice(msg.clone());
-    notes.push(msg);
+    ));
     size
 }
 

@@ -1,16 +1,15 @@
 //! The fixed dump header: DUMP_HEADER64 (`PAGE`/`DU64`, 0x2000 bytes) and DUMP_HEADER32
-//! (`PAGE`/`DUMP`, 0x1000 bytes), crash-dumps.md §1.1 and §1.2.
+//! (`PAGE`/`DUMP`, 0x1000 bytes), crash-dumps.md §1.1 and §1.2. What the header says about how
+//! and when the dump was taken (time, uptime, crash or live acquisition) is decoded in `facts`.
 //!
 //! Only the fields the reader or the report needs are decoded. Fields the writer left unused
-//! hold the `PAGE` fill pattern (0x45474150); [`unset`] recognises it so that, for example, a
+//! hold the `PAGE` fill pattern (0x45474150); `bytes::unset` recognises it so that, for example, a
 //! LiveKD 32-bit header without a KdDebuggerDataBlock is not mistaken for an address.
 
 use serde::Serialize;
 
-use super::bytes::{u32_at, u64_at};
-
-/// The `PAGE` fill pattern of unused header fields (§0).
-pub(crate) const PAGE_FILL: u32 = 0x4547_4150;
+use super::bytes::{u32_at, u64_at, unset, PAGE_FILL};
+use super::facts::{Acquisition, DumpTime, UpTime};
 
 /// Processor architecture and paging mode of the dumped machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,26 +80,33 @@ pub struct DumpSummary {
     /// MinorVersion: the OS build number.
     pub build: u32,
     /// DirectoryTableBase as stored (PCID bits and PAE alignment not yet masked).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub directory_table_base: u64,
     /// PfnDataBase as stored (an address of the variable or the database itself, §1.1).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub pfn_database: u64,
     /// Address of the PsLoadedModuleList head.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// Address of the PsActiveProcessHead list head.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_active_process_head: u64,
     /// Number of processors.
     pub processors: u32,
     /// Bugcheck code.
     pub bugcheck_code: u32,
     /// Bugcheck parameters 1..4 (32-bit values zero-extended on x86).
-    #[serde(serialize_with = "super::report::hex::arr4")]
+    #[serde(serialize_with = "super::hex::arr4")]
     pub bugcheck_parameters: [u64; 4],
+    /// What wrote the dump: a crash, a Windows live dump, or a live acquisition tool (DumpIt,
+    /// LiveKD), read from the bugcheck fields and the Comment.
+    pub acquisition: Acquisition,
+    /// SystemTime: when the dump was taken, `None` when unset.
+    pub system_time: Option<DumpTime>,
+    /// SystemUpTime: how long the machine had been running, `None` when unset.
+    pub system_up_time: Option<UpTime>,
     /// KdDebuggerDataBlock VA, `None` when the field holds the `PAGE` fill.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kd_debugger_data_block: Option<u64>,
     /// The writer's comment ("LiveKD live system view"), when present.
     pub comment: String,
@@ -110,11 +116,6 @@ pub struct DumpSummary {
     pub mini_dump_fields: u32,
     /// Size of the fixed header (0x1000 or 0x2000): where type-specific data starts.
     pub header_size: u64,
-}
-
-/// True when a header field still holds the `PAGE` fill pattern.
-pub(crate) fn unset(v: u64) -> bool {
-    v as u32 == PAGE_FILL && (v >> 32 == 0 || v >> 32 == u64::from(PAGE_FILL))
 }
 
 /// One run of the PHYSICAL_MEMORY_DESCRIPTOR in the header (§1.4.1).
@@ -189,6 +190,9 @@ fn parse64(data: &[u8]) -> Result<Header, String> {
     let dump_type = r32(0xF98);
     let kdbg = r64(0x80);
     let runs = read_runs(data, 0x88, true);
+    let bugcheck_code = r32(0x38);
+    let bugcheck_parameters = [r64(0x40), r64(0x48), r64(0x50), r64(0x58)];
+    let comment = comment(&data[0xFB0..0x1030]);
     Ok(Header {
         summary: DumpSummary {
             arch,
@@ -203,10 +207,13 @@ fn parse64(data: &[u8]) -> Result<Header, String> {
             ps_loaded_module_list: r64(0x20),
             ps_active_process_head: r64(0x28),
             processors: r32(0x34),
-            bugcheck_code: r32(0x38),
-            bugcheck_parameters: [r64(0x40), r64(0x48), r64(0x50), r64(0x58)],
+            bugcheck_code,
+            bugcheck_parameters,
+            acquisition: Acquisition::classify(bugcheck_code, &bugcheck_parameters, &comment),
+            system_time: DumpTime::from_filetime(r64(0xFA8)),
+            system_up_time: UpTime::from_ticks(r64(0x1030)),
             kd_debugger_data_block: (!unset(kdbg) && kdbg != 0).then_some(kdbg),
-            comment: comment(&data[0xFB0..0x1030]),
+            comment,
             required_dump_space: r64(0xFA0),
             mini_dump_fields: r32(0x1038),
             header_size: 0x2000,
@@ -238,6 +245,10 @@ fn parse32(data: &[u8]) -> Result<Header, String> {
     let dump_type = r32(0xF88);
     let kdbg = u64::from(r32(0x60));
     let runs = read_runs(data, 0x64, false);
+    let bugcheck_code = r32(0x28);
+    let bugcheck_parameters = [0x2C, 0x30, 0x34, 0x38].map(|o| u64::from(r32(o)));
+    let comment = comment(&data[0x820..0x8A0]);
+    let r64 = |o| u64_at(data, o).unwrap_or(0);
     Ok(Header {
         summary: DumpSummary {
             arch,
@@ -252,11 +263,15 @@ fn parse32(data: &[u8]) -> Result<Header, String> {
             ps_loaded_module_list: u64::from(r32(0x18)),
             ps_active_process_head: u64::from(r32(0x1C)),
             processors: r32(0x24),
-            bugcheck_code: r32(0x28),
-            bugcheck_parameters: [0x2C, 0x30, 0x34, 0x38].map(|o| u64::from(r32(o))),
+            bugcheck_code,
+            bugcheck_parameters,
+            acquisition: Acquisition::classify(bugcheck_code, &bugcheck_parameters, &comment),
+            // DUMP_HEADER32 keeps SystemUpTime before SystemTime (§1.2).
+            system_time: DumpTime::from_filetime(r64(0xFC0)),
+            system_up_time: UpTime::from_ticks(r64(0xFB8)),
             kd_debugger_data_block: (!unset(kdbg) && kdbg != 0).then_some(kdbg),
-            comment: comment(&data[0x820..0x8A0]),
-            required_dump_space: u64_at(data, 0xFA0).unwrap_or(0),
+            comment,
+            required_dump_space: r64(0xFA0),
             mini_dump_fields: r32(0xF8C),
             header_size: 0x1000,
         },

@@ -9,14 +9,16 @@
 //! section), the IAT comes from data directory 12; where that is gone too, the non-executable
 //! sections are scanned for runs of pointer-sized values that hit known exports.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::bytes::{cstr_at, ptr_at, u32_at};
+use super::bytes::{cstr_at, ptr_at, u16_at, u32_at};
 use super::carve::CarvedImage;
+use super::memory::Memory;
 use super::modules::LoadedModule;
-use super::pe::{exports, Headers, SCN_EXECUTE};
+use super::pe::{exports, Export, Headers, ImageBytes, SCN_EXECUTE};
 
 /// How an import was named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,7 +59,8 @@ struct Target {
 
 /// The exports of every loaded module by absolute address: what `!for_each_module s-d`
 /// searches, built once per dump. It keeps only names and addresses, so the images it was
-/// built from can be dropped and each module carved again, one at a time, for its audit.
+/// built from can be dropped. [`ExportMap::add_from_dump`] builds it from each module's PE
+/// header and export directory alone, without carving the image.
 #[derive(Default)]
 pub struct ExportMap {
     map: HashMap<u64, Target>,
@@ -67,12 +70,39 @@ pub struct ExportMap {
 impl ExportMap {
     /// Adds the exports of one carved module (modules are numbered in the order added).
     pub fn add(&mut self, m: &LoadedModule, c: &CarvedImage) {
+        let list = Headers::parse(&c.bytes)
+            .map(|h| exports(c.bytes.as_slice(), &h))
+            .unwrap_or_default();
+        self.insert(m, list);
+    }
+
+    /// Adds the exports of one module read straight from the dump: its header pages and the
+    /// pages its export directory touches, each read once, as a carve would read them (pages
+    /// the dump lacks read as zero). Gives the same map as [`ExportMap::add`] on the carved
+    /// image.
+    pub(crate) fn add_from_dump(&mut self, dump: &Memory, m: &LoadedModule) {
+        let image = Paged::new(dump, m);
+        let head = image.prefix(0x2000);
+        let list = Headers::parse(&head)
+            .map(|h| exports(&image, &h))
+            .unwrap_or_default();
+        self.insert(m, list);
+    }
+
+    /// Number of exports known.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no export is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn insert(&mut self, m: &LoadedModule, list: Vec<Export>) {
         let index = self.modules.len();
         self.modules.push(m.name.clone());
-        let Some(h) = Headers::parse(&c.bytes) else {
-            return;
-        };
-        for e in exports(&c.bytes, &h) {
+        for e in list {
             let va = m.base.wrapping_add(u64::from(e.rva));
             let t = Target {
                 module: index,
@@ -91,6 +121,77 @@ impl ExportMap {
     /// Names the IAT slots of one carved module.
     pub fn recover(&self, m: &LoadedModule, c: &CarvedImage) -> Vec<RecoveredImport> {
         one(m, c, &self.modules, &self.map)
+    }
+}
+
+/// An image read page by page on demand, each page once: the few pages an export directory
+/// touches instead of the whole image. Missing pages read as zero, as in a carved image, so the
+/// export walk gives the same result; offsets past SizeOfImage read as absent.
+struct Paged<'d> {
+    dump: &'d Memory,
+    base: u64,
+    size: u64,
+    pages: RefCell<HashMap<u64, Box<[u8]>>>,
+}
+
+impl<'d> Paged<'d> {
+    fn new(dump: &'d Memory, m: &LoadedModule) -> Paged<'d> {
+        Paged {
+            dump,
+            base: m.base,
+            size: u64::from(m.size.min(super::budget::MAX_IMAGE)),
+            pages: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Copies `len` bytes at `off`, or `None` if they run past the image.
+    fn get(&self, off: usize, len: usize) -> Option<Vec<u8>> {
+        let end = (off as u64).checked_add(len as u64)?;
+        if end > self.size || self.base % 0x1000 != 0 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len);
+        let mut at = off as u64;
+        let mut pages = self.pages.borrow_mut();
+        while at < end {
+            let page = at & !0xFFF;
+            let bytes = pages.entry(page).or_insert_with(|| {
+                let n = (self.size - page).min(0x1000) as usize;
+                let mut b = vec![0u8; n];
+                if self
+                    .dump
+                    .read_in_page(self.base.wrapping_add(page), &mut b)
+                    .is_err()
+                {
+                    b.fill(0);
+                }
+                b.into_boxed_slice()
+            });
+            let from = (at - page) as usize;
+            let to = ((end - page) as usize).min(bytes.len());
+            out.extend_from_slice(&bytes[from..to]);
+            at = page + to as u64;
+        }
+        Some(out)
+    }
+
+    /// The first `len` bytes, or the whole image when smaller.
+    fn prefix(&self, len: usize) -> Vec<u8> {
+        let n = (len as u64).min(self.size) as usize;
+        self.get(0, n).unwrap_or_default()
+    }
+}
+
+impl ImageBytes for Paged<'_> {
+    fn u16_at(&self, off: usize) -> Option<u16> {
+        u16_at(&self.get(off, 2)?, 0)
+    }
+    fn u32_at(&self, off: usize) -> Option<u32> {
+        u32_at(&self.get(off, 4)?, 0)
+    }
+    fn cstr_at(&self, off: usize, max: usize) -> Option<String> {
+        let room = (self.size.saturating_sub(off as u64) as usize).min(max);
+        cstr_at(&self.get(off, room)?, 0, max)
     }
 }
 

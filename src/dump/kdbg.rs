@@ -9,41 +9,41 @@
 
 use serde::Serialize;
 
+use super::budget::KDBG_SCAN_PAGES;
 use super::bytes::{u32_at, u64_at};
+use super::error::NoticeKind;
 use super::header::Arch;
-use super::Dump;
+use super::memory::Memory;
 
 /// 'KDBG' as the u32 at +0x10.
 const OWNER_TAG: u32 = 0x4742_444B;
 /// Sizes seen across versions (Volatility 2 `kdbgsize`, §2.2); used to confirm a scan hit.
 const KNOWN_SIZES: [u32; 8] = [0x290, 0x318, 0x328, 0x330, 0x340, 0x360, 0x368, 0x380];
-/// How much physical memory the signature scan may touch (1 GiB): bounded time on huge dumps.
-const SCAN_PAGES: usize = 1 << 18;
 
 /// The KDBG fields the reader uses. Offsets are §2.2; most are addresses of kernel variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Kdbg {
     /// VA of the block, when known (unknown for a signature-scan hit or a triage copy).
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub va: Option<u64>,
     /// Where the block came from.
     pub source: String,
     /// Header.Size (+0x14).
     pub size: u32,
     /// KernBase (+0x18), a value.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub kern_base: u64,
     /// &PsLoadedModuleList (+0x48).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub ps_loaded_module_list: u64,
     /// &MmPfnDatabase (+0xC0).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub mm_pfn_database: u64,
     /// &PoolTrackTable (+0x1B8): the address of the variable holding the table pointer.
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub pool_track_table: u64,
     /// PteBase (+0x360), when the block is large enough (RS1+).
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub pte_base: Option<u64>,
 }
 
@@ -74,7 +74,7 @@ impl Kdbg {
 }
 
 /// Finds and parses KDBG; every failure becomes a notice and `None`.
-pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
+pub(crate) fn locate(dump: &Memory) -> Option<Kdbg> {
     let arch = dump.summary().arch;
     if let Some(t) = &dump.triage {
         let (off, size) = t.kdbg_copy?;
@@ -86,9 +86,10 @@ pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
             "triage KDBG copy",
         );
         if k.is_none() {
-            dump.notice(format!(
-                "triage KDBG copy at file offset {off:#x} has no KDBG tag"
-            ));
+            dump.notice(
+                NoticeKind::Malformed,
+                format!("triage KDBG copy at file offset {off:#x} has no KDBG tag"),
+            );
         }
         return k;
     }
@@ -99,21 +100,28 @@ pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
         let mut raw = vec![0u8; 0x380];
         // Read the header first, then as much of the block as its Size claims.
         if let Err(miss) = dump.read_virt(va, &mut raw[..0x20]) {
-            dump.notice(format!("KdDebuggerDataBlock {va:#x} is unreadable: {miss}"));
+            dump.notice(
+                NoticeKind::Missing,
+                format!("KdDebuggerDataBlock {va:#x} is unreadable: {miss}"),
+            );
             return None;
         }
         let size = (u32_at(&raw, 0x14).unwrap_or(0) as usize).clamp(0x20, 0x380);
         if let Err(miss) = dump.read_virt(va.wrapping_add(0x20), &mut raw[0x20..size]) {
-            dump.notice(format!(
-                "KdDebuggerDataBlock {va:#x} is only partly readable: {miss}"
-            ));
+            dump.notice(
+                NoticeKind::Missing,
+                format!("KdDebuggerDataBlock {va:#x} is only partly readable: {miss}"),
+            );
         }
         return match Kdbg::parse(&raw, arch, Some(va), "header KdDebuggerDataBlock") {
             Some(k) => Some(k),
             None => {
-                dump.notice(format!(
-                    "KDBG at {va:#x} has no KDBG tag: the block is encoded (converted dump?); decoding needs KiWaitNever/KiWaitAlways from symbols (§2.1)"
-                ));
+                dump.notice(
+                    NoticeKind::Unsupported,
+                    format!(
+                        "KDBG at {va:#x} has no KDBG tag: the block is encoded (a dump converted from raw memory?); decoding needs KiWaitNever, KiWaitAlways and KdpDataBlockEncoded from symbols"
+                    ),
+                );
                 None
             }
         };
@@ -122,8 +130,8 @@ pub(crate) fn locate(dump: &Dump) -> Option<Kdbg> {
 }
 
 /// Signature scan over the present physical pages (§2.2), for headers without the VA.
-fn scan(dump: &Dump, arch: Arch) -> Option<Kdbg> {
-    for pfn in dump.phys.pfns(dump.data(), SCAN_PAGES) {
+fn scan(dump: &Memory, arch: Arch) -> Option<Kdbg> {
+    for pfn in dump.phys.pfns(dump.data(), KDBG_SCAN_PAGES) {
         let Some(page) = dump.phys_page(pfn * 0x1000) else {
             continue;
         };
@@ -141,7 +149,13 @@ fn scan(dump: &Dump, arch: Arch) -> Option<Kdbg> {
                     raw.extend_from_slice(next);
                 }
                 if let Some(k) = Kdbg::parse(&raw, arch, None, "signature scan") {
-                    dump.notice(format!("KdDebuggerDataBlock unset in the header; KDBG found by signature at physical {:#x}", pfn * 0x1000 + start as u64));
+                    dump.notice(
+                        NoticeKind::Missing,
+                        format!(
+                            "KdDebuggerDataBlock unset in the header; KDBG found by signature at physical address {:#x}",
+                            pfn * 0x1000 + start as u64
+                        ),
+                    );
                     return Some(k);
                 }
             }
@@ -149,6 +163,7 @@ fn scan(dump: &Dump, arch: Arch) -> Option<Kdbg> {
         }
     }
     dump.notice(
+        NoticeKind::Missing,
         "KdDebuggerDataBlock unset in the header and no KDBG signature found in physical memory"
             .into(),
     );

@@ -22,9 +22,11 @@ pub enum Miss {
     },
     /// The page (or a page table) is at physical address `pa`, which the dump does not hold.
     NotInDump {
-        /// Physical address.
+        /// Physical address (its page frame number is `pa >> 12`).
         pa: u64,
     },
+    /// The dump's page-walk budget is spent (see `budget`): the address was not translated.
+    WalkBudget,
     /// The address is not canonical for 48-bit paging; five-level paging (LA57) would allow
     /// it, and that mode is not supported.
     NotCanonical,
@@ -38,7 +40,12 @@ impl fmt::Display for Miss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Miss::NotPresent { level, entry } => write!(f, "{level} {entry:#x} is not valid"),
-            Miss::NotInDump { pa } => write!(f, "physical page {pa:#x} is not in the dump"),
+            Miss::NotInDump { pa } => write!(
+                f,
+                "physical address {pa:#x} (page frame {:#x}) is not in the dump",
+                pa >> 12
+            ),
+            Miss::WalkBudget => write!(f, "the dump's page-walk budget is spent"),
             Miss::NotCanonical => write!(
                 f,
                 "address is not 48-bit canonical (five-level paging is not supported)"

@@ -5,6 +5,27 @@
 
 use super::bytes::{cstr_at, u16_at, u32_at};
 
+/// Bounds-checked reads from an image in loaded layout: a carved buffer, or an image read page by
+/// page on demand (the export directories the export map needs, without carving the image).
+pub(crate) trait ImageBytes {
+    fn u16_at(&self, off: usize) -> Option<u16>;
+    fn u32_at(&self, off: usize) -> Option<u32>;
+    /// A NUL-terminated ASCII string of at most `max` bytes.
+    fn cstr_at(&self, off: usize, max: usize) -> Option<String>;
+}
+
+impl ImageBytes for [u8] {
+    fn u16_at(&self, off: usize) -> Option<u16> {
+        u16_at(self, off)
+    }
+    fn u32_at(&self, off: usize) -> Option<u32> {
+        u32_at(self, off)
+    }
+    fn cstr_at(&self, off: usize, max: usize) -> Option<String> {
+        cstr_at(self, off, max)
+    }
+}
+
 pub(crate) const SCN_EXECUTE: u32 = 0x2000_0000;
 pub(crate) const SCN_DISCARDABLE: u32 = 0x0200_0000;
 
@@ -108,18 +129,18 @@ const MAX_EXPORTS: u32 = 65_536;
 
 /// The export directory (data directory 0) of a loaded-layout image. Forwarders (RVAs inside
 /// the directory) are skipped: they are not code addresses an IAT could hold.
-pub(crate) fn exports(b: &[u8], h: &Headers) -> Vec<Export> {
+pub(crate) fn exports<B: ImageBytes + ?Sized>(b: &B, h: &Headers) -> Vec<Export> {
     let Some((dir, dir_size)) = h.dir(0) else {
         return Vec::new();
     };
     let d = dir as usize;
     let (Some(base), Some(nfun), Some(nnames), Some(funs), Some(names), Some(ords)) = (
-        u32_at(b, d + 16),
-        u32_at(b, d + 20),
-        u32_at(b, d + 24),
-        u32_at(b, d + 28),
-        u32_at(b, d + 32),
-        u32_at(b, d + 36),
+        b.u32_at(d + 16),
+        b.u32_at(d + 20),
+        b.u32_at(d + 24),
+        b.u32_at(d + 28),
+        b.u32_at(d + 32),
+        b.u32_at(d + 36),
     ) else {
         return Vec::new();
     };
@@ -128,21 +149,21 @@ pub(crate) fn exports(b: &[u8], h: &Headers) -> Vec<Export> {
     let mut named: Vec<Option<String>> = vec![None; nfun as usize];
     for i in 0..nnames as usize {
         let (Some(name_rva), Some(idx)) = (
-            u32_at(b, names as usize + i * 4),
-            u16_at(b, ords as usize + i * 2),
+            b.u32_at(names as usize + i * 4),
+            b.u16_at(ords as usize + i * 2),
         ) else {
             break;
         };
-        if let (Some(slot), Some(n)) = (
-            named.get_mut(idx as usize),
-            cstr_at(b, name_rva as usize, 512),
-        ) {
+        let Some(slot) = named.get_mut(idx as usize) else {
+            continue;
+        };
+        if let Some(n) = b.cstr_at(name_rva as usize, 512) {
             *slot = Some(n);
         }
     }
     let mut out = Vec::new();
     for (i, name) in named.into_iter().enumerate() {
-        let Some(rva) = u32_at(b, funs as usize + i * 4) else {
+        let Some(rva) = b.u32_at(funs as usize + i * 4) else {
             break;
         };
         let forwarder = rva >= dir && u64::from(rva) < u64::from(dir) + u64::from(dir_size);

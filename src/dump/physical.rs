@@ -12,6 +12,15 @@ pub(crate) const PAGE: u64 = 0x1000;
 /// Bitmap words per rank entry (4096 PFNs).
 const BLOCK_WORDS: usize = 64;
 
+/// A built map and what the descriptor describes, for the dump's coverage.
+pub(crate) struct Built {
+    pub map: PhysMap,
+    /// Physical pages the descriptor describes (before clipping to the file).
+    pub described: u64,
+    /// The descriptor or its pages run past the end of the file.
+    pub cut: bool,
+}
+
 /// A contiguous run of PFNs stored contiguously in the file.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Run {
@@ -37,6 +46,8 @@ pub(crate) enum PhysMap {
         /// Number of set bits before each block of [`BLOCK_WORDS`] words: a lookup counts at
         /// most one block's words, and the index stays 1/64 of the bitmap's size.
         rank: Vec<u64>,
+        /// Pages the file really holds: the set bits whose pages lie before the end of the file.
+        held: u64,
     },
 }
 
@@ -59,6 +70,7 @@ impl PhysMap {
                 bits,
                 first_page,
                 rank,
+                ..
             } => {
                 if pfn >= *bits {
                     return None;
@@ -86,10 +98,7 @@ impl PhysMap {
         match self {
             PhysMap::None => 0,
             PhysMap::Runs(r) => r.iter().map(|r| r.pages).sum(),
-            PhysMap::Bitmap { bits, rank, .. } => {
-                let _ = bits;
-                rank.last().copied().unwrap_or(0)
-            }
+            PhysMap::Bitmap { held, .. } => *held,
         }
     }
 
@@ -162,13 +171,13 @@ pub(crate) fn from_runs(
     header_size: u64,
     file_len: u64,
     notes: &mut Vec<String>,
-) -> PhysMap {
+) -> Built {
     let mut out = Vec::new();
     let mut off = header_size;
     for r in runs {
         let Some(bytes) = r.page_count.checked_mul(PAGE) else {
             notes.push(format!(
-                "physical run at pfn {:#x} claims {:#x} pages; ignored",
+                "physical run at page frame {:#x} claims {:#x} pages; ignored",
                 r.base_page, r.page_count
             ));
             break;
@@ -185,7 +194,7 @@ pub(crate) fn from_runs(
 
 /// Sorts runs, drops overlaps and clips to the file, noting when the file is shorter than
 /// the descriptor says (header-only LiveKD samples, truncated copies).
-fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<String>) -> PhysMap {
+fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<String>) -> Built {
     let claimed: u64 = runs.iter().map(|r| r.pages).fold(0, u64::saturating_add);
     let mut held = 0u64;
     for r in &mut runs {
@@ -207,7 +216,7 @@ fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<St
         if let Some(prev) = clean.last() {
             if r.base_pfn < prev.base_pfn.saturating_add(prev.pages) {
                 notes.push(format!(
-                    "{what}: run at pfn {:#x} overlaps the previous one; ignored",
+                    "{what}: run at page frame {:#x} overlaps the previous one; ignored",
                     r.base_pfn
                 ));
                 continue;
@@ -215,10 +224,15 @@ fn finish_runs(mut runs: Vec<Run>, file_len: u64, what: &str, notes: &mut Vec<St
         }
         clean.push(r);
     }
-    if clean.is_empty() {
+    let map = if clean.is_empty() {
         PhysMap::None
     } else {
         PhysMap::Runs(clean)
+    };
+    Built {
+        map,
+        described: claimed,
+        cut: held < claimed,
     }
 }
 
@@ -230,7 +244,7 @@ pub(crate) fn from_bitmap(
     bits: u64,
     first_page: u64,
     notes: &mut Vec<String>,
-) -> PhysMap {
+) -> Built {
     // A hostile bit count would make the rank index huge: clip it to the bitmap bytes present,
     // which end where the first page starts.
     let mut room = (data.len().saturating_sub(bitmap_at) as u64).saturating_mul(8);
@@ -258,11 +272,18 @@ pub(crate) fn from_bitmap(
             "bitmap marks {total:#x} pages present but the file holds only {held:#x} after offset {first_page:#x}: pages past the end are treated as missing"
         ));
     }
-    PhysMap::Bitmap {
-        bitmap_at,
-        bits,
-        first_page,
-        rank,
+    // A bitmap cut short by the end of the file describes more pages than can be counted; the
+    // pages it still marks are the best figure, and `cut` says it was cut.
+    Built {
+        map: PhysMap::Bitmap {
+            bitmap_at,
+            bits,
+            first_page,
+            rank,
+            held: total.min(held),
+        },
+        described: total,
+        cut: total > held,
     }
 }
 
@@ -271,7 +292,7 @@ pub(crate) fn from_bitmap_dump(
     data: &[u8],
     at: usize,
     notes: &mut Vec<String>,
-) -> Result<PhysMap, String> {
+) -> Result<Built, String> {
     let sig = data
         .get(at..at + 8)
         .ok_or_else(|| format!("file ends before the bitmap header at {at:#x}"))?;
@@ -287,7 +308,7 @@ pub(crate) fn from_bitmap_dump(
 }
 
 /// SUMMARY_DUMP32 (x86 DumpType 2, §1.4.2) at 0x1000.
-pub(crate) fn from_summary32(data: &[u8], notes: &mut Vec<String>) -> Result<PhysMap, String> {
+pub(crate) fn from_summary32(data: &[u8], notes: &mut Vec<String>) -> Result<Built, String> {
     let at = 0x1000;
     let sig = data
         .get(at..at + 8)
@@ -313,7 +334,7 @@ pub(crate) fn from_rdmp(
     data: &[u8],
     dump_type: u32,
     notes: &mut Vec<String>,
-) -> Result<PhysMap, String> {
+) -> Result<Built, String> {
     let at = 0x2000;
     let head = data
         .get(at..at + 0x30)
@@ -327,7 +348,7 @@ pub(crate) fn from_rdmp(
     let metadata = u64_at(data, at + 8 + 8).ok_or("RDMP header cut short")?;
     let first = u64_at(data, at + 0x18).ok_or("RDMP header cut short")?;
     if metadata.checked_sub(0x20) != first.checked_sub(0x2040) {
-        notes.push(format!("RDMP MetadataSize {metadata:#x} and FirstPageOffset {first:#x} disagree (§1.4.4); using FirstPageOffset"));
+        notes.push(format!("RDMP MetadataSize {metadata:#x} and FirstPageOffset {first:#x} disagree (MetadataSize - 0x20 should equal FirstPageOffset - 0x2040); using FirstPageOffset"));
     }
     let total = if dump_type == 0xA {
         u64_at(data, at + 0x28)
@@ -374,7 +395,7 @@ mod tests {
         data[0x38] = 0b10;
         data[0x38 + 8] = 0b0100_0001;
         let mut notes = Vec::new();
-        let m = from_bitmap(&data, 0x38, 128, 0x48, &mut notes);
+        let m = from_bitmap(&data, 0x38, 128, 0x48, &mut notes).map;
         assert_eq!(m.offset(&data, 1), Some(0x48));
         assert_eq!(m.offset(&data, 64), Some(0x1048));
         assert_eq!(m.offset(&data, 70), Some(0x2048));
@@ -394,7 +415,7 @@ mod tests {
             data[0x38 + (p / 8) as usize] |= 1 << (p % 8);
         }
         let mut notes = Vec::new();
-        let m = from_bitmap(&data, 0x38, bits, first, &mut notes);
+        let m = from_bitmap(&data, 0x38, bits, first, &mut notes).map;
         for (i, p) in set.iter().enumerate() {
             assert_eq!(
                 m.offset(&data, *p),
@@ -421,13 +442,15 @@ mod tests {
         ];
         let data = vec![0u8; 0x1000 + 3 * 0x1000];
         let mut notes = Vec::new();
-        let m = from_runs(&runs, 0x1000, data.len() as u64, &mut notes);
+        let built = from_runs(&runs, 0x1000, data.len() as u64, &mut notes);
+        assert_eq!(built.described, 3);
+        let m = built.map;
         assert_eq!(m.offset(&data, 0x100), Some(0x1000));
         assert_eq!(m.offset(&data, 0x101), Some(0x2000));
         assert_eq!(m.offset(&data, 0x10), Some(0x3000));
         let short = &data[..0x2800];
         let mut notes = Vec::new();
-        let m = from_runs(&runs, 0x1000, short.len() as u64, &mut notes);
+        let m = from_runs(&runs, 0x1000, short.len() as u64, &mut notes).map;
         assert_eq!(m.offset(short, 0x100), Some(0x1000));
         assert_eq!(m.offset(short, 0x101), None);
         assert_eq!(notes, ["run list claims 0x3 pages but the file holds only 0x1: the rest of physical memory is missing (truncated or header-only file)"]);

@@ -1,6 +1,7 @@
-//! The value behind `drvaudit dump FILE`: header summary, module list and a `!poolused`-style
-//! table sorted by NonPaged bytes. [`DumpReport`] serialises for `--format json`;
-//! [`render_text`] is the human form. Both are pure functions of the report.
+//! The value behind `drvaudit dump FILE`: header summary (with how and when the dump was taken),
+//! coverage, module list, a `!poolused`-style table sorted by NonPaged bytes with how the table
+//! was read, budgets reached and notices. [`DumpReport`] serialises for `--format json` and holds
+//! every fact; [`render_text`] is the human form, a pure function of the report.
 
 use std::fmt::Write as _;
 
@@ -8,9 +9,13 @@ use serde::Serialize;
 
 use crate::pool::tag_display;
 
+use super::budget::BudgetExceeded;
+use super::error::{DumpNotice, PoolTableError};
+use super::facts::Coverage;
 use super::header::DumpSummary;
+use super::kdbg::Kdbg;
 use super::modules::LoadedModule;
-use super::Dump;
+use super::pooltrack::PoolTables;
 
 /// Header figures as the report shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,18 +24,20 @@ pub struct HeaderReport {
     #[serde(flatten)]
     pub summary: DumpSummary,
     /// The DTB after masking (PCID bits, PAE alignment).
-    #[serde(serialize_with = "super::report::hex::u64")]
+    #[serde(serialize_with = "super::hex::u64")]
     pub directory_table_base_masked: u64,
     /// Where KDBG was found, when it was.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kdbg_address: Option<u64>,
     /// How KDBG was found.
     pub kdbg_source: Option<String>,
     /// KernBase from KDBG.
-    #[serde(serialize_with = "super::report::hex::opt")]
+    #[serde(serialize_with = "super::hex::opt")]
     pub kern_base: Option<u64>,
     /// Number of physical pages the file holds.
     pub physical_pages: u64,
+    /// How much of the memory the headers describe is in the file.
+    pub coverage: Coverage,
 }
 
 /// One `!poolused` row.
@@ -65,58 +72,80 @@ pub struct DumpReport {
     pub pool: Vec<PoolRow>,
     /// Where the pool figures came from, or why there are none.
     pub pool_source: String,
-    /// Anomalies met while reading.
-    pub notices: Vec<String>,
+    /// How the pool tracker tables were found, sized and read, and every inconsistent entry
+    /// (its per-tag totals are the rows of `pool`).
+    pub pool_tables: Option<PoolTables>,
+    /// Why the pool tracker table could not be read, when it could not.
+    pub pool_error: Option<PoolTableError>,
+    /// Budgets reached while reading (each also a notice).
+    pub budget: Vec<BudgetExceeded>,
+    /// Page-table walks done while building the report, and the dump's limit.
+    pub page_walks: (u64, u64),
+    /// Anomalies met while reading, with their kind.
+    pub notices: Vec<DumpNotice>,
 }
 
-/// Builds the report; never fails (what cannot be read is explained in the fields).
-pub fn report(dump: &Dump) -> DumpReport {
-    let s = dump.summary().clone();
-    let k = dump.kdbg();
+/// What the facade hands over to build a report from.
+pub(crate) struct Parts<'a> {
+    pub path: String,
+    pub summary: DumpSummary,
+    pub directory_table_base_masked: u64,
+    pub kdbg: Option<&'a Kdbg>,
+    pub physical_pages: u64,
+    pub coverage: Coverage,
+    pub modules: Vec<LoadedModule>,
+    pub modules_error: Option<String>,
+    pub pool_tables: Option<PoolTables>,
+    pub pool_source: String,
+    pub pool_error: Option<PoolTableError>,
+    pub budget: Vec<BudgetExceeded>,
+    pub page_walks: (u64, u64),
+    pub notices: Vec<DumpNotice>,
+}
+
+/// The report from its parts: the `!poolused` rows sorted by NonPaged bytes.
+pub(crate) fn build(p: Parts<'_>) -> DumpReport {
+    let k = p.kdbg;
     let header = HeaderReport {
-        directory_table_base_masked: dump.paging.root(),
+        directory_table_base_masked: p.directory_table_base_masked,
         kdbg_address: k.and_then(|k| k.va),
         kdbg_source: k.map(|k| k.source.clone()),
         kern_base: k.map(|k| k.kern_base),
-        physical_pages: dump.physical_pages(),
-        summary: s,
+        physical_pages: p.physical_pages,
+        coverage: p.coverage,
+        summary: p.summary,
     };
-    let (modules, modules_error) = match dump.modules() {
-        Ok(m) => (m, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
-    let (pool, pool_source) = match dump.pool_usage() {
-        Ok(snap) => {
-            let mut rows: Vec<PoolRow> = snap
-                .tags
-                .iter()
-                .map(|t| PoolRow {
-                    tag: tag_display(t.tag),
-                    tag_value: t.tag,
-                    nonpaged_allocs: t.nonpaged.live(),
-                    nonpaged_bytes: t.nonpaged.bytes,
-                    paged_allocs: t.paged.live(),
-                    paged_bytes: t.paged.bytes,
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                b.nonpaged_bytes
-                    .cmp(&a.nonpaged_bytes)
-                    .then(b.paged_bytes.cmp(&a.paged_bytes))
-                    .then(a.tag_value.cmp(&b.tag_value))
-            });
-            (rows, snap.source)
-        }
-        Err(e) => (Vec::new(), e.to_string()),
-    };
+    let mut rows: Vec<PoolRow> = p
+        .pool_tables
+        .iter()
+        .flat_map(|t| &t.snapshot.tags)
+        .map(|t| PoolRow {
+            tag: tag_display(t.tag),
+            tag_value: t.tag,
+            nonpaged_allocs: t.nonpaged.live(),
+            nonpaged_bytes: t.nonpaged.bytes,
+            paged_allocs: t.paged.live(),
+            paged_bytes: t.paged.bytes,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.nonpaged_bytes
+            .cmp(&a.nonpaged_bytes)
+            .then(b.paged_bytes.cmp(&a.paged_bytes))
+            .then(a.tag_value.cmp(&b.tag_value))
+    });
     DumpReport {
-        path: dump.path().display().to_string(),
+        path: p.path,
         header,
-        modules,
-        modules_error,
-        pool,
-        pool_source,
-        notices: dump.notices(),
+        modules: p.modules,
+        modules_error: p.modules_error,
+        pool: rows,
+        pool_source: p.pool_source,
+        pool_tables: p.pool_tables,
+        pool_error: p.pool_error,
+        budget: p.budget,
+        page_walks: p.page_walks,
+        notices: p.notices,
     }
 }
 
@@ -144,11 +173,25 @@ pub fn render_text(r: &DumpReport) -> String {
         s.build, s.major_version
     );
     let p = s.bugcheck_parameters;
+    let _ = writeln!(o, "  taken by        {}", s.acquisition.describe());
+    // Only a crash has a bugcheck; for a live acquisition the fields hold the tool's marker.
+    let label = if s.acquisition.is_live() == Some(true) {
+        "bugcheck field "
+    } else {
+        "bugcheck       "
+    };
     let _ = writeln!(
         o,
-        "  bugcheck        {:#010x} ({:#x}, {:#x}, {:#x}, {:#x})",
+        "  {label} {:#010x} ({:#x}, {:#x}, {:#x}, {:#x})",
         s.bugcheck_code, p[0], p[1], p[2], p[3]
     );
+    let time = s.system_time.as_ref().map_or("unset", |t| t.utc.as_str());
+    let up = s
+        .system_up_time
+        .as_ref()
+        .map_or("unset".to_string(), |u| u.text.clone());
+    let _ = writeln!(o, "  time (UTC)      {time}, uptime {up}");
+    let _ = writeln!(o, "  coverage        {}", h.coverage.describe());
     let _ = writeln!(
         o,
         "  DTB             {:#x} (masked {:#x})",
@@ -171,9 +214,12 @@ pub fn render_text(r: &DumpReport) -> String {
         let _ = writeln!(o, "  unavailable: {e}");
     }
     for m in &r.modules {
+        let stamp = m
+            .time_date_stamp
+            .map_or("-".to_string(), |t| format!("{t:08x}"));
         let _ = writeln!(
             o,
-            "  {:#018x} {:#010x}  {:<24} {}",
+            "  {:#018x} {:#010x} {stamp:>8}  {:<24} {}",
             m.base, m.size, m.name, m.full_path
         );
     }
@@ -182,6 +228,22 @@ pub fn render_text(r: &DumpReport) -> String {
         "\nPool usage, sorted by NonPaged bytes ({}):",
         r.pool_source
     );
+    if let Some(t) = &r.pool_tables {
+        let _ = writeln!(o, "  size: {}", t.size_source.describe());
+        for a in &t.anomalies {
+            let _ = writeln!(
+                o,
+                "  flagged: entry {} of the table at {:#x} (tag {}): {:?}",
+                a.index,
+                a.table,
+                tag_display(a.tag),
+                a.anomaly
+            );
+        }
+        for n in &t.not_included {
+            let _ = writeln!(o, "  not included: {n}");
+        }
+    }
     if !r.pool.is_empty() {
         let _ = writeln!(
             o,
@@ -199,29 +261,8 @@ pub fn render_text(r: &DumpReport) -> String {
     if !r.notices.is_empty() {
         let _ = writeln!(o, "\nNotices:");
         for n in &r.notices {
-            let _ = writeln!(o, "  - {n}");
+            let _ = writeln!(o, "  - {}", n.message);
         }
     }
     o
-}
-
-/// Addresses are serialised as `"0x…"` strings: kernel VAs exceed 2^53, and JSON readers that
-/// hold numbers as doubles (jq, JavaScript) would silently round them.
-pub(crate) mod hex {
-    use serde::Serializer;
-
-    pub(crate) fn u64<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{v:#x}"))
-    }
-
-    pub(crate) fn opt<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&format!("{v:#x}")),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(crate) fn arr4<S: Serializer>(v: &[u64; 4], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|x| format!("{x:#x}")))
-    }
 }

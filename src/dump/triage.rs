@@ -1,12 +1,12 @@
 //! Triage (small memory) dumps, DumpType 4: TRIAGE_DUMP64 at 0x2000 (crash-dumps.md §1.4.5).
 //!
 //! A triage dump has no physical memory. It has a driver list (names, bases, sizes,
-//! timestamps), a copy of KDBG, and "data blocks": a few virtual ranges stored verbatim. All
-//! offsets in TRIAGE_DUMP64 are relative to the file start.
+//! timestamps; read by `modules`), a copy of KDBG, and "data blocks": a few virtual ranges stored
+//! verbatim. All offsets in TRIAGE_DUMP64 are relative to the file start.
 
+use super::budget::MAX_TRIAGE_COUNT;
 use super::bytes::{u32_at, u64_at};
 use super::header::DumpSummary;
-use super::modules::LoadedModule;
 use super::paging::Miss;
 
 /// One stored virtual range.
@@ -19,18 +19,25 @@ struct Block {
 
 pub(crate) struct Triage {
     blocks: Vec<Block>,
-    driver_list: u64,
-    driver_count: u32,
+    /// File offset of the driver list and its entry count (capped at the budget).
+    pub(crate) driver_list: u64,
+    pub(crate) driver_count: u32,
     /// File offset and size of the KDBG copy.
     pub(crate) kdbg_copy: Option<(usize, usize)>,
+    /// SizeOfDump from the triage header: how long the writer says the file is.
+    pub(crate) size_of_dump: u64,
+    /// Data blocks (or their table) that lie past the end of the file: the file is cut short.
+    pub(crate) blocks_past_end: u64,
 }
 
-/// Sanity bound on counts read from the triage header: the samples have 151/245 drivers and
-/// 1831 blocks; a count beyond this is damage.
-const MAX_COUNT: u32 = 65_536;
-
 impl Triage {
-    pub(crate) fn parse(data: &[u8], s: &DumpSummary) -> Result<Triage, String> {
+    /// Parses TRIAGE_DUMP64. Counts above [`MAX_TRIAGE_COUNT`] and blocks outside the file are
+    /// noted in `notes`, never dropped silently.
+    pub(crate) fn parse(
+        data: &[u8],
+        s: &DumpSummary,
+        notes: &mut Vec<String>,
+    ) -> Result<Triage, String> {
         if !s.is_64bit_header {
             return Err("32-bit triage dumps (TRIAGE_DUMP32) are not supported: the reference documents only their header, not the driver list entries".into());
         }
@@ -45,28 +52,56 @@ impl Triage {
                 "triage ValidOffset {valid:#x} does not point at a TRGD marker"
             ));
         }
+        let size_of_dump = u64::from(f(0x04)?);
         let driver_list = u64::from(f(0x30)?);
-        let driver_count = f(0x34)?.min(MAX_COUNT);
+        let capped = |what: &str, n: u32, notes: &mut Vec<String>| {
+            if n > MAX_TRIAGE_COUNT {
+                notes.push(format!(
+                    "triage header claims {n} {what}; only the first {MAX_TRIAGE_COUNT} are read (budget: the sample triage dumps hold at most 1,831)"
+                ));
+            }
+            n.min(MAX_TRIAGE_COUNT)
+        };
+        let driver_count = capped("drivers", f(0x34)?, notes);
         let kd_off = f(0x70)? as usize;
         let kd_size = f(0x74)? as usize;
         let blocks_off = f(0x78)? as usize;
-        let blocks_count = f(0x7C)?.min(MAX_COUNT);
+        let blocks_count = capped("data blocks", f(0x7C)?, notes);
         let mut blocks = Vec::with_capacity(blocks_count as usize);
+        // Blocks the file does not hold (the table or the bytes cut off by the end of the file).
+        let mut past_end = 0u64;
+        let mut empty = 0u64;
         for i in 0..blocks_count as usize {
             let e = blocks_off + i * 16;
             let (Some(va), Some(fo), Some(size)) =
                 (u64_at(data, e), u32_at(data, e + 8), u32_at(data, e + 12))
             else {
+                past_end += u64::from(blocks_count) - i as u64;
                 break;
             };
             let (fo, size) = (u64::from(fo), u64::from(size));
-            if fo.saturating_add(size) <= data.len() as u64 && size > 0 {
+            if size == 0 {
+                empty += 1;
+            } else if fo.saturating_add(size) > data.len() as u64 {
+                past_end += 1;
+            } else {
                 blocks.push(Block {
                     va,
                     file_offset: fo,
                     size,
                 });
             }
+        }
+        if past_end > 0 {
+            notes.push(format!(
+                "{past_end} of {blocks_count} triage data blocks lie past the end of the file ({:#x} bytes): their memory is missing",
+                data.len()
+            ));
+        }
+        if empty > 0 {
+            notes.push(format!(
+                "{empty} triage data block(s) have size 0 and hold nothing"
+            ));
         }
         blocks.sort_by_key(|b| b.va);
         let kdbg_copy =
@@ -77,43 +112,9 @@ impl Triage {
             driver_list,
             driver_count,
             kdbg_copy,
+            size_of_dump,
+            blocks_past_end: past_end,
         })
-    }
-
-    /// The driver list: 0x90-byte entries `{u32 name offset; pad; KLDR_DATA_TABLE_ENTRY64}`,
-    /// names as `{u32 chars; WCHAR[]}` in the string pool (§1.4.5).
-    pub(crate) fn drivers(&self, data: &[u8], notes: &mut Vec<String>) -> Vec<LoadedModule> {
-        let mut out = Vec::with_capacity(self.driver_count as usize);
-        for i in 0..u64::from(self.driver_count) {
-            let e = (self.driver_list + i * 0x90) as usize;
-            let (Some(name_off), Some(base), Some(size)) = (
-                u32_at(data, e),
-                u64_at(data, e + 0x38),
-                u32_at(data, e + 0x48),
-            ) else {
-                notes.push(format!("triage driver list entry {i} at {e:#x} is past the end of the file; list cut there"));
-                break;
-            };
-            let full_path = name_at(data, name_off as usize).unwrap_or_else(|| {
-                notes.push(format!(
-                    "triage driver {i}: name at {name_off:#x} unreadable"
-                ));
-                String::new()
-            });
-            let name = full_path
-                .rsplit('\\')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            out.push(LoadedModule {
-                name,
-                full_path,
-                base,
-                size,
-                time_date_stamp: u32_at(data, e + 0x88),
-            });
-        }
-        out
     }
 
     /// Reads from the data blocks; anything not covered is a miss.
@@ -139,20 +140,6 @@ impl Triage {
         }
         Ok(())
     }
-}
-
-/// A string-pool name: u32 length in characters, then UTF-16.
-fn name_at(data: &[u8], off: usize) -> Option<String> {
-    let chars = u32_at(data, off)? as usize;
-    if chars > 0x1000 {
-        return None;
-    }
-    let raw = data.get(off + 4..off + 4 + chars * 2)?;
-    let units: Vec<u16> = raw
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    Some(crate::printable_text(String::from_utf16_lossy(&units)))
 }
 
 impl Triage {

@@ -8,10 +8,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use crate::driver::{pe_key, ImageSummary};
-use crate::dump::{self, CarvedImage, Dump, ExportMap, ImportSource, LoadedModule};
+use crate::dump::{self, CarvedImage, Dump, ImportSource, LoadedModule};
 use crate::pe::{Import, ImportOrigin, Layout};
 use crate::pool::PoolSnapshot;
 use crate::report::{Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind};
@@ -68,34 +66,69 @@ pub(crate) fn analyze_dump(
     };
     // A triage dump holds the driver list but not the images.
     let audited: &[LoadedModule] = if dump.is_triage() { &[] } else { &modules };
-    // Two passes keep memory to a module or two at a time: first every module's exports
-    // (the map IAT slots are matched against), then each module carved again, its imports
-    // named, audited and dropped. Carving is a copy out of the mapped dump, cheap to repeat.
-    let mut exports = ExportMap::default();
-    for m in audited {
-        exports.add(m, &dump.carve(m));
+    // Each distinct image is carved once, within the dump's budgets (`dump::ModuleImages`): the
+    // export map comes from the modules' export directories alone, and each image is audited
+    // and dropped as soon as it is carved, so memory stays at an image or two per thread.
+    let images = dump.images(audited);
+    let mut outcomes: Vec<Option<Result<Audited, dump::BudgetExceeded>>> =
+        (0..audited.len()).map(|_| None).collect();
+    for (i, r) in images.par_map(|i, module, image, recovered| {
+        audit_module(i + 1, &subject, module, image, recovered, on_disk, auditor)
+    }) {
+        outcomes[i] = Some(r);
     }
-    let analysed: Vec<_> = audited
-        .par_iter()
-        .enumerate()
-        .map(|(i, module)| {
-            let image = dump.carve(module);
-            let recovered = exports.recover(module, &image);
-            audit_module(
-                i + 1,
-                &subject,
-                module,
-                &image,
-                &recovered,
-                on_disk,
-                auditor,
-            )
-        })
-        .collect();
-    for (module, (artifact, result, notes)) in audited.iter().zip(analysed) {
+    for ((module, plan), outcome) in audited.iter().zip(images.plan()).zip(outcomes) {
+        let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
+        let (artifact, result, notes) = match outcome {
+            Some(Ok(audited)) => audited,
+            // Not carved: the module keeps its artifact, and the notice says why.
+            other => {
+                unit.artifacts.push(uncarved_artifact(module));
+                let (kind, level, message) = match (other, plan) {
+                    (Some(Err(e)), _) => (
+                        NoticeKind::Budget,
+                        Level::Warning,
+                        format!("not carved: {}", e.detail()),
+                    ),
+                    (_, dump::CarvePlan::DuplicateOf { of }) => (
+                        NoticeKind::Budget,
+                        Level::Note,
+                        format!(
+                            "not carved again: same base and SizeOfImage as {}",
+                            audited[*of].name
+                        ),
+                    ),
+                    (_, dump::CarvePlan::Overlaps { of }) => (
+                        NoticeKind::Malformed,
+                        Level::Warning,
+                        format!(
+                            "not carved: its image overlaps {}@0x{:x}",
+                            audited[*of].name, audited[*of].base
+                        ),
+                    ),
+                    (_, dump::CarvePlan::OverBudget { budget }) => (
+                        NoticeKind::Budget,
+                        Level::Warning,
+                        format!("not carved: {}", budget.detail()),
+                    ),
+                    (_, dump::CarvePlan::NoImage { why }) => (
+                        NoticeKind::Partial,
+                        Level::Warning,
+                        format!("not carved: {why}"),
+                    ),
+                    (_, dump::CarvePlan::Carve { .. }) => (
+                        NoticeKind::Internal,
+                        Level::Warning,
+                        "planned for carving but not carved".to_string(),
+                    ),
+                };
+                unit.notices
+                    .push(Notice::new(module_subject, kind, level, message));
+                continue;
+            }
+        };
         unit.artifacts.push(artifact);
         let idx = unit.artifacts.len() - 1;
-        let module_subject = format!("{subject}>{}@0x{:x}", module.name, module.base);
         if let Some((message, level)) = notes {
             unit.notices.push(Notice::new(
                 module_subject.clone(),
@@ -128,8 +161,13 @@ pub(crate) fn analyze_dump(
             }
         }
     }
-    for n in dump.notices() {
-        notice(&mut unit, n, NoticeKind::Partial, Level::Warning);
+    for n in dump.notice_records() {
+        // A budget reached (a hostile or damaged dump) leaves part of the dump unexamined.
+        let kind = match n.kind {
+            dump::NoticeKind::Budget => NoticeKind::Budget,
+            _ => NoticeKind::Partial,
+        };
+        notice(&mut unit, n.message, kind, Level::Warning);
     }
     let pool = match dump.pool_usage() {
         Ok(s) => Some(s),
@@ -264,6 +302,22 @@ fn audit_module(
     };
     let notice = module_notice(carved, recovered, anomalies);
     (artifact, result, notice)
+}
+
+/// The artifact of a module that was not carved (its notice says why).
+fn uncarved_artifact(module: &LoadedModule) -> Artifact {
+    Artifact {
+        uri: format!("{}@0x{:x}", module.name, module.base),
+        name: module.name.clone(),
+        parent: Some(0),
+        kind: ArtifactKind::Carved {
+            base: module.base,
+            full_path: module.full_path.clone(),
+        },
+        sha256: None,
+        length: None,
+        memory_only: false,
+    }
 }
 
 /// `(lower-case name, PE key)` of every image scanned from a file or package.

@@ -290,3 +290,192 @@ fn corrupted_triage_dumps_never_panic() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Checked against testdata/truth/dumps, derived from the same files by derive.py (plain struct
+// reads, no drvaudit code).
+
+fn truth(name: &str) -> Vec<Vec<String>> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/truth/dumps")
+        .join(name);
+    let text = std::fs::read_to_string(&p).expect("truth file");
+    text.lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect(s)
+}
+
+/// The header row of `file` in headers.tsv.
+fn header_truth(file: &str) -> Vec<String> {
+    truth("headers.tsv")
+        .into_iter()
+        .find(|r| r[0] == file)
+        .expect("row")
+}
+
+/// Every driver of a triage dump's list: path, base, SizeOfImage, CheckSum, TimeDateStamp, and
+/// the symbol-server key the pipeline matches scanned files by.
+fn check_triage_modules(file: &str, truth_file: &str) -> Option<Vec<drvaudit::dump::LoadedModule>> {
+    let p = sample(file)?;
+    let d = Dump::open(&p).expect("open");
+    let mods = d.modules().expect("driver list");
+    let want = truth(truth_file);
+    assert_eq!(mods.len(), want.len());
+    for (m, w) in mods.iter().zip(&want) {
+        assert_eq!(m.full_path, w[1], "#{}", w[0]);
+        assert_eq!(
+            (m.base, u64::from(m.size), m.checksum, m.time_date_stamp),
+            (
+                hex(&w[2]),
+                hex(&w[3]),
+                Some(hex(&w[4]) as u32),
+                Some(hex(&w[5]) as u32)
+            ),
+            "#{} {}",
+            w[0],
+            w[1]
+        );
+        assert_eq!(
+            m.symbol_key(),
+            Some(format!("{:08X}{:x}", hex(&w[5]), hex(&w[3])))
+        );
+    }
+    // A triage dump holds no images: the plan says so for every module, none is dropped.
+    let images = d.images(&mods);
+    assert_eq!(images.plan().len(), mods.len());
+    assert!(images
+        .plan()
+        .iter()
+        .all(|p| matches!(p, drvaudit::dump::CarvePlan::NoImage { .. })));
+    let s = d.summary();
+    let h = header_truth(file);
+    assert_eq!(
+        s.acquisition,
+        drvaudit::dump::Acquisition::Crash {
+            code: hex(&h[1]) as u32
+        }
+    );
+    assert_eq!(s.system_time.as_ref().unwrap().utc, h[6]);
+    assert_eq!(
+        s.system_up_time.as_ref().unwrap().ticks_100ns.to_string(),
+        h[7]
+    );
+    let c = d.coverage();
+    assert!(!c.truncated, "{c:?}");
+    assert_eq!(c.file_len, hex(&h[11]));
+    Some(mods)
+}
+
+#[test]
+fn triage_x64_modules_match_the_truth() {
+    let Some(mods) = check_triage_modules("triage_x64.dmp", "triage_x64_drivers.tsv") else {
+        return;
+    };
+    assert_eq!(mods.len(), 151);
+    assert_eq!(mods[0].name, "ntoskrnl.exe");
+    assert_eq!(mods[150].name, "rdpbus.sys");
+    // TimeDateStamps the derivation cross-checked against the PE headers held in data blocks.
+    assert_eq!(
+        (mods[0].time_date_stamp, mods[0].size, mods[0].checksum),
+        (Some(0x0D83_33E6), 0x104_6000, Some(0xA5_938C))
+    );
+    let amdppm = mods
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case("amdppm.sys"))
+        .unwrap();
+    assert!(amdppm.contains(0xfffff8048b58334c));
+}
+
+#[test]
+fn triage_arm64_modules_match_the_truth() {
+    let Some(mods) = check_triage_modules("triage_arm64.dmp", "triage_arm64_drivers.tsv") else {
+        return;
+    };
+    assert_eq!(mods.len(), 245);
+    assert_eq!(
+        (mods[0].name.as_str(), mods[244].name.as_str()),
+        ("ntoskrnl.exe", "terminpt.sys")
+    );
+    assert_eq!(mods[244].time_date_stamp, Some(0xF0F0_74C9));
+}
+
+#[test]
+fn dumpit_truncated_full_dump_is_a_truncated_live_acquisition_with_its_time() {
+    let Some(p) = sample("dumpit_win10_x64_truncated.dmp") else {
+        return;
+    };
+    let d = Dump::open(&p).expect("open");
+    let h = header_truth("dumpit_win10_x64_truncated.dmp");
+    let s = d.summary();
+    assert_eq!(h[2], "MATT");
+    assert_eq!(
+        s.acquisition,
+        drvaudit::dump::Acquisition::DumpIt {
+            parameters: ["MOON", "SOLS", "MOON", "SOLS"].map(String::from)
+        }
+    );
+    assert_eq!(s.acquisition.is_live(), Some(true));
+    assert_eq!(s.system_time.as_ref().unwrap().utc, h[6]);
+    assert_eq!(
+        s.system_time.as_ref().unwrap().utc,
+        "2024-10-12T12:57:59.7110784Z"
+    );
+    assert_eq!(
+        s.system_up_time.as_ref().map(|u| u.ticks_100ns.to_string()),
+        Some(h[7].clone())
+    );
+    let c = d.coverage();
+    assert!(c.truncated);
+    assert_eq!(
+        (
+            c.pages_described,
+            c.pages_held,
+            c.file_len,
+            c.required_dump_space
+        ),
+        (
+            Some(hex(&h[9])),
+            hex(&h[10]),
+            hex(&h[11]),
+            Some(hex(&h[12]))
+        )
+    );
+    assert_eq!(
+        c.describe(),
+        "truncated: 0x2 of 0x7fe86 described physical pages (0.000382%) are in the file of 0x4000 bytes"
+    );
+    let r = report(&d);
+    assert_eq!(r.header.coverage, *c);
+    let text = drvaudit::dump::render_text(&r);
+    assert!(text.contains("live acquisition by DumpIt"), "{text}");
+    assert!(text.contains("2024-10-12T12:57:59.7110784Z"), "{text}");
+    assert!(text.contains("truncated"), "{text}");
+}
+
+#[test]
+fn livekd_headers_are_live_acquisitions_with_their_time() {
+    for file in [
+        "livekd_win7_x86pae_header.raw",
+        "livekd_win10_x64_header.raw",
+    ] {
+        let Some(p) = sample(file) else { return };
+        let d = Dump::open(&p).expect("open");
+        let h = header_truth(file);
+        let s = d.summary();
+        assert_eq!(s.acquisition, drvaudit::dump::Acquisition::LiveKd);
+        assert_eq!(s.system_time.as_ref().unwrap().utc, h[6], "{file}");
+        assert_eq!(s.system_up_time, None, "SystemUpTime holds the PAGE fill");
+        let c = d.coverage();
+        assert!(c.truncated, "header only");
+        assert_eq!(
+            (c.pages_described, c.pages_held),
+            (Some(hex(&h[9])), 0),
+            "{file}"
+        );
+    }
+}

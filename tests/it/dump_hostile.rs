@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::dumpwriter::*;
-use drvaudit::dump::{recover_imports, report, Dump};
+use drvaudit::dump::{recover_imports, report, CarvePlan, CarvePlan::OverBudget, Dump, Limit};
 
 /// Runs every reader entry point and returns the notices; panics only if the reader does.
 fn exercise(bytes: &[u8]) -> Result<Vec<String>, String> {
@@ -174,7 +174,23 @@ fn absurd_size_of_image_is_clipped() {
     let n = format!(
         "{GUID_DRIVER}: SizeOfImage 0xfffff000 is absurd (over 0x8000000); carving 0x7000 bytes"
     );
-    assert!(d.notices().contains(&n), "{:?}", d.notices());
+    assert!(c.notes.contains(&n), "{:?}", c.notes);
+    let events = d.budget_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        (e.kind, e.limit, e.figure),
+        (Limit::ImageSize, 0x800_0000, 0xFFFF_F000)
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: carving {GUID_DRIVER}@{:#x}: SizeOfImage clipped to 0x7000: budget reached: 0xfffff000 bytes against a limit of 0x8000000 (larger than any real driver)",
+            path.display(),
+            mods[1].base
+        )
+    );
+    assert!(d.notices().contains(&e.to_string()), "{:?}", d.notices());
 }
 
 #[test]
@@ -273,4 +289,129 @@ fn five_level_addresses_are_reported_unsupported() {
 fn a_dump_can_be_shared_across_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<Dump>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hostile dumps of issue 19: bounded by what the dump holds, with a budget event naming the
+// limit and the figure. Times are printed, not asserted.
+
+fn elapsed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    eprintln!("{what}: {:?}", t.elapsed());
+    r
+}
+
+#[test]
+fn pool_tables_aliasing_one_page_are_refused_with_the_budget() {
+    for processors in [2u32, 32, 2048] {
+        let (bytes, _) = hostile_pool(processors, (1 << 20) + 1);
+        let len = bytes.len();
+        let d = Dump::from_bytes("pool-alias.dmp", bytes).unwrap();
+        let r = elapsed(&format!("{processors} processors, {len}-byte dump"), || {
+            report(&d)
+        });
+        let events: Vec<(Limit, u64, u64)> = r
+            .budget
+            .iter()
+            .map(|e| (e.kind, e.limit, e.figure))
+            .collect();
+        let held = d.physical_pages() * 0x1000;
+        assert_eq!(
+            events[0],
+            (Limit::PoolTableBytes, held, ((1 << 20) + 1) * 0x38)
+        );
+        assert_eq!(events[1].0, Limit::AliasedPages, "{:?}", r.budget);
+        assert_eq!(events[1].2, 1, "one physical page behind the table");
+        assert!(r.pool.is_empty());
+        assert!(
+            matches!(
+                &r.pool_error,
+                Some(drvaudit::dump::PoolTableError::Budget(e)) if e.kind == Limit::AliasedPages
+            ),
+            "{:?}",
+            r.pool_error
+        );
+        // Everything else is still read.
+        assert_eq!(r.modules.len(), 2);
+        assert!(r
+            .notices
+            .iter()
+            .any(|n| n.message == r.budget[1].to_string()));
+    }
+}
+
+#[test]
+fn modules_repeating_one_huge_image_are_carved_once() {
+    for count in [256usize, 4096] {
+        let (bytes, w) = hostile_modules(count, 0x800_0000, true);
+        let d = Dump::from_bytes("modules.dmp", bytes).unwrap();
+        let mods = d.modules().unwrap();
+        assert_eq!(mods.len(), count);
+        let images = d.images(&mods);
+        let plan = images.plan();
+        assert_eq!(plan[0], CarvePlan::Carve { bytes: 0x800_0000 });
+        assert!(plan[1..]
+            .iter()
+            .all(|p| *p == CarvePlan::DuplicateOf { of: 0 }));
+        let carved = elapsed(&format!("{count} modules"), || {
+            images.par_map(|i, _, image, _| {
+                (
+                    i,
+                    image.bytes.len(),
+                    image.bytes[..0x4000] == w.nt.bytes[..],
+                )
+            })
+        });
+        assert_eq!(carved.len(), 1);
+        assert_eq!(carved[0].0, 0);
+        assert_eq!(
+            carved[0].1.as_ref().unwrap(),
+            &(0, 0x800_0000, true),
+            "one 128 MiB image, starting with the kernel stub"
+        );
+        let note = format!(
+            "module list: {} entries repeat the base and SizeOfImage of an earlier entry (first: #1 ntoskrnl.exe@0xfffff80010000000); each image is carved once",
+            count - 1
+        );
+        assert!(d.notices().contains(&note), "{:?}", d.notices());
+    }
+}
+
+#[test]
+fn huge_modules_aliasing_one_page_stop_at_the_carving_budget() {
+    let (bytes, _) = hostile_modules(64, 0x800_0000, false);
+    let d = Dump::from_bytes("alias-modules.dmp", bytes).unwrap();
+    let mods = d.modules().unwrap();
+    assert_eq!(mods.len(), 64);
+    let images = d.images(&mods);
+    let planned = images
+        .plan()
+        .iter()
+        .filter(|p| matches!(p, CarvePlan::Carve { .. }))
+        .count();
+    let refused: Vec<&CarvePlan> = images
+        .plan()
+        .iter()
+        .filter(|p| matches!(p, CarvePlan::OverBudget { .. }))
+        .collect();
+    assert_eq!(planned + refused.len(), 64);
+    eprintln!("{planned} planned, {} over budget", refused.len());
+    let carved = elapsed("64 aliased modules", || {
+        images.par_map(|i, _, image, _| (i, image.present_bytes()))
+    });
+    assert_eq!(carved.len(), planned);
+    // Every image carved aliases the one page: refused with the figure.
+    for (_, r) in &carved {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!((e.kind, e.limit, e.figure), (Limit::AliasedPages, 4, 1));
+    }
+    // The plan stops at the page walks the dump has left (4 per page held + 65,536): a second
+    // 128 MiB image would need 65,536 walks.
+    let OverBudget { budget } = refused[0] else {
+        unreachable!()
+    };
+    assert_eq!((budget.kind, budget.figure), (Limit::PageWalks, 65_536));
+    assert!(budget.limit < 65_536, "{budget:?}");
+    assert!(d.budget_events().contains(budget));
 }

@@ -125,3 +125,45 @@ fn unreadable_dump_is_a_notice_and_files_still_scan() {
     assert!(r.notices[0].subject.ends_with("bad.dmp"));
     assert!(r.findings.iter().any(|f| f.rule_id == "DRV1001"));
 }
+
+/// Issue 19's hostile dumps through the whole pipeline: each finishes (times printed, not
+/// asserted), every module keeps its artifact, and the budget reached is a notice that makes the
+/// run incomplete.
+#[test]
+fn hostile_dumps_finish_with_their_budget_notices() {
+    use drvaudit::report::NoticeKind;
+    let cases = [
+        (
+            "modules.dmp",
+            hostile_modules(4096, 0x800_0000, true).0,
+            4096,
+        ),
+        (
+            "alias-modules.dmp",
+            hostile_modules(64, 0x800_0000, false).0,
+            64,
+        ),
+        ("pool.dmp", hostile_pool(2048, (1 << 20) + 1).0, 2),
+    ];
+    for (name, bytes, modules) in cases {
+        let (_dir, dump) = to_file(&bytes, name);
+        let t = std::time::Instant::now();
+        let r = scan_with_dump(&[], &dump);
+        eprintln!("scan --dump {name}: {:?}", t.elapsed());
+        assert_eq!(r.artifacts.len(), modules + 1, "{name}");
+        // The pool table is read after the dump's notices are taken: its budget is named in the
+        // pool notice.
+        let budget: Vec<&str> = r
+            .notices
+            .iter()
+            .filter(|n| {
+                n.kind == NoticeKind::Budget
+                    || n.kind == NoticeKind::MissingEvidence && n.message.contains("budget reached")
+            })
+            .map(|n| n.message.as_str())
+            .collect();
+        assert!(!budget.is_empty(), "{name}: {:?}", r.notices);
+        assert!(r.incomplete(), "{name}");
+        assert_eq!(r.exit_code, 2, "{name}");
+    }
+}

@@ -364,6 +364,9 @@ pub struct Mapped {
     /// (slot rva, dll, function, value written)
     pub iat: Vec<(u32, String, String, u64)>,
     pub exports: Vec<(String, u32)>,
+    /// The COFF header's TimeDateStamp and the optional header's CheckSum.
+    pub timestamp: u32,
+    pub checksum: u32,
 }
 
 /// Maps a FILE-layout PE: headers and sections to their RVAs, then binds every import by name
@@ -449,6 +452,8 @@ pub fn map_pe(file: &[u8], resolve: &dyn Fn(&str, &str) -> Option<u64>) -> Mappe
         sections,
         iat,
         exports,
+        timestamp: get32(file, pe + 8),
+        checksum: get32(file, opt + 64),
     }
 }
 
@@ -512,6 +517,8 @@ pub struct Kernel {
     large: Vec<Large>,
     /// Self-referencing top-level entries to create ("page-table loops"), by VA.
     loops: Vec<u64>,
+    /// 1 GB regions (x64) whose every 4 KB page maps the same physical page: (va, page).
+    aliases: Vec<(u64, Vec<u8>)>,
     /// First PFN to allocate (the sparse benchmark puts its pages high).
     pub first_pfn: u64,
 }
@@ -523,6 +530,7 @@ impl Kernel {
             pages: BTreeMap::new(),
             large: Vec::new(),
             loops: Vec::new(),
+            aliases: Vec::new(),
             first_pfn: 0x10,
         }
     }
@@ -594,6 +602,16 @@ impl Kernel {
     /// Makes the top-level entry covering `va` point at the top-level table itself.
     pub fn page_table_loop(&mut self, va: u64) {
         self.loops.push(va);
+    }
+
+    /// Maps the 1 GB at `va` (1 GB aligned, x64) onto ONE physical page holding `page`: one page
+    /// directory whose 512 entries all point at one page table whose 512 entries all point at
+    /// the page. Three physical pages describe 262,144 virtual ones.
+    pub fn alias_gigabyte(&mut self, va: u64, page: Vec<u8>) {
+        assert_eq!(self.arch, Arch::X64, "aliasing is built for x64 only");
+        assert_eq!(va % (1 << 30), 0);
+        assert_eq!(page.len(), PAGE as usize);
+        self.aliases.push((va, page));
     }
 
     /// Places a mapped image at `base`: every page present, except the pages of discardable
@@ -760,6 +778,18 @@ impl Kernel {
                 ph.pages.insert(first + (va - l.va) / PAGE, data.clone());
             }
         }
+        for (va, page) in &self.aliases {
+            let data = ph.alloc();
+            ph.pages.insert(data, page.clone());
+            let pt = ph.alloc();
+            let pd = ph.alloc();
+            for i in 0..512 {
+                ph.wr(pt * PAGE + i * 8, (data * PAGE) | 3, 8);
+                ph.wr(pd * PAGE + i * 8, (pt * PAGE) | 3, 8);
+            }
+            let e_pa = entry_addr(&mut ph, *va, 30);
+            ph.wr(e_pa, (pd * PAGE) | 3, 8);
+        }
         for &va in &self.loops {
             let e_pa =
                 (if arch == Arch::X86Pae { dtb } else { root }) + index(va, levels[0]) * ps as u64;
@@ -786,12 +816,29 @@ pub struct HeaderSpec {
     pub kdbg: Option<u64>,
     pub bugcheck: (u32, [u64; 4]),
     pub dump_type: u32,
+    /// SystemTime (FILETIME) and SystemUpTime (100 ns); `None` leaves the `PAGE` fill.
+    pub system_time: Option<u64>,
+    pub up_time: Option<u64>,
+    /// The Comment; `None` writes "drvaudit test writer".
+    pub comment: Option<String>,
 }
 
 const PAGE_FILL: [u8; 4] = *b"PAGE";
 
 fn filled(len: usize) -> Vec<u8> {
     PAGE_FILL.iter().copied().cycle().take(len).collect()
+}
+
+/// The Comment, NUL-terminated, at most 127 characters.
+fn comment_bytes(h: &HeaderSpec) -> Vec<u8> {
+    let mut c = h
+        .comment
+        .clone()
+        .unwrap_or_else(|| "drvaudit test writer".into())
+        .into_bytes();
+    c.truncate(127);
+    c.push(0);
+    c
 }
 
 /// The fixed header with every field the reader may look at (run descriptor left as fill).
@@ -826,9 +873,15 @@ fn header(h: &HeaderSpec, dtb: u64, required: u64) -> Vec<u8> {
         }
         put32(&mut b, 0xF98, h.dump_type);
         put64(&mut b, 0xFA0, required);
-        let c = b"drvaudit test writer\0";
-        b[0xFB0..0xFB0 + c.len()].copy_from_slice(c);
+        let c = comment_bytes(h);
+        b[0xFB0..0xFB0 + c.len()].copy_from_slice(&c);
         put32(&mut b, 0x1038, 0);
+        if let Some(t) = h.system_time {
+            put64(&mut b, 0xFA8, t);
+        }
+        if let Some(t) = h.up_time {
+            put64(&mut b, 0x1030, t);
+        }
     } else {
         b[4..8].copy_from_slice(b"DUMP");
         put32(&mut b, 0x8, 0xF);
@@ -848,9 +901,16 @@ fn header(h: &HeaderSpec, dtb: u64, required: u64) -> Vec<u8> {
         if let Some(k) = h.kdbg {
             put32(&mut b, 0x60, k as u32);
         }
-        let c = b"drvaudit test writer\0";
-        b[0x820..0x820 + c.len()].copy_from_slice(c);
+        let c = comment_bytes(h);
+        b[0x820..0x820 + c.len()].copy_from_slice(&c);
         put32(&mut b, 0xF88, h.dump_type);
+        // DUMP_HEADER32 keeps SystemUpTime (0xFB8) before SystemTime (0xFC0).
+        if let Some(t) = h.up_time {
+            put64(&mut b, 0xFB8, t);
+        }
+        if let Some(t) = h.system_time {
+            put64(&mut b, 0xFC0, t);
+        }
         put64(&mut b, 0xFA0, required);
     }
     b
@@ -1024,6 +1084,9 @@ pub struct ModuleSpec {
     pub size: u32,
     pub full: String,
     pub name: String,
+    /// The image's TimeDateStamp and CheckSum, written into the loader entry.
+    pub time_date_stamp: u32,
+    pub checksum: u32,
 }
 
 /// Writes KLDR_DATA_TABLE_ENTRYs (§4) and their names at `entries_va` (one 0x100 slot each)
@@ -1042,6 +1105,14 @@ pub fn write_module_list(
     } else {
         (0x18, 0x20, 0x24, 0x2C, 0x5C)
     };
+    // CheckSum and TimeDateStamp (§4): x64 0x78 and 0x9C (Win10/11); x86 0x40 and 0x58 (Win10)
+    // or 0x44 (XP..8.1). The writer does not know the build, so x86 entries hold the stamp at
+    // both places; the reader takes the one its build uses.
+    let (sum_o, stamp_o): (usize, &[usize]) = if wide {
+        (0x78, &[0x9C])
+    } else {
+        (0x40, &[0x44, 0x58])
+    };
     let n = mods.len() as u64;
     let entry = |i: u64| entries_va + i * 0x100;
     k.write_ptr(head, if n == 0 { head } else { entry(0) });
@@ -1053,6 +1124,10 @@ pub fn write_module_list(
         putp(&mut e, ps, if i == 0 { head } else { entry(i - 1) }, ps);
         putp(&mut e, base_o, m.base, ps);
         put32(&mut e, size_o, m.size);
+        put32(&mut e, sum_o, m.checksum);
+        for &o in stamp_o {
+            put32(&mut e, o, m.time_date_stamp);
+        }
         let full_va = names_va + i * 0x200;
         let name_va = full_va + 0x100;
         let full: Vec<u8> = m
@@ -1159,16 +1234,66 @@ pub fn tracker_slot(tag: u32, mask: u64, taken: &[bool]) -> u64 {
     i
 }
 
+/// The slot of each tag when `tags` are inserted in order into an empty table of `entries`.
+pub fn tracker_slots(entries: u64, tags: &[TagCounts]) -> Vec<u64> {
+    let mask = entries - 2;
+    let mut taken = vec![false; entries as usize];
+    tags.iter()
+        .map(|c| {
+            let i = tracker_slot(c.tag, mask, &taken);
+            taken[i as usize] = true;
+            i
+        })
+        .collect()
+}
+
 /// Builds a tracker table of `entries` entries (2^n + 1) with `tags` at their hash slots (the
 /// same slots in every table, as the kernel keeps them), followed by one garbage entry.
 pub fn tracker_table(arch: Arch, build: u32, entries: u64, tags: &[TagCounts]) -> Vec<u8> {
-    let (size, np, p) = tracker_layout(arch, build);
-    let mask = entries - 2;
+    let slots = tracker_slots(entries, tags);
+    tracker_table_at(arch, build, entries, &slots, tags, true)
+}
+
+/// A per-processor table: each tag the global table holds at the global table's slot (the
+/// kernel checks an empty local slot against the global key there), the others inserted after.
+pub fn tracker_table_like(
+    arch: Arch,
+    build: u32,
+    entries: u64,
+    global: &[TagCounts],
+    local: &[TagCounts],
+) -> Vec<u8> {
+    let gslots = tracker_slots(entries, global);
     let mut taken = vec![false; entries as usize];
-    let mut t = vec![0u8; size * (entries as usize + 1)];
-    for c in tags {
-        let i = tracker_slot(c.tag, mask, &taken);
+    for &i in &gslots {
         taken[i as usize] = true;
+    }
+    let slots: Vec<u64> = local
+        .iter()
+        .map(|c| match global.iter().position(|g| g.tag == c.tag) {
+            Some(j) => gslots[j],
+            None => {
+                let i = tracker_slot(c.tag, entries - 2, &taken);
+                taken[i as usize] = true;
+                i
+            }
+        })
+        .collect();
+    tracker_table_at(arch, build, entries, &slots, local, true)
+}
+
+/// A tracker table with `tags[i]` at `slots[i]`, optionally followed by one garbage entry.
+pub fn tracker_table_at(
+    arch: Arch,
+    build: u32,
+    entries: u64,
+    slots: &[u64],
+    tags: &[TagCounts],
+    garbage_after: bool,
+) -> Vec<u8> {
+    let (size, np, p) = tracker_layout(arch, build);
+    let mut t = vec![0u8; size * (entries as usize + usize::from(garbage_after))];
+    for (c, &i) in tags.iter().zip(slots) {
         let e = i as usize * size;
         put32(&mut t, e, c.tag);
         for (fields, vals) in [(np, c.np), (p, c.p)] {
@@ -1181,9 +1306,11 @@ pub fn tracker_table(arch: Arch, build: u32, entries: u64, tags: &[TagCounts]) -
             }
         }
     }
-    // After the last entry: bytes no tracker entry can hold (non-printable key).
-    let end = t.len();
-    t[end - size..].fill(0xFF);
+    // After the last entry: bytes no tracker entry can hold (padding and counters all ones).
+    if garbage_after {
+        let end = t.len();
+        t[end - size..].fill(0xFF);
+    }
     t
 }
 
@@ -1293,6 +1420,16 @@ pub struct Scenario {
     pub extra_drivers: Vec<(String, Vec<u8>)>,
     /// The global tracker table's tags, instead of [`global_tags`].
     pub tags: Option<Vec<TagCounts>>,
+    /// The second processor's tags, instead of [`cpu1_tags`] (placed at the global table's slots
+    /// for the tags both hold, as the kernel keeps them).
+    pub cpu1_tags: Option<Vec<TagCounts>>,
+    /// Bugcheck code and parameters (default 0xE2 MANUALLY_INITIATED_CRASH, zeros).
+    pub bugcheck: (u32, [u64; 4]),
+    /// SystemTime and SystemUpTime written in the header (default: the `PAGE` fill).
+    pub system_time: Option<u64>,
+    pub up_time: Option<u64>,
+    /// The header Comment (default "drvaudit test writer").
+    pub comment: Option<String>,
 }
 
 /// Everything the tests compare against.
@@ -1330,6 +1467,11 @@ impl Scenario {
             wipe_iat_directory: false,
             extra_drivers: Vec::new(),
             tags: None,
+            cpu1_tags: None,
+            bugcheck: (0xE2, [0, 0, 0, 0]),
+            system_time: None,
+            up_time: None,
+            comment: None,
         }
     }
 
@@ -1445,9 +1587,10 @@ impl Scenario {
         );
         k.write_ptr(data + 0x40, global);
         if self.processors > 1 {
+            let local = self.cpu1_tags.clone().unwrap_or_else(cpu1_tags);
             k.write(
                 cpu1,
-                &tracker_table(arch, self.build, TRACKER_ENTRIES, &cpu1_tags()),
+                &tracker_table_like(arch, self.build, TRACKER_ENTRIES, &tags, &local),
             );
             k.write_ptr(data + 0x40 + ps, cpu1);
         }
@@ -1464,12 +1607,16 @@ impl Scenario {
                 size: nt.bytes.len() as u32,
                 full: NT_PATH.into(),
                 name: "ntoskrnl.exe".into(),
+                time_date_stamp: nt.timestamp,
+                checksum: nt.checksum,
             },
             ModuleSpec {
                 base: drv_base,
                 size: driver.bytes.len() as u32,
                 full: GUID_DRIVER_PATH.into(),
                 name: GUID_DRIVER.into(),
+                time_date_stamp: driver.timestamp,
+                checksum: driver.checksum,
             },
         ];
         for (i, (name, file)) in self.extra_drivers.iter().enumerate() {
@@ -1489,6 +1636,8 @@ impl Scenario {
                 size: mapped.bytes.len() as u32,
                 full: format!(r"\SystemRoot\system32\drivers\{name}"),
                 name: name.clone(),
+                time_date_stamp: mapped.timestamp,
+                checksum: mapped.checksum,
             });
         }
         let entries_va = data + 0x1000;
@@ -1499,8 +1648,11 @@ impl Scenario {
             processors: self.processors,
             ps_loaded_module_list: head,
             kdbg: (!self.kdbg_unset).then_some(data + 0x100),
-            bugcheck: (0xE2, [0, 0, 0, 0]),
+            bugcheck: self.bugcheck,
             dump_type: self.dump_type,
+            system_time: self.system_time,
+            up_time: self.up_time,
+            comment: self.comment.clone(),
         };
         Written {
             kernel: k,
@@ -1553,4 +1705,92 @@ pub fn to_file(bytes: &[u8], name: &str) -> (tempfile::TempDir, std::path::PathB
     let p = dir.path().join(name);
     std::fs::write(&p, bytes).unwrap();
     (dir, p)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hostile dumps of issue 19, built from the structures as an attacker would
+
+/// A 1 GB-aligned kernel region clear of every scenario's layout, for aliased memory.
+pub const ALIAS_VA: u64 = 0xFFFF_F800_4000_0000;
+/// Where the hostile module list keeps its entries and names (clear of the pool region).
+pub const HOSTILE_LIST_VA: u64 = 0xFFFF_F800_8000_0000;
+
+/// One page of plausible Win10 x64 tracker entries (0x38 bytes, the 19041 layout): printable
+/// keys, small consistent counters. Entries run on across the page end, as they would in an
+/// aliased table.
+pub fn plausible_tracker_page() -> Vec<u8> {
+    let (size, np, p) = tracker_layout(Arch::X64, 19041);
+    let mut page = vec![0u8; PAGE as usize];
+    let mut i = 0usize;
+    while i * size + size <= page.len() {
+        let e = i * size;
+        put32(&mut page, e, u32::from_le_bytes(*b"Evil") + i as u32);
+        for (fields, vals) in [(np, (9u64, 4u64, 0x500u64)), (p, (3, 1, 0x80))] {
+            for ((at, _), v) in fields.iter().zip([vals.0, vals.1, vals.2]) {
+                put64(&mut page, e + at, v);
+            }
+        }
+        i += 1;
+    }
+    page
+}
+
+/// Issue 19's pool file: an x64 bitmap dump claiming `processors` processors, whose
+/// PoolTrackTableSize is `table_size` and whose ExPoolTagTables array (one slot per processor)
+/// sits at nt!PoolTrackTable itself, slot 0 the global table, every slot pointing into 1 GB of
+/// virtual memory mapped onto one page of plausible entries.
+pub fn hostile_pool(processors: u32, table_size: u64) -> (Vec<u8>, Written) {
+    let s = Scenario::new(Arch::X64, 5, 19041, processors, ImportPlacement::InInit);
+    let mut w = s.kernel();
+    let (_, _, data, _) = layout_of(Arch::X64);
+    let var = data + 0x4008;
+    w.kernel.write_ptr(var - 8, table_size);
+    let n = u64::from(processors.max(1));
+    let stride = ((1u64 << 30) / n) & !0xF;
+    for i in 0..n {
+        w.kernel.write_ptr(var + 8 * i, ALIAS_VA + i * stride);
+    }
+    // KDBG.PoolTrackTable (+0x1B8 of the block at data + 0x100) names the new variable.
+    w.kernel.write(data + 0x100 + 0x1B8, &var.to_le_bytes());
+    w.kernel.alias_gigabyte(ALIAS_VA, plausible_tracker_page());
+    let bytes = encode(&w.header, &w.kernel.build());
+    (bytes, w)
+}
+
+/// Issue 19's module file: an x64 bitmap dump whose module list holds `count` entries of
+/// SizeOfImage `size_of_image`, all at ntoskrnl's base (`same_base`) or one after another from
+/// [`ALIAS_VA`], where 1 GB maps onto one page that starts like a PE header.
+pub fn hostile_modules(count: usize, size_of_image: u32, same_base: bool) -> (Vec<u8>, Written) {
+    let s = Scenario::new(Arch::X64, 5, 19041, 1, ImportPlacement::InInit);
+    let mut w = s.kernel();
+    let (nt_base, _, data, _) = layout_of(Arch::X64);
+    let mods: Vec<ModuleSpec> = (0..count)
+        .map(|i| ModuleSpec {
+            base: if same_base {
+                nt_base
+            } else {
+                ALIAS_VA + i as u64 * u64::from(size_of_image)
+            },
+            size: size_of_image,
+            full: NT_PATH.into(),
+            name: "ntoskrnl.exe".into(),
+            time_date_stamp: w.nt.timestamp,
+            checksum: w.nt.checksum,
+        })
+        .collect();
+    write_module_list(
+        &mut w.kernel,
+        data + 0x800,
+        HOSTILE_LIST_VA,
+        HOSTILE_LIST_VA + 0x20_0000,
+        &mods,
+    );
+    if !same_base {
+        let mut page = w.nt.bytes[..PAGE as usize].to_vec();
+        page.resize(PAGE as usize, 0);
+        w.kernel.alias_gigabyte(ALIAS_VA, page);
+    }
+    w.modules = mods;
+    let bytes = encode(&w.header, &w.kernel.build());
+    (bytes, w)
 }
