@@ -106,13 +106,6 @@ fn resolve(path: &[String], modules: &BTreeSet<Vec<String>>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether an edge runs between two files of the dump reader. TEMPORARY: its `mod.rs` still
-/// defines the `Dump` its parts use, and the reader is being reworked on a branch of its own;
-/// the split into a facade and parts lands with it, and this exception goes.
-fn inside_dump(from: &[String], to: &[String]) -> bool {
-    from.first().is_some_and(|m| m == "dump") && to.first().is_some_and(|m| m == "dump")
-}
-
 /// `module → modules it depends on`, for every file under `src/`.
 fn module_graph(src: &Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let mut files = BTreeMap::new();
@@ -140,7 +133,7 @@ fn module_graph(src: &Path) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
         let mut deps = BTreeSet::new();
         let mut add = |path: Vec<String>| {
             let target = resolve(&path, &modules);
-            if &target != module && !inside_dump(module, &target) {
+            if &target != module {
                 deps.insert(target);
             }
         };
