@@ -411,14 +411,10 @@ fn report_level(
         .collect();
     assign_fingerprints(&mut findings);
     for f in &mut findings {
-        if let Some(e) = attribution.evidence(&f.tags, f.driver_level, f.artifact) {
-            f.rank = Some(f64::from(crate::pool::tally::rank_for(
-                e.bytes(),
-                attribution.total,
-            )));
-            f.evidence = Some(e);
-        }
+        f.evidence = attribution.evidence(&f.tags, f.driver_level, f.artifact);
     }
+    // A tag's summary ranks by its own figures alone (no cap applies to it).
+    crate::pipeline::rank_findings(&mut findings);
     let locations: Vec<Location> = artifacts
         .iter()
         .map(|a| {
@@ -484,12 +480,13 @@ fn order_ranked(results: &mut [Value]) {
             Some("warning") => 1,
             _ => 0,
         };
-        results.sort_by_key(|r| {
-            (
-                std::cmp::Reverse(r["rank"].as_f64().map_or(-1, |x| (x * 10.0) as i64)),
-                std::cmp::Reverse(level(r)),
-                r["locations"][0]["logicalLocations"][0]["kind"] == "resource",
-            )
+        let rank = |r: &Value| r["rank"].as_f64().unwrap_or(-1.0);
+        let summary = |r: &Value| r["locations"][0]["logicalLocations"][0]["kind"] == "resource";
+        results.sort_by(|a, b| {
+            rank(b)
+                .total_cmp(&rank(a))
+                .then(level(b).cmp(&level(a)))
+                .then(summary(a).cmp(&summary(b)))
         });
     }
 }

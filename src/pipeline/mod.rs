@@ -21,6 +21,8 @@ mod dumps;
 mod evidence;
 mod merge;
 
+pub use evidence::{rank_findings, sort_ranked};
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -7,10 +7,7 @@
 //!   together, so the two pools of a tag always come from one observation). The caller puts
 //!   the most authoritative source first, normally the dump.
 //! * [`pool_in_use_total`] is NonPaged + Paged bytes over all tags; [`share`] a tag's part of it.
-//! * [`rank_for`] maps that share to 0–100: `ceil(100 × bytes / total)`, capped at 100, and 0
-//!   only for 0 bytes (or an empty pool). Rounding up keeps every tag that holds any pool
-//!   distinguishable from one that holds none; integer arithmetic keeps it exact. For
-//!   example 50,827,424 bytes (the incident's `None`) of 128,487,424 bytes in use rank 40.
+//!   A finding's rank is built from its share (`pipeline::rank_findings`).
 //! * [`top_consumers`] lists tags by NonPaged + Paged bytes, largest first.
 
 use std::collections::HashSet;
@@ -56,16 +53,6 @@ pub fn share(bytes: u64, total: u64) -> f64 {
     } else {
         (bytes as f64 / total as f64).min(1.0)
     }
-}
-
-/// Rank 0–100 for holding `bytes` of `total` pool in use: `ceil(100 × bytes / total)`,
-/// capped at 100; 0 only if `bytes` or `total` is 0.
-pub fn rank_for(bytes: u64, total: u64) -> u8 {
-    if bytes == 0 || total == 0 {
-        return 0;
-    }
-    let scaled = (u128::from(bytes) * 100).div_ceil(u128::from(total));
-    u8::try_from(scaled.min(100)).unwrap_or(100)
 }
 
 /// One line of the top-consumers list.
@@ -157,16 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn rank_rounds_up_and_caps() {
-        assert_eq!(rank_for(0, 100), 0);
-        assert_eq!(rank_for(5, 0), 0);
-        assert_eq!(rank_for(1, 1_000_000), 1);
-        assert_eq!(rank_for(50, 100), 50);
-        assert_eq!(rank_for(501, 1000), 51);
-        assert_eq!(rank_for(200, 100), 100);
-        assert_eq!(rank_for(u64::MAX, u64::MAX), 100);
-        // The incident: None's 50,827,424 bytes of 125,476 KB NonPagedPool in use.
-        assert_eq!(rank_for(50_827_424, 125_476 * 1024), 40);
+    fn share_is_a_fraction_of_the_pool_in_use_capped_at_one() {
         assert_eq!(share(0, 0), 0.0);
         assert_eq!(share(1, 4), 0.25);
         assert_eq!(share(8, 4), 1.0);

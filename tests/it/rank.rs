@@ -62,8 +62,12 @@ fn every_export_format_gives_the_same_ranking() {
         .clone()
         .expect("the first finding carries evidence");
     assert_eq!((e.nonpaged.bytes, e.nonpaged.live()), (50_827_424, 246_479));
-    // ceil(100 × 50,827,424 / 114,566,576 bytes in use)
-    assert_eq!(first.rank, Some(45.0));
+    // 100 × 50,827,424 / 114,566,576 bytes in use × 1.0 (a call site's error).
+    assert!(
+        (first.rank.unwrap() - 44.364_199).abs() < 1e-6,
+        "{:?}",
+        first.rank
+    );
     assert!(
         msg(first).contains("tag 'None' holds 50,827,424 bytes of NonPagedPool"),
         "{}",
@@ -116,7 +120,18 @@ fn none_is_not_always_the_top_consumer() {
         r.artifacts[first.artifact].name,
         "pooltest_clang_arm64_O2.sys"
     );
-    assert_eq!(first.rank, Some(90.0));
+    // 90,000,000 of 100,500,000 bytes, weighted by the finding's level (a direct finding).
+    let w = match first.level {
+        Level::Error => 1.0,
+        Level::Warning => 0.98,
+        Level::Note => 0.96,
+    };
+    let want = 100.0 * 90_000_000.0 / 100_500_000.0 * w;
+    assert!(
+        (first.rank.unwrap() - want).abs() < 1e-9,
+        "{:?}",
+        first.rank
+    );
     assert_eq!(r.consumers[0].tag, tag_from_display("Loop").unwrap());
     assert_eq!(r.consumers[0].paged.live(), 4000);
     // Ranked findings come before unranked ones, in non-increasing rank.
@@ -209,7 +224,81 @@ fn usage_under_a_tag_read_at_run_time_is_attributed() {
         .unwrap();
     let e = site.evidence.clone().unwrap();
     assert_eq!(e.nonpaged.bytes, 737_280);
-    // 737,280 of the 999,424 bytes in use: rank ceil(100 x 0.7377) = 74.
-    assert_eq!(site.rank, Some(74.0));
+    // 737,280 of the 999,424 bytes in use, a note at its call site: 100 × 0.7377 × 0.96.
+    assert!(
+        (site.rank.unwrap() - 70.819_672).abs() < 1e-6,
+        "{:?}",
+        site.rank
+    );
     assert!(msg(site).contains("tag 'Init' at run time, one of 'SRun', 'Init'"));
+}
+
+/// The finding that explains the pool usage comes first: a driver built without CFG (DRV3007,
+/// a note about the driver as a whole) that also owns the top tag shows its call-site errors
+/// first; within the driver no two findings of different levels share a rank, and neither the
+/// CFG note nor the tag's DRV9001 summary ranks with or above the errors they summarise.
+#[test]
+fn call_site_errors_rank_above_the_driver_level_notes_of_their_driver() {
+    let mut s = settings(&[
+        testdata("bin/untagged_clang_x64_O2.sys"),
+        testdata("bin/pooltest_clang_x64_O2.sys"),
+    ]);
+    s.pool_files = vec![testdata("pool/incident.csv")];
+    let r = drvaudit::pipeline::scan(&s);
+    // untagged_clang_x64_O2.sys: x64 without /guard:cf, and its ExAllocatePool holds `None`.
+    let art = r
+        .artifacts
+        .iter()
+        .position(|a| a.name == "untagged_clang_x64_O2.sys")
+        .unwrap();
+    let of_driver: Vec<_> = r.findings.iter().filter(|f| f.artifact == art).collect();
+    let cfg = of_driver
+        .iter()
+        .find(|f| f.rule_id == "DRV3007")
+        .expect("a CFG note");
+    let errors: Vec<_> = of_driver
+        .iter()
+        .filter(|f| f.level == Level::Error)
+        .collect();
+    assert!(!errors.is_empty());
+    let least_error = errors
+        .iter()
+        .map(|f| f.rank.unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        cfg.rank.unwrap() < least_error,
+        "{:?} vs {least_error}",
+        cfg.rank
+    );
+    // In report order every error of the driver comes before its CFG note.
+    let pos =
+        |f: &drvaudit::report::Finding| r.findings.iter().position(|g| std::ptr::eq(g, f)).unwrap();
+    assert!(errors.iter().all(|e| pos(e) < pos(cfg)));
+    // Strict levels within the driver.
+    for a in &of_driver {
+        for b in &of_driver {
+            if a.level != b.level {
+                assert_ne!(a.rank, b.rank, "{} {} share a rank", a.rule_id, b.rule_id);
+            }
+        }
+    }
+    // DRV9001 about `None` ranks below every error tied to `None`.
+    let none_summary = r
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "DRV9001" && f.tags == vec![TAG_NONE])
+        .unwrap();
+    for e in r
+        .findings
+        .iter()
+        .filter(|f| f.level == Level::Error && f.tags == vec![TAG_NONE])
+    {
+        assert!(e.rank.unwrap() > none_summary.rank.unwrap());
+    }
+    // Ranks stay within 0-100.
+    assert!(r
+        .findings
+        .iter()
+        .filter_map(|f| f.rank)
+        .all(|x| (0.0..=100.0).contains(&x)));
 }
