@@ -614,7 +614,7 @@ fn artifact(
     (uri, base): &Location,
     tags: Option<&Vec<u32>>,
 ) -> sarif::Artifact {
-    let mut props = BTreeMap::new();
+    let mut props = a.facts.clone();
     props.insert(
         "kind".into(),
         match a.kind {
@@ -624,6 +624,7 @@ fn artifact(
             ArtifactKind::Dump => "dump",
             ArtifactKind::PoolExport => "pool-export",
             ArtifactKind::Carved { .. } => "carved",
+            ArtifactKind::Listed { .. } => "listed",
         }
         .into(),
     );
@@ -631,9 +632,13 @@ fn artifact(
         let shown: Vec<String> = tags.iter().map(|&t| tag_display(t)).collect();
         props.insert("allocationTags".into(), shown.into());
     }
-    if let ArtifactKind::Carved { base, full_path } = &a.kind {
+    if let ArtifactKind::Carved { base, full_path } | ArtifactKind::Listed { base, full_path } =
+        &a.kind
+    {
         props.insert("loadedBase".into(), format!("0x{base:x}").into());
         props.insert("modulePath".into(), full_path.clone().into());
+    }
+    if let ArtifactKind::Carved { .. } = &a.kind {
         props.insert("memoryOnly".into(), a.memory_only.into());
     }
     sarif::Artifact {
@@ -649,7 +654,11 @@ fn artifact(
             .sha256
             .as_ref()
             .map(|h| BTreeMap::from([("sha-256".to_string(), h.clone())])),
-        roles: Some(vec![serde_json::json!("analysisTarget")]),
+        // A listed module's image is not in the log's inputs: it is only named.
+        roles: Some(vec![serde_json::json!(match a.kind {
+            ArtifactKind::Listed { .. } => "referencedOnCommandLine",
+            _ => "analysisTarget",
+        })]),
         properties: bag(props, None),
         ..Default::default()
     }

@@ -94,6 +94,29 @@ pub fn artifact_path(report: &Report, index: usize) -> String {
 /// Renders the report.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
+    if let Some(why) = &report.unranked {
+        let _ = writeln!(out, "unranked: {why}\n");
+    }
+    for (i, a) in report.artifacts.iter().enumerate() {
+        if a.kind != crate::report::ArtifactKind::Dump || a.facts.is_empty() {
+            continue;
+        }
+        let fact = |k: &str| a.facts.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let mut line = format!(
+            "{}: {}, Windows {}, {}",
+            artifact_path(report, i),
+            fact("dumpType"),
+            fact("windows"),
+            fact("acquisition")
+        );
+        if !fact("systemTime").is_empty() {
+            line.push_str(&format!(", taken {}", fact("systemTime")));
+        }
+        if !fact("upTime").is_empty() {
+            line.push_str(&format!(" (up {})", fact("upTime")));
+        }
+        let _ = writeln!(out, "{line}; {}\n", fact("coverage"));
+    }
     if !report.consumers.is_empty() {
         out.push_str("top pool consumers\n");
         let _ = writeln!(

@@ -143,6 +143,7 @@ pub(crate) fn input_artifact(path: &Path, kind: ArtifactKind, root: &Path) -> Ar
         sha256: None,
         length: None,
         memory_only: false,
+        facts: Default::default(),
     }
 }
 
@@ -212,6 +213,7 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
                             sha256: None,
                             length: Some(m.bytes.len() as u64),
                             memory_only: false,
+                            facts: Default::default(),
                         });
                         let member_subject = format!("{subject}:{}", m.path);
                         let name = file_name(&m.path);

@@ -5,7 +5,7 @@
 //! from the surviving import directory or, where `INIT` took it away, from matching each IAT
 //! slot's value against the exports of every loaded module ([`crate::dump::recover_imports`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::driver::{pe_key, ImageSummary};
@@ -18,14 +18,23 @@ use crate::util::{display_path, file_name};
 use super::audit::{anomaly_notice, AuditError, Auditor, Target};
 use super::merge::Unit;
 
-/// Analyses one dump: its artifact first, then one artifact per carved module. Returns the
-/// unit and the dump's pool usage, when its pool tracker table could be read.
+/// The drivers scanned from files, by `(lower-case name, PE key)`: their artifact and display
+/// path. A module of a dump with the same name and key is the same driver.
+pub(crate) type OnDisk = HashMap<(String, String), (usize, String)>;
+
+/// What a dump says about the scanned files: each file (artifact index) loaded in it, with the
+/// module (`MEMORY.DMP>x.sys@0xbase`) it was loaded as.
+pub(crate) type LoadedIn = Vec<(usize, String)>;
+
+/// Analyses one dump: its artifact first, then one artifact per carved (or, for a triage dump,
+/// listed) module. Returns the unit, the dump's pool usage when its pool tracker table could be
+/// read, and the scanned files it lists as loaded.
 pub(crate) fn analyze_dump(
     path: &Path,
     uri: String,
-    on_disk: &HashSet<(String, String)>,
+    on_disk: &OnDisk,
     auditor: &Auditor<'_>,
-) -> (Unit, Option<PoolSnapshot>) {
+) -> (Unit, Option<PoolSnapshot>, LoadedIn) {
     let subject = display_path(path);
     let mut unit = Unit::default();
     unit.artifacts.push(Artifact {
@@ -36,6 +45,7 @@ pub(crate) fn analyze_dump(
         sha256: None,
         length: std::fs::metadata(path).ok().map(|m| m.len()),
         memory_only: false,
+        facts: Default::default(),
     });
     let notice = |unit: &mut Unit, message: String, kind, level| {
         unit.notices
@@ -49,9 +59,10 @@ pub(crate) fn analyze_dump(
                 _ => NoticeKind::Malformed,
             };
             notice(&mut unit, e.to_string(), kind, Level::Error);
-            return (unit, None);
+            return (unit, None, Vec::new());
         }
     };
+    unit.artifacts[0].facts = dump_facts(&dump);
     let modules = match dump.modules() {
         Ok(m) => m,
         Err(e) => {
@@ -64,7 +75,12 @@ pub(crate) fn analyze_dump(
             Vec::new()
         }
     };
-    // A triage dump holds the driver list but not the images.
+    // A triage dump holds the driver list but not the images: its modules are listed, and
+    // matched to the scanned files.
+    let mut loaded_in = Vec::new();
+    if dump.is_triage() {
+        loaded_in = list_modules(&mut unit, &subject, &dump, &modules, on_disk);
+    }
     let audited: &[LoadedModule] = if dump.is_triage() { &[] } else { &modules };
     // Each distinct image is carved once, within the dump's budgets (`dump::ModuleImages`): the
     // export map comes from the modules' export directories alone, and each image is audited
@@ -191,7 +207,7 @@ pub(crate) fn analyze_dump(
             None
         }
     };
-    (unit, pool)
+    (unit, pool, loaded_in)
 }
 
 type Audited = (
@@ -247,7 +263,7 @@ fn audit_module(
     module: &LoadedModule,
     carved: &CarvedImage,
     recovered: &[dump::RecoveredImport],
-    on_disk: &HashSet<(String, String)>,
+    on_disk: &OnDisk,
     auditor: &Auditor<'_>,
 ) -> Audited {
     let display = format!("{dump_subject}>{}@0x{:x}", module.name, module.base);
@@ -262,6 +278,7 @@ fn audit_module(
         sha256: None,
         length: Some(carved.bytes.len() as u64),
         memory_only: false,
+        facts: Default::default(),
     };
     let mut memory_only = false;
     let target = Target {
@@ -292,7 +309,7 @@ fn audit_module(
             image.imports = named;
         }
         // Same name and symbol-server key as a scanned file: the same driver.
-        memory_only = !on_disk.contains(&(module.name.to_ascii_lowercase(), pe_key(image)));
+        memory_only = !on_disk.contains_key(&(module.name.to_ascii_lowercase(), pe_key(image)));
         memory_only
     });
     artifact.memory_only = memory_only;
@@ -317,11 +334,13 @@ fn uncarved_artifact(module: &LoadedModule) -> Artifact {
         sha256: None,
         length: None,
         memory_only: false,
+        facts: Default::default(),
     }
 }
 
-/// `(lower-case name, PE key)` of every image scanned from a file or package.
-pub(crate) fn on_disk_keys(report: &crate::report::Report) -> HashSet<(String, String)> {
+/// `(lower-case name, PE key)` of every image scanned from a file or package, with its artifact
+/// and display path.
+pub(crate) fn on_disk_keys(report: &crate::report::Report) -> OnDisk {
     report
         .images
         .iter()
@@ -333,9 +352,156 @@ pub(crate) fn on_disk_keys(report: &crate::report::Report) -> HashSet<(String, S
         })
         .map(|i| {
             (
-                report.artifacts[i.artifact].name.to_ascii_lowercase(),
-                i.pe_key.clone(),
+                (
+                    report.artifacts[i.artifact].name.to_ascii_lowercase(),
+                    i.pe_key.clone(),
+                ),
+                (
+                    i.artifact,
+                    crate::report::display_path(&report.artifacts, i.artifact),
+                ),
             )
         })
         .collect()
+}
+
+/// The dump's facts for its artifact: what it is, how it was taken, when, and how much of the
+/// memory it describes it holds.
+fn dump_facts(dump: &Dump) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let s = dump.summary();
+    let mut f = std::collections::BTreeMap::new();
+    f.insert(
+        "dumpType".into(),
+        format!("{}, DumpType {}", s.dump_type_name, s.dump_type).into(),
+    );
+    // MajorVersion is 0xF (free build) or 0xC (checked), not the NT version: the build says it.
+    f.insert(
+        "windows".into(),
+        format!("build {} {}", s.build, s.arch.name()).into(),
+    );
+    f.insert("acquisition".into(), s.acquisition.describe().into());
+    if let Some(live) = s.acquisition.is_live() {
+        f.insert("liveAcquisition".into(), live.into());
+    }
+    if let dump::Acquisition::Crash { code } = s.acquisition {
+        f.insert("bugcheck".into(), format!("{code:#010x}").into());
+        f.insert(
+            "bugcheckParameters".into(),
+            s.bugcheck_parameters
+                .iter()
+                .map(|p| format!("{p:#x}"))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    if let Some(t) = &s.system_time {
+        f.insert("systemTime".into(), t.utc.clone().into());
+    }
+    if let Some(u) = &s.system_up_time {
+        f.insert("upTime".into(), u.text.clone().into());
+    }
+    let c = dump.coverage();
+    f.insert("coverage".into(), c.describe().into());
+    f.insert("truncated".into(), c.truncated.into());
+    f
+}
+
+/// The modules of a triage dump: one artifact each, matched to the scanned files by name,
+/// TimeDateStamp and SizeOfImage; one note saying how many matched and which have no file.
+/// Returns the matched files.
+fn list_modules(
+    unit: &mut Unit,
+    subject: &str,
+    dump: &Dump,
+    modules: &[LoadedModule],
+    on_disk: &OnDisk,
+) -> LoadedIn {
+    let mut loaded = Vec::new();
+    let mut without = Vec::new();
+    for m in modules {
+        let module = format!("{subject}>{}@0x{:x}", m.name, m.base);
+        let mut facts = std::collections::BTreeMap::new();
+        if let Some(t) = m.time_date_stamp {
+            facts.insert("timeDateStamp".into(), format!("{t:#010x}").into());
+        }
+        facts.insert("sizeOfImage".into(), format!("{:#x}", m.size).into());
+        let matched = m
+            .symbol_key()
+            .and_then(|k| on_disk.get(&(m.name.to_ascii_lowercase(), k)));
+        match matched {
+            Some((artifact, display)) => {
+                facts.insert("scannedFile".into(), display.clone().into());
+                loaded.push((*artifact, module));
+            }
+            None => without.push(m.name.clone()),
+        }
+        unit.artifacts.push(Artifact {
+            uri: format!("{}@0x{:x}", m.name, m.base),
+            name: m.name.clone(),
+            parent: Some(0),
+            kind: ArtifactKind::Listed {
+                base: m.base,
+                full_path: m.full_path.clone(),
+            },
+            sha256: None,
+            length: None,
+            memory_only: false,
+            facts,
+        });
+    }
+    let s = dump.summary();
+    let matched: Vec<String> = loaded.iter().map(|(a, _)| unit_name(on_disk, *a)).collect();
+    let mut message = format!(
+        "triage dump ({}): its driver list names {} module(s) and holds none of their images; ",
+        s.acquisition.describe(),
+        modules.len()
+    );
+    if matched.is_empty() {
+        message.push_str("no scanned file matches any by name, TimeDateStamp and SizeOfImage");
+    } else {
+        message.push_str(&format!(
+            "{} match scanned files by name, TimeDateStamp and SizeOfImage and are reported as \
+             loaded when the dump was taken ({})",
+            matched.len(),
+            shortened(&matched, 8)
+        ));
+    }
+    if !without.is_empty() && !matched.is_empty() {
+        message.push_str(&format!(
+            "; {} have no scanned file ({})",
+            without.len(),
+            shortened(&without, 8)
+        ));
+    } else if !without.is_empty() {
+        message.push_str(&format!(" ({})", shortened(&without, 8)));
+    }
+    unit.notices.push(Notice::new(
+        subject,
+        NoticeKind::Partial,
+        Level::Note,
+        message,
+    ));
+    loaded
+}
+
+/// The display path of a scanned file's artifact, from the on-disk table.
+fn unit_name(on_disk: &OnDisk, artifact: usize) -> String {
+    on_disk
+        .values()
+        .find(|(a, _)| *a == artifact)
+        .map_or_else(String::new, |(_, d)| d.clone())
+}
+
+/// `a, b, c, … (+N more)`.
+fn shortened(items: &[String], keep: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(keep)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > keep {
+        s.push_str(&format!(", +{} more", items.len() - keep));
+    }
+    s
 }

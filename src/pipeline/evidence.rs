@@ -49,6 +49,7 @@ pub(crate) fn load_pool_files(
                     sha256: Some(crate::util::sha256_hex(&bytes)),
                     length: Some(bytes.len() as u64),
                     memory_only: false,
+                    facts: Default::default(),
                 });
                 snapshots.push(snapshot);
             }

@@ -232,7 +232,7 @@ fn run_batched(
         let mut snapshots = Vec::new();
         for path in &dumps {
             let on_disk = dumps::on_disk_keys(&merger.report);
-            let (unit, snapshot) = guarded(|| {
+            let (unit, snapshot, loaded_in) = guarded(|| {
                 dumps::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor)
             })
             .unwrap_or_else(|what| {
@@ -242,9 +242,10 @@ fn run_batched(
                     &settings.root,
                     &what,
                 );
-                (unit, None)
+                (unit, None, Vec::new())
             });
             merger.take(unit);
+            mark_loaded(&mut merger.report, &loaded_in);
             snapshots.extend(snapshot);
         }
         let (mut report, streamed_worst, mut baseline) = merger.finish();
@@ -256,6 +257,23 @@ fn run_batched(
         // Each unit's findings are already in this order (see `analyze_input`) and units are
         // in artifact order, so this stable sort only confirms one run.
         report.findings.sort_by(finding_order);
+        let asked = !dumps.is_empty() || !settings.pool_files.is_empty();
+        if asked && snapshots.is_empty() {
+            let why: Vec<String> = report
+                .notices
+                .iter()
+                .filter(|n| {
+                    n.kind == crate::report::NoticeKind::MissingEvidence
+                        || n.message.starts_with("no pool usage")
+                })
+                .map(|n| format!("{}: {}", n.subject, n.message))
+                .collect();
+            report.unranked = Some(if why.is_empty() {
+                "no pool usage could be read from the evidence given".into()
+            } else {
+                why.join("; ")
+            });
+        }
         if !snapshots.is_empty() {
             evidence::rank(&mut report, &settings.rules, &snapshots, pooltag.as_ref());
             // Report-level findings, made by ranking, are matched too (those of the files were
@@ -382,6 +400,28 @@ fn walk_and_audit(
     dumps.extend(settings.dumps.iter().cloned());
     dumps.retain(|d| settings.shard.takes(&uri_for(d, &settings.root)));
     dumps
+}
+
+/// Marks the scanned files a (triage) dump lists as loaded: the file's artifact says in which
+/// dump, and so does each of its findings (`loadedWhenDumpTaken`).
+fn mark_loaded(report: &mut Report, loaded_in: &dumps::LoadedIn) {
+    for (artifact, module) in loaded_in {
+        let facts = &mut report.artifacts[*artifact].facts;
+        let entry = facts
+            .entry("loadedInDump".to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(module.clone().into());
+        }
+        for f in report
+            .findings
+            .iter_mut()
+            .filter(|f| f.artifact == *artifact)
+        {
+            f.properties
+                .insert("loadedWhenDumpTaken".into(), module.clone().into());
+        }
+    }
 }
 
 /// Hands the streamed batches to the sink in order; after a sink error the rest is drained

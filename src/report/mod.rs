@@ -32,6 +32,13 @@ pub enum ArtifactKind {
     Dump,
     /// A pool usage export given with `--pool`.
     PoolExport,
+    /// A module a triage dump lists without holding its image (its parent is the dump).
+    Listed {
+        /// Kernel virtual address the module was loaded at.
+        base: u64,
+        /// Full path recorded in the module list.
+        full_path: String,
+    },
     /// A driver image carved from a dump (its parent is the dump), loaded at `base`.
     Carved {
         /// Kernel virtual address the module was loaded at.
@@ -59,6 +66,9 @@ pub struct Artifact {
     pub length: Option<u64>,
     /// For carved images: no scanned file has the same name and contents.
     pub memory_only: bool,
+    /// Facts about the artifact for SARIF `artifact.properties` and the text report: a dump's
+    /// time and how it was taken, a listed module's TimeDateStamp, the dump a file was loaded in.
+    pub facts: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The path an artifact is shown by: nested artifacts as `package:member` and `dump>module`.
@@ -66,7 +76,10 @@ pub fn display_path(artifacts: &[Artifact], index: usize) -> String {
     let a = &artifacts[index];
     match a.parent {
         Some(p) => {
-            let sep = if matches!(a.kind, ArtifactKind::Carved { .. }) {
+            let sep = if matches!(
+                a.kind,
+                ArtifactKind::Carved { .. } | ArtifactKind::Listed { .. }
+            ) {
                 ">"
             } else {
                 ":"
@@ -194,6 +207,9 @@ pub struct Report {
     pub exit_code: i32,
     /// Driver images modelled (files, package members, carved images).
     pub drivers: usize,
+    /// Pool evidence was asked for (a dump or `--pool`) but none could be used: why. The report
+    /// is then unranked, and says so first.
+    pub unranked: Option<String>,
     /// With a baseline: its results that no finding matched, as it holds them, marked absent.
     pub absent: Vec<serde_json::Value>,
     /// The rules that ran (all enabled rules), sorted by id, for SARIF `tool.driver.rules`.

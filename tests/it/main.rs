@@ -25,3 +25,4 @@ mod sarif;
 mod scan;
 mod snapshots;
 mod support;
+mod triage;
