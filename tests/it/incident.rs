@@ -95,9 +95,21 @@ fn the_memory_only_guid_driver_comes_first() {
         msg(first)
     );
 
-    // The text report opens with the top consumers, None first.
+    // The text report opens with the dump's facts, then the top consumers, None first.
     let text = drvaudit::output::text::render(&r);
     let mut lines = text.lines();
+    let facts = lines.next().unwrap();
+    // The writer's header: DumpType 1 (a run list), build 7601, PAE, bugcheck 0xE2
+    // (MANUALLY_INITIATED_CRASH), every described page present; no SystemTime set.
+    assert!(
+        facts.ends_with(
+            "MEMORY.DMP: full (run list), DumpType 1, Windows build 7601 x86 (PAE), crash: \
+             bugcheck 0x000000e2; complete: 0x1f of 0x1f described physical pages (100.00%) are \
+             in the file of 0x20000 bytes"
+        ),
+        "{facts}"
+    );
+    assert_eq!(lines.next(), Some(""));
     assert_eq!(lines.next(), Some("top pool consumers"));
     let none_row = lines.nth(1).unwrap();
     assert!(

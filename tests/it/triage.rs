@@ -20,7 +20,7 @@ fn the_triage_driver_list_is_reported_and_matched_to_the_scanned_files() {
         return;
     };
     // With the corpus: none of its files is one of the dump's modules.
-    let r = scan_with(&[corpus.clone()], &dump);
+    let r = scan_with(std::slice::from_ref(&corpus), &dump);
     let listed = r
         .artifacts
         .iter()
