@@ -9,6 +9,7 @@ pub mod callsite;
 pub mod dump;
 mod dumpscan;
 pub mod finding;
+pub mod identity;
 pub mod model;
 pub mod output;
 pub mod package;
