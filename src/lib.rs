@@ -8,6 +8,7 @@
 pub mod callsite;
 pub mod dump;
 mod dumpscan;
+pub mod blocklist;
 pub mod finding;
 pub mod identity;
 pub mod model;
