@@ -5,10 +5,10 @@
 //! rule of [`rules`] run over it; findings, notices and pool evidence form a
 //! [`finding::Report`], which [`output`] renders as SARIF 2.1.0 or text.
 
+pub mod blocklist;
 pub mod callsite;
 pub mod dump;
 mod dumpscan;
-pub mod blocklist;
 pub mod finding;
 pub mod identity;
 pub mod model;

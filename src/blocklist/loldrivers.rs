@@ -199,22 +199,32 @@ fn hash_field(
     Ok(Some(t.to_ascii_lowercase()))
 }
 
-fn entry_from_node(path: &Path, at: At, root: &Node, location: String) -> Result<LolEntry, BlocklistError> {
+fn entry_from_node(
+    path: &Path,
+    at: At,
+    root: &Node,
+    location: String,
+) -> Result<LolEntry, BlocklistError> {
     if !matches!(root, Node::Map(..)) {
-        return Err(entry_err(path, at.of(root), "a driver entry is not a mapping"));
+        return Err(entry_err(
+            path,
+            at.of(root),
+            "a driver entry is not a mapping",
+        ));
     }
     let id = text(root.get("Id")).ok_or_else(|| entry_err(path, at.of(root), "no Id"))?;
-    let category = match text(root.get("Category")).as_deref() {
-        Some(c) if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
-        Some(c) if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
-        other => {
-            return Err(entry_err(
+    let category =
+        match text(root.get("Category")).as_deref() {
+            Some(c) if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
+            Some(c) if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
+            other => return Err(entry_err(
                 path,
                 at.of(root.get("Category").unwrap_or(root)),
-                format!("{id}: Category {other:?} is neither \"vulnerable driver\" nor \"malicious\""),
-            ))
-        }
-    };
+                format!(
+                    "{id}: Category {other:?} is neither \"vulnerable driver\" nor \"malicious\""
+                ),
+            )),
+        };
     let mut cves = strings(root.get("CVE"));
     cves.extend(strings(root.get("CVEs")));
     let tags = strings(root.get("Tags"));
@@ -227,7 +237,11 @@ fn entry_from_node(path: &Path, at: At, root: &Node, location: String) -> Result
             }
         }
         Some(other) => {
-            return Err(entry_err(path, at.of(other), "KnownVulnerableSamples is not a list"))
+            return Err(entry_err(
+                path,
+                at.of(other),
+                "KnownVulnerableSamples is not a list",
+            ))
         }
     }
     Ok(LolEntry {
@@ -240,9 +254,18 @@ fn entry_from_node(path: &Path, at: At, root: &Node, location: String) -> Result
     })
 }
 
-fn sample_from_node(path: &Path, at: At, s: &Node, index: usize) -> Result<LolSample, BlocklistError> {
+fn sample_from_node(
+    path: &Path,
+    at: At,
+    s: &Node,
+    index: usize,
+) -> Result<LolSample, BlocklistError> {
     if !matches!(s, Node::Map(..)) {
-        return Err(entry_err(path, at.of(s), format!("sample {index} is not a mapping")));
+        return Err(entry_err(
+            path,
+            at.of(s),
+            format!("sample {index} is not a mapping"),
+        ));
     }
     let mut out = LolSample {
         index: Some(index),
@@ -391,16 +414,23 @@ impl LolDrivers {
         let bytes = read_capped(path)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| BlocklistError::Yaml {
             path: path.to_owned(),
-            line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
             column: 0,
             message: format!("not UTF-8: {e}"),
         })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let root = yaml::parse(text, keep).map_err(|e| BlocklistError::Yaml {
-            path: path.to_owned(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
+        // The pre-pass blanks the skipped subtrees (exactly, or not at all: see `prune`).
+        let pruned = super::prune::prune(text, keep);
+        let root = yaml::parse(pruned.as_deref().unwrap_or(text), keep).map_err(|e| {
+            BlocklistError::Yaml {
+                path: path.to_owned(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            }
         })?;
         let Some(root) = root else {
             return Err(entry_err(path, "1".into(), "empty file"));
@@ -412,12 +442,17 @@ impl LolDrivers {
     /// Loads drivers.json (an array of driver objects as in the YAML files).
     pub fn load_json(path: &Path) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| BlocklistError::Json {
-            path: path.to_owned(),
-            source,
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| BlocklistError::Json {
+                path: path.to_owned(),
+                source,
+            })?;
         let serde_json::Value::Array(items) = v else {
-            return Err(entry_err(path, "1".into(), "drivers.json is not an array of drivers"));
+            return Err(entry_err(
+                path,
+                "1".into(),
+                "drivers.json is not an array of drivers",
+            ));
         };
         let mut entries = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -435,7 +470,9 @@ impl LolDrivers {
             path: path.to_owned(),
             source,
         };
-        let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(&bytes[..]);
+        let mut rd = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(&bytes[..]);
         let headers = rd.headers().map_err(csv_err)?.clone();
         let col = |name: &str| {
             headers
@@ -450,9 +487,21 @@ impl LolDrivers {
             (col("KnownVulnerableSamples_MD5")?, Field::Md5, 32),
             (col("KnownVulnerableSamples_SHA1")?, Field::Sha1, 40),
             (col("KnownVulnerableSamples_SHA256")?, Field::Sha256, 64),
-            (col("KnownVulnerableSamples_Authentihash_MD5")?, Field::AuthMd5, 32),
-            (col("KnownVulnerableSamples_Authentihash_SHA1")?, Field::AuthSha1, 40),
-            (col("KnownVulnerableSamples_Authentihash_SHA256")?, Field::AuthSha256, 64),
+            (
+                col("KnownVulnerableSamples_Authentihash_MD5")?,
+                Field::AuthMd5,
+                32,
+            ),
+            (
+                col("KnownVulnerableSamples_Authentihash_SHA1")?,
+                Field::AuthSha1,
+                40,
+            ),
+            (
+                col("KnownVulnerableSamples_Authentihash_SHA256")?,
+                Field::AuthSha256,
+                64,
+            ),
         ];
         let mut entries = Vec::new();
         for rec in rd.records() {
@@ -466,7 +515,13 @@ impl LolDrivers {
             let category = match rec.get(cat_c).unwrap_or("").trim() {
                 c if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
                 c if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
-                c => return Err(entry_err(path, at, format!("{id}: Category {c:?} is neither \"vulnerable driver\" nor \"malicious\""))),
+                c => return Err(entry_err(
+                    path,
+                    at,
+                    format!(
+                        "{id}: Category {c:?} is neither \"vulnerable driver\" nor \"malicious\""
+                    ),
+                )),
             };
             let mut samples = Vec::new();
             for &(c, field, len) in &hash_cols {
@@ -475,7 +530,13 @@ impl LolDrivers {
                     if v.is_empty() || v == "-" {
                         continue;
                     }
-                    parse_hash(v, &[len]).map_err(|why| entry_err(path, at.clone(), format!("{id}: {}: {why}", headers.get(c).unwrap_or("?"))))?;
+                    parse_hash(v, &[len]).map_err(|why| {
+                        entry_err(
+                            path,
+                            at.clone(),
+                            format!("{id}: {}: {why}", headers.get(c).unwrap_or("?")),
+                        )
+                    })?;
                     let v = Some(v.to_ascii_lowercase());
                     let mut s = LolSample::default();
                     match field {
@@ -524,11 +585,17 @@ impl LolDrivers {
                 ] {
                     // Validated as hex when loaded.
                     if let Some(b) = h.as_deref().and_then(|h| hex::decode(h).ok()) {
-                        by_hash.entry(b).or_default().push((ei as u32, si as u32, f));
+                        by_hash
+                            .entry(b)
+                            .or_default()
+                            .push((ei as u32, si as u32, f));
                     }
                 }
                 if let Some(b) = s.imphash.as_deref().and_then(|h| hex::decode(h).ok()) {
-                    by_imphash.entry(b).or_default().push((ei as u32, si as u32));
+                    by_imphash
+                        .entry(b)
+                        .or_default()
+                        .push((ei as u32, si as u32));
                 }
             }
         }
@@ -591,6 +658,7 @@ impl LolDrivers {
 #[cfg(test)]
 mod tests {
     use super::super::*;
+    use super::yaml;
     use std::io::Write;
 
     const MD5: &str = "0123456789abcdef0123456789abcdef";
@@ -599,7 +667,10 @@ mod tests {
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
-        std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         p
     }
 
@@ -639,7 +710,12 @@ mod tests {
             .matches(&subject)
             .iter()
             .map(|m| match &m.rule {
-                MatchRule::Hash { field, input } => format!("{}#{}:{field}={}", m.entry_id, m.sample.unwrap(), input.as_str()),
+                MatchRule::Hash { field, input } => format!(
+                    "{}#{}:{field}={}",
+                    m.entry_id,
+                    m.sample.unwrap(),
+                    input.as_str()
+                ),
                 MatchRule::Imphash => format!("{}#{}:imphash", m.entry_id, m.sample.unwrap()),
                 r => format!("{r:?}"),
             })
@@ -667,31 +743,78 @@ mod tests {
         let bad = yaml_entry("id-a", "").replace(SHA256, "00112233");
         let p = write(t.path(), "bad.yaml", &bad);
         let e = load(t.path()).unwrap_err().to_string();
-        assert!(e.contains("bad.yaml:13: SHA256: hash \"00112233\" has 8 hex digits, expected 64"), "{e}");
+        assert!(
+            e.contains("bad.yaml:13: SHA256: hash \"00112233\" has 8 hex digits, expected 64"),
+            "{e}"
+        );
         write(t.path(), "bad.yaml", "Id: x\nCategory: benign\n");
         let e = load(t.path()).unwrap_err().to_string();
         assert!(e.contains("bad.yaml:2:") && e.contains("benign"), "{e}");
         write(t.path(), "bad.yaml", "Id: x\n  Category: [\n");
-        assert!(matches!(load(&p).unwrap_err(), BlocklistError::Yaml { line: 2, .. }));
+        assert!(matches!(
+            load(&p).unwrap_err(),
+            BlocklistError::Yaml { line: 2, .. }
+        ));
         write(t.path(), "bad.yaml", "Category: malicious\n");
         assert!(load(t.path()).unwrap_err().to_string().contains("no Id"));
         // Billion laughs, refused at the first alias.
         let mut bomb = String::from("Id: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
         for (i, c) in "bcdefghi".chars().enumerate() {
             let prev = (b'a' + i as u8) as char;
-            bomb.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+            bomb.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(",")
+            ));
         }
         write(t.path(), "bad.yaml", &bomb);
         let t0 = std::time::Instant::now();
         let e = load(t.path()).unwrap_err();
         assert!(t0.elapsed().as_millis() < 200);
-        assert!(matches!(&e, BlocklistError::Yaml { line: 2, message, .. } if message.contains("aliases")), "{e}");
+        assert!(
+            matches!(&e, BlocklistError::Yaml { line: 2, message, .. } if message.contains("aliases")),
+            "{e}"
+        );
         // Not UTF-8.
         std::fs::write(t.path().join("bad.yaml"), b"Id: \xff\n").unwrap();
-        assert!(load(t.path()).unwrap_err().to_string().contains("not UTF-8"));
+        assert!(load(t.path())
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
         // Empty folder.
         let t2 = tempfile::tempdir().unwrap();
-        assert!(matches!(load(t2.path()), Err(BlocklistError::UnknownKind { .. })));
+        assert!(matches!(
+            load(t2.path()),
+            Err(BlocklistError::UnknownKind { .. })
+        ));
+    }
+
+    /// The pre-pass is exact on the real data: every LOLDrivers file is pruned, and the kept
+    /// tree (values and lines) is the one the YAML parser builds from the whole file.
+    #[test]
+    fn prune_is_exact_on_the_real_folder() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/data/loldrivers/yaml");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            eprintln!("SKIPPED: {} is absent", dir.display());
+            return;
+        };
+        let files: Vec<PathBuf> = rd.map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 661);
+        let (mut bytes, mut kept) = (0, 0);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let p = super::super::prune::prune(&text, super::keep)
+                .unwrap_or_else(|| panic!("{} declined", f.display()));
+            assert_eq!(
+                yaml::parse(&p, super::keep).unwrap(),
+                yaml::parse(&text, super::keep).unwrap(),
+                "{}",
+                f.display()
+            );
+            bytes += text.len();
+            kept += p.len();
+        }
+        eprintln!("pre-pass keeps {kept} of {bytes} bytes");
     }
 
     #[test]
@@ -704,9 +827,15 @@ mod tests {
         );
         let l = load(&j).unwrap();
         assert_eq!(l.kind, ListKind::LolDriversJson);
-        let m = l.matches(&Subject { authenticode_sha256: Some(AUTH256.into()), ..Subject::default() });
+        let m = l.matches(&Subject {
+            authenticode_sha256: Some(AUTH256.into()),
+            ..Subject::default()
+        });
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].entry_id.as_str(), m[0].sample, m[0].category), ("j1", Some(0), Category::Malicious));
+        assert_eq!(
+            (m[0].entry_id.as_str(), m[0].sample, m[0].category),
+            ("j1", Some(0), Category::Malicious)
+        );
         assert!(m[0].location.ends_with("#entry 0"));
         write(t.path(), "drivers.json", "[{\"Id\":\"j1\",\"Category\":\"malicious\",\"KnownVulnerableSamples\":[{\"MD5\":\"xyz\"}]}]");
         assert!(load(&j).unwrap_err().to_string().contains("entry 0: MD5"));
@@ -721,10 +850,77 @@ mod tests {
         let l = load(&c).unwrap();
         assert_eq!(l.kind, ListKind::LolDriversCsv);
         assert_eq!(l.loldrivers().unwrap().sample_count(), 4);
-        let m = l.matches(&Subject { flat_md5: Some("F".repeat(32)), ..Subject::default() });
+        let m = l.matches(&Subject {
+            flat_md5: Some("F".repeat(32)),
+            ..Subject::default()
+        });
         assert_eq!(m.len(), 1);
         assert_eq!((m[0].sample, m[0].name.as_deref()), (None, Some("x.sys")));
-        write(t.path(), "drivers.csv", "\"Id\",\"Category\"\n\"c1\",\"malicious\"\n");
-        assert!(load(&c).unwrap_err().to_string().contains("no \"Tags\" column"));
+        write(
+            t.path(),
+            "drivers.csv",
+            "\"Id\",\"Category\"\n\"c1\",\"malicious\"\n",
+        );
+        assert!(load(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("no \"Tags\" column"));
+    }
+}
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn phases() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/data/loldrivers/yaml");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let texts: Vec<String> = files
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap())
+                .collect();
+            let t_read = t.elapsed();
+            let t = std::time::Instant::now();
+            let pruned: Vec<String> = texts
+                .iter()
+                .map(|x| super::super::prune::prune(x, keep).unwrap())
+                .collect();
+            let t_prune = t.elapsed();
+            let t = std::time::Instant::now();
+            let n: usize = pruned
+                .iter()
+                .map(|x| yaml::parse(x, keep).unwrap().is_some() as usize)
+                .sum();
+            let t_parse = t.elapsed();
+            let t = std::time::Instant::now();
+            let mut ev = 0usize;
+            for x in &pruned {
+                for e in saphyr_parser::Parser::new_from_str(x) {
+                    e.unwrap();
+                    ev += 1;
+                }
+            }
+            eprintln!("raw events on pruned: {ev} in {:?}", t.elapsed());
+            let t = std::time::Instant::now();
+            let mut ev = 0usize;
+            for x in &texts {
+                for e in saphyr_parser::Parser::new_from_str(x) {
+                    e.unwrap();
+                    ev += 1;
+                }
+            }
+            eprintln!("raw events on full: {ev} in {:?}", t.elapsed());
+            let t = std::time::Instant::now();
+            let _ = LolDrivers::load_folder(&dir).unwrap();
+            let t_all = t.elapsed();
+            eprintln!("read {t_read:?} prune {t_prune:?} parse {t_parse:?} (seq) n={n}; load_folder (par) {t_all:?}; threads {}", rayon::current_num_threads());
+        }
     }
 }

@@ -19,6 +19,7 @@
 //! from Microsoft's list (LOLDrivers PR #274); the match says which one it was.
 
 pub mod loldrivers;
+mod prune;
 pub mod sipolicy;
 mod yaml;
 
@@ -99,9 +100,15 @@ pub struct TbsHashes {
 
 impl TbsHashes {
     fn all(&self) -> impl Iterator<Item = &str> {
-        [&self.md5, &self.sha1, &self.sha256, &self.sha384, &self.sha512]
-            .into_iter()
-            .filter_map(|h| h.as_deref())
+        [
+            &self.md5,
+            &self.sha1,
+            &self.sha256,
+            &self.sha384,
+            &self.sha512,
+        ]
+        .into_iter()
+        .filter_map(|h| h.as_deref())
     }
 }
 
@@ -239,7 +246,11 @@ pub enum BlocklistError {
         source: std::io::Error,
     },
     #[error("{path}: {size} bytes is over the {limit}-byte limit for a blocklist file")]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path}: the folder holds more than {limit} files or bytes of YAML")]
     FolderTooLarge { path: PathBuf, limit: u64 },
     #[error("{path}: not a blocklist this tool reads: {why}")]
@@ -358,12 +369,16 @@ pub fn load(path: &Path) -> Result<Blocklist, BlocklistError> {
         ),
         "yaml" | "yml" => (
             ListKind::LolDriversYaml,
-            Content::Lol(loldrivers::LolDrivers::load_yaml_files(path, &[path.to_owned()])?),
+            Content::Lol(loldrivers::LolDrivers::load_yaml_files(
+                path,
+                &[path.to_owned()],
+            )?),
         ),
         _ => {
             return Err(BlocklistError::UnknownKind {
                 path: path.to_owned(),
-                why: "expected a LOLDrivers folder, .yaml, .json or .csv, or a SiPolicy .xml".into(),
+                why: "expected a LOLDrivers folder, .yaml, .json or .csv, or a SiPolicy .xml"
+                    .into(),
             })
         }
     };
@@ -392,7 +407,9 @@ pub(crate) fn read_capped(path: &Path) -> Result<Vec<u8>, BlocklistError> {
     }
     let mut buf = Vec::with_capacity(size as usize);
     // `take` also bounds a file that grows while it is read.
-    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf).map_err(io)?;
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(BlocklistError::TooLarge {
             path: path.to_owned(),
@@ -420,7 +437,10 @@ pub(crate) fn parse_hash(s: &str, lens: &[usize]) -> Result<Vec<u8>, String> {
         return Err(format!(
             "hash {t:?} has {} hex digits, expected {}",
             t.len(),
-            lens.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(" or ")
+            lens.iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
         ));
     }
     hex::decode(t).map_err(|e| format!("hash {t:?} is not hex: {e}"))

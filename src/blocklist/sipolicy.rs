@@ -34,8 +34,8 @@ use std::path::Path;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::{
-    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind,
-    ListKind, Match, MatchRule, Strength, Subject,
+    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind, ListKind,
+    Match, MatchRule, Strength, Subject,
 };
 
 const NS: &str = "urn:schemas-microsoft-com:sipolicy";
@@ -168,8 +168,21 @@ pub struct SiPolicy {
     by_tbs: HashMap<Vec<u8>, Vec<usize>>,
 }
 
-fn line_of(doc: &Document, n: Node) -> usize {
-    doc.text_pos_at(n.range().start).row as usize
+/// Byte offsets where lines start, to turn node positions into 1-based lines in O(log n)
+/// (roxmltree's `text_pos_at` rescans the text from its start on every call).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Self {
+        Lines(
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+                .collect(),
+        )
+    }
+    fn of(&self, n: Node) -> usize {
+        self.0.partition_point(|&s| s <= n.range().start)
+    }
 }
 
 /// The policy text: UTF-8 (optionally with a BOM) or UTF-16LE with a BOM, as PowerShell writes.
@@ -183,7 +196,10 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<String, BlocklistError> {
         if rest.len() % 2 != 0 {
             return Err(bad("UTF-16 text with an odd number of bytes"));
         }
-        let units: Vec<u16> = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         return String::from_utf16(&units).map_err(|_| bad("invalid UTF-16"));
     }
     let b = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
@@ -208,7 +224,13 @@ fn eku_oid(value: &str) -> Option<String> {
             acc = 0;
         }
     }
-    Some(parts.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+    Some(
+        parts
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 impl SiPolicy {
@@ -225,24 +247,35 @@ impl SiPolicy {
             nodes_limit: MAX_NODES,
             ..ParsingOptions::default()
         };
-        let doc = Document::parse_with_options(text, opts).map_err(|source| BlocklistError::Xml {
-            path: path.to_owned(),
-            source,
-        })?;
+        let doc =
+            Document::parse_with_options(text, opts).map_err(|source| BlocklistError::Xml {
+                path: path.to_owned(),
+                source,
+            })?;
+        let lines = Lines::new(text);
+        let line_of = |_: &Document, n: Node| lines.of(n);
         let err = |n: Node, why: String| BlocklistError::Entry {
             path: path.to_owned(),
-            at: line_of(&doc, n).to_string(),
+            at: lines.of(n).to_string(),
             why,
         };
         let root = doc.root_element();
         if !root.has_tag_name((NS, "SiPolicy")) {
-            return Err(err(root, format!("root element is {:?}, not SiPolicy in {NS}", root.tag_name().name())));
+            return Err(err(
+                root,
+                format!(
+                    "root element is {:?}, not SiPolicy in {NS}",
+                    root.tag_name().name()
+                ),
+            ));
         }
         fn child<'a, 'i>(n: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
             n.children().find(|c| c.has_tag_name((NS, name)))
         }
         let mut p = SiPolicy {
-            version: child(root, "VersionEx").and_then(|v| v.text()).map(|t| t.trim().to_string()),
+            version: child(root, "VersionEx")
+                .and_then(|v| v.text())
+                .map(|t| t.trim().to_string()),
             ..SiPolicy::default()
         };
         let mut rule_ids: HashMap<String, usize> = HashMap::new();
@@ -253,19 +286,31 @@ impl SiPolicy {
                     "Deny" => RuleKind::Deny,
                     "FileAttrib" => RuleKind::FileAttrib,
                     other => {
-                        p.notes.push(format!("line {}: file rule <{other}> is not evaluated", line_of(&doc, r)));
+                        p.notes.push(format!(
+                            "line {}: file rule <{other}> is not evaluated",
+                            line_of(&doc, r)
+                        ));
                         continue;
                     }
                 };
-                let id = r.attribute("ID").ok_or_else(|| err(r, "file rule without ID".into()))?.to_string();
+                let id = r
+                    .attribute("ID")
+                    .ok_or_else(|| err(r, "file rule without ID".into()))?
+                    .to_string();
                 let hash = match r.attribute("Hash") {
-                    Some(h) => Some((h.to_string(), parse_hash(h, &[32, 40, 64, 96, 128]).map_err(|why| err(r, format!("{id}: {why}")))?)),
+                    Some(h) => Some((
+                        h.to_string(),
+                        parse_hash(h, &[32, 40, 64, 96, 128])
+                            .map_err(|why| err(r, format!("{id}: {why}")))?,
+                    )),
                     None => None,
                 };
                 let version = |a: &str| -> Result<Option<[u16; 4]>, BlocklistError> {
                     match r.attribute(a) {
                         None => Ok(None),
-                        Some(v) => parse_version(v).map(Some).ok_or_else(|| err(r, format!("{id}: {a} {v:?} is not a 4-part version"))),
+                        Some(v) => parse_version(v).map(Some).ok_or_else(|| {
+                            err(r, format!("{id}: {a} {v:?} is not a 4-part version"))
+                        }),
                     }
                 };
                 let attributes: Vec<(Attribute, String)> = Attribute::ALL
@@ -303,7 +348,10 @@ impl SiPolicy {
         let mut signer_ids: HashMap<String, usize> = HashMap::new();
         if let Some(ss) = child(root, "Signers") {
             for s in ss.children().filter(|c| c.has_tag_name((NS, "Signer"))) {
-                let id = s.attribute("ID").ok_or_else(|| err(s, "Signer without ID".into()))?.to_string();
+                let id = s
+                    .attribute("ID")
+                    .ok_or_else(|| err(s, "Signer without ID".into()))?
+                    .to_string();
                 let mut signer = Signer {
                     id: id.clone(),
                     name: s.attribute("Name").map(str::to_string),
@@ -320,7 +368,8 @@ impl SiPolicy {
                     match c.tag_name().name() {
                         "CertRoot" => match (c.attribute("Type"), value) {
                             (Some(t), Some(v)) if t.eq_ignore_ascii_case("TBS") => {
-                                let b = parse_hash(v, &[32, 40, 64, 96, 128]).map_err(|why| err(c, format!("{id}: CertRoot: {why}")))?;
+                                let b = parse_hash(v, &[32, 40, 64, 96, 128])
+                                    .map_err(|why| err(c, format!("{id}: CertRoot: {why}")))?;
                                 signer.cert_root = Some((v.to_string(), b));
                             }
                             (t, _) => signer.unsupported.push(format!("CertRoot Type={t:?}")),
@@ -329,15 +378,29 @@ impl SiPolicy {
                         "CertOemID" => signer.oem_id = value.map(str::to_string),
                         "CertEKU" => {
                             let r = c.attribute("ID").unwrap_or_default();
-                            let oid = ekus.get(r).ok_or_else(|| err(c, format!("{id}: CertEKU {r} is not defined in EKUs")))?;
+                            let oid = ekus.get(r).ok_or_else(|| {
+                                err(c, format!("{id}: CertEKU {r} is not defined in EKUs"))
+                            })?;
                             signer.ekus.push(oid.clone());
                         }
                         "FileAttribRef" => {
                             let r = c.attribute("RuleID").unwrap_or_default();
                             match rule_ids.get(r) {
-                                Some(&i) if p.rules[i].kind == RuleKind::FileAttrib => signer.file_attribs.push(i),
-                                Some(_) => return Err(err(c, format!("{id}: FileAttribRef {r} is not a FileAttrib"))),
-                                None => return Err(err(c, format!("{id}: FileAttribRef {r} is not defined"))),
+                                Some(&i) if p.rules[i].kind == RuleKind::FileAttrib => {
+                                    signer.file_attribs.push(i)
+                                }
+                                Some(_) => {
+                                    return Err(err(
+                                        c,
+                                        format!("{id}: FileAttribRef {r} is not a FileAttrib"),
+                                    ))
+                                }
+                                None => {
+                                    return Err(err(
+                                        c,
+                                        format!("{id}: FileAttribRef {r} is not defined"),
+                                    ))
+                                }
                             }
                         }
                         other => signer.unsupported.push(other.to_string()),
@@ -354,7 +417,10 @@ impl SiPolicy {
         }
         let mut kernel = false;
         if let Some(sc) = child(root, "SigningScenarios") {
-            for s in sc.children().filter(|c| c.has_tag_name((NS, "SigningScenario"))) {
+            for s in sc
+                .children()
+                .filter(|c| c.has_tag_name((NS, "SigningScenario")))
+            {
                 if s.attribute("Value") != Some("131") {
                     continue;
                 }
@@ -362,11 +428,15 @@ impl SiPolicy {
                 for d in s.descendants() {
                     if d.has_tag_name((NS, "DeniedSigner")) {
                         let r = d.attribute("SignerId").unwrap_or_default();
-                        let &i = signer_ids.get(r).ok_or_else(|| err(d, format!("DeniedSigner {r} is not defined")))?;
+                        let &i = signer_ids
+                            .get(r)
+                            .ok_or_else(|| err(d, format!("DeniedSigner {r} is not defined")))?;
                         p.kernel_denied_signers.push(i);
                     } else if d.has_tag_name((NS, "FileRuleRef")) {
                         let r = d.attribute("RuleID").unwrap_or_default();
-                        let &i = rule_ids.get(r).ok_or_else(|| err(d, format!("FileRuleRef {r} is not defined")))?;
+                        let &i = rule_ids
+                            .get(r)
+                            .ok_or_else(|| err(d, format!("FileRuleRef {r} is not defined")))?;
                         p.kernel_file_rules.push(i);
                     }
                 }
@@ -392,9 +462,15 @@ impl SiPolicy {
             if let Some((_, b)) = &r.hash {
                 self.by_hash.entry(b.clone()).or_default().push(i);
             } else if let Some((a, v)) = r.attributes.first() {
-                self.by_attribute.entry((*a, v.to_lowercase())).or_default().push(i);
+                self.by_attribute
+                    .entry((*a, v.to_lowercase()))
+                    .or_default()
+                    .push(i);
             } else {
-                self.notes.push(format!("line {}: Deny {} has neither a hash nor a file attribute", r.line, r.id));
+                self.notes.push(format!(
+                    "line {}: Deny {} has neither a hash nor a file attribute",
+                    r.line, r.id
+                ));
             }
         }
         for &i in &self.kernel_denied_signers {
@@ -414,7 +490,15 @@ impl SiPolicy {
         }
     }
 
-    fn make(&self, list: &str, entry_id: &str, name: Option<&str>, extra_name: Option<&str>, line: usize, rule: MatchRule) -> Match {
+    fn make(
+        &self,
+        list: &str,
+        entry_id: &str,
+        name: Option<&str>,
+        extra_name: Option<&str>,
+        line: usize,
+        rule: MatchRule,
+    ) -> Match {
         let mut cves = name.map(cves_in).unwrap_or_default();
         for c in extra_name.map(cves_in).unwrap_or_default() {
             if !cves.contains(&c) {
@@ -443,15 +527,37 @@ impl SiPolicy {
             }
             for &i in self.by_hash.get(&bytes).into_iter().flatten() {
                 let r = &self.rules[i];
-                out.push(self.make(list, &r.id, r.friendly_name.as_deref(), None, r.line, MatchRule::Hash { field: "Hash".into(), input }));
+                out.push(self.make(
+                    list,
+                    &r.id,
+                    r.friendly_name.as_deref(),
+                    None,
+                    r.line,
+                    MatchRule::Hash {
+                        field: "Hash".into(),
+                        input,
+                    },
+                ));
             }
         }
         for a in Attribute::ALL {
             let Some(v) = a.of(s) else { continue };
-            for &i in self.by_attribute.get(&(a, v.to_lowercase())).into_iter().flatten() {
+            for &i in self
+                .by_attribute
+                .get(&(a, v.to_lowercase()))
+                .into_iter()
+                .flatten()
+            {
                 let r = &self.rules[i];
                 if r.attributes_match(s) {
-                    out.push(self.make(list, &r.id, r.friendly_name.as_deref(), None, r.line, file_attrib_rule(r)));
+                    out.push(self.make(
+                        list,
+                        &r.id,
+                        r.friendly_name.as_deref(),
+                        None,
+                        r.line,
+                        file_attrib_rule(r),
+                    ));
                 }
             }
         }
@@ -462,17 +568,29 @@ impl SiPolicy {
                     let Ok(b) = hex::decode(h) else { continue };
                     for &i in self.by_tbs.get(&b).into_iter().flatten() {
                         let signer = &self.signers[i];
-                        if signer.publisher.as_deref().is_some_and(|p| Some(p) != leaf_cn) {
+                        if signer
+                            .publisher
+                            .as_deref()
+                            .is_some_and(|p| Some(p) != leaf_cn)
+                        {
                             continue;
                         }
-                        if signer.oem_id.as_deref().is_some_and(|o| Some(o) != sig.opus_program_name.as_deref()) {
+                        if signer
+                            .oem_id
+                            .as_deref()
+                            .is_some_and(|o| Some(o) != sig.opus_program_name.as_deref())
+                        {
                             continue;
                         }
                         if !signer.ekus.iter().all(|e| sig.leaf_ekus.contains(e)) {
                             continue;
                         }
                         let rule = |file_attrib: Option<String>| MatchRule::Signer {
-                            cert_root: signer.cert_root.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+                            cert_root: signer
+                                .cert_root
+                                .as_ref()
+                                .map(|c| c.0.clone())
+                                .unwrap_or_default(),
                             publisher: signer.publisher.clone(),
                             oem_id: signer.oem_id.clone(),
                             file_attrib,
@@ -480,12 +598,26 @@ impl SiPolicy {
                             cert_index: ci,
                         };
                         if signer.file_attribs.is_empty() {
-                            out.push(self.make(list, &signer.id, signer.name.as_deref(), None, signer.line, rule(None)));
+                            out.push(self.make(
+                                list,
+                                &signer.id,
+                                signer.name.as_deref(),
+                                None,
+                                signer.line,
+                                rule(None),
+                            ));
                         } else {
                             for &fa in &signer.file_attribs {
                                 let r = &self.rules[fa];
                                 if r.attributes_match(s) {
-                                    out.push(self.make(list, &signer.id, signer.name.as_deref(), r.friendly_name.as_deref(), signer.line, rule(Some(r.id.clone()))));
+                                    out.push(self.make(
+                                        list,
+                                        &signer.id,
+                                        signer.name.as_deref(),
+                                        r.friendly_name.as_deref(),
+                                        signer.line,
+                                        rule(Some(r.id.clone())),
+                                    ));
                                 }
                             }
                         }
@@ -620,7 +752,13 @@ mod tests {
         assert_eq!(p.kernel_file_rules.len(), 5, "duplicate refs collapse");
         assert_eq!(p.kernel_denied_signers.len(), 4);
         assert_eq!(p.signers[2].ekus, vec!["1.3.6.1.4.1.311.10.3.5"]);
-        assert!(p.notes.iter().any(|n| n.contains("ID_SIGNER_WK") && n.contains("Wellknown")), "{:?}", p.notes);
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("ID_SIGNER_WK") && n.contains("Wellknown")),
+            "{:?}",
+            p.notes
+        );
         assert_eq!(p.rules[4].line, 10);
     }
 
@@ -634,25 +772,49 @@ mod tests {
             flat_sha256: Some("c".repeat(64)),
             ..Subject::default()
         };
-        assert_eq!(ids(&p, &s), vec!["ID_DENY_A_PAGE:page-sha1", "ID_DENY_A_SHA256:auth-sha256"]);
+        assert_eq!(
+            ids(&p, &s),
+            vec!["ID_DENY_A_PAGE:page-sha1", "ID_DENY_A_SHA256:auth-sha256"]
+        );
         // FileName + range, case-insensitive; outside the range no match; no version = 0.0.0.0.
-        let mut s = Subject { original_filename: Some("AMP.SYS".into()), file_version: Some([5, 4, 11, 1]), ..Subject::default() };
+        let mut s = Subject {
+            original_filename: Some("AMP.SYS".into()),
+            file_version: Some([5, 4, 11, 1]),
+            ..Subject::default()
+        };
         assert_eq!(ids(&p, &s), vec!["ID_DENY_AMP:fileattrib"]);
         let m = &p.matches(&s, "p.xml")[0];
         assert_eq!(m.cves, vec!["CVE-2018-5701"]);
-        assert_eq!((m.category, m.location.as_str()), (Category::Blocked, "p.xml:10"));
+        assert_eq!(
+            (m.category, m.location.as_str()),
+            (Category::Blocked, "p.xml:10")
+        );
         s.file_version = Some([5, 4, 11, 2]);
         assert!(ids(&p, &s).is_empty());
         s.file_version = None;
         assert_eq!(ids(&p, &s), vec!["ID_DENY_AMP:fileattrib"]);
         // Minimum only on a deny: versions at or below it.
-        let mut s = Subject { original_filename: Some("old.sys".into()), file_version: Some([2, 0, 0, 0]), ..Subject::default() };
+        let mut s = Subject {
+            original_filename: Some("old.sys".into()),
+            file_version: Some([2, 0, 0, 0]),
+            ..Subject::default()
+        };
         assert_eq!(ids(&p, &s), vec!["ID_DENY_OLD:fileattrib"]);
         s.file_version = Some([2, 0, 0, 1]);
         assert!(ids(&p, &s).is_empty());
         // Signer + FileAttribRef: the chain's CA TBS and the file's name; another name: none.
-        let sig = SignatureFacts { chain: chain(&[("Giga-Byte", &"1".repeat(40)), ("VeriSign", &TBS_CA.to_lowercase())]), ..SignatureFacts::default() };
-        let mut s = Subject { original_filename: Some("gdrv.sys".into()), signatures: vec![sig.clone()], ..Subject::default() };
+        let sig = SignatureFacts {
+            chain: chain(&[
+                ("Giga-Byte", &"1".repeat(40)),
+                ("VeriSign", &TBS_CA.to_lowercase()),
+            ]),
+            ..SignatureFacts::default()
+        };
+        let mut s = Subject {
+            original_filename: Some("gdrv.sys".into()),
+            signatures: vec![sig.clone()],
+            ..Subject::default()
+        };
         assert_eq!(ids(&p, &s), vec!["ID_SIGNER_VS+ID_FA_GDRV:signer"]);
         s.original_filename = Some("other.sys".into());
         assert!(ids(&p, &s).is_empty());
@@ -661,45 +823,106 @@ mod tests {
         s.file_version = Some([0, 9, 0, 0]);
         assert_eq!(ids(&p, &s), vec!["ID_SIGNER_VS+ID_FA_PROD:signer"]);
         // Signer + CertPublisher: the leaf CN must equal it.
-        let sig = SignatureFacts { chain: chain(&[("CAPCOM Co.,Ltd.", &"2".repeat(40)), ("Symantec", &"d".repeat(64))]), ..SignatureFacts::default() };
-        let mut s = Subject { signatures: vec![sig], ..Subject::default() };
+        let sig = SignatureFacts {
+            chain: chain(&[
+                ("CAPCOM Co.,Ltd.", &"2".repeat(40)),
+                ("Symantec", &"d".repeat(64)),
+            ]),
+            ..SignatureFacts::default()
+        };
+        let mut s = Subject {
+            signatures: vec![sig],
+            ..Subject::default()
+        };
         assert_eq!(ids(&p, &s), vec!["ID_SIGNER_PUB:signer"]);
         s.signatures[0].chain[0].common_name = Some("Someone else".into());
         assert!(ids(&p, &s).is_empty());
         // CertOemID (opus program name) and CertEKU, on the nested signature.
         let whql = SignatureFacts {
-            chain: chain(&[("Microsoft Windows Hardware Compatibility Publisher", &"3".repeat(40)), ("Microsoft Windows Third Party Component CA 2014", &"d".repeat(64))]),
+            chain: chain(&[
+                (
+                    "Microsoft Windows Hardware Compatibility Publisher",
+                    &"3".repeat(40),
+                ),
+                (
+                    "Microsoft Windows Third Party Component CA 2014",
+                    &"d".repeat(64),
+                ),
+            ]),
             opus_program_name: Some("Cheat Engine".into()),
             leaf_ekus: vec!["1.3.6.1.4.1.311.10.3.5".into()],
         };
-        let mut s = Subject { signatures: vec![SignatureFacts::default(), whql], ..Subject::default() };
+        let mut s = Subject {
+            signatures: vec![SignatureFacts::default(), whql],
+            ..Subject::default()
+        };
         assert_eq!(ids(&p, &s), vec!["ID_SIGNER_OEM:signer"]);
         match &p.matches(&s, "p.xml")[0].rule {
-            MatchRule::Signer { signature_index, cert_index, .. } => assert_eq!((*signature_index, *cert_index), (1, 1)),
+            MatchRule::Signer {
+                signature_index,
+                cert_index,
+                ..
+            } => assert_eq!((*signature_index, *cert_index), (1, 1)),
             r => panic!("{r:?}"),
         }
         s.signatures[1].leaf_ekus.clear();
         assert!(ids(&p, &s).is_empty());
         // A signer only denied in user mode never matches a driver.
-        let s = Subject { signatures: vec![SignatureFacts { chain: chain(&[("x", &"e".repeat(40))]), ..SignatureFacts::default() }], ..Subject::default() };
+        let s = Subject {
+            signatures: vec![SignatureFacts {
+                chain: chain(&[("x", &"e".repeat(40))]),
+                ..SignatureFacts::default()
+            }],
+            ..Subject::default()
+        };
         assert!(ids(&p, &s).is_empty());
     }
 
     #[test]
     fn malformed_policies_are_errors_with_lines() {
-        let e = policy("<FileRules>\n<Deny ID=\"X\" Hash=\"ABC\" />\n</FileRules>").unwrap_err().to_string();
-        assert!(e.starts_with("p.xml:4: X: hash \"ABC\" has 3 hex digits"), "{e}");
-        let e = policy("<FileRules><Deny ID=\"X\" FileName=\"a\" MaximumFileVersion=\"1.2\" /></FileRules>").unwrap_err().to_string();
-        assert!(e.contains("MaximumFileVersion \"1.2\" is not a 4-part version"), "{e}");
+        let e = policy("<FileRules>\n<Deny ID=\"X\" Hash=\"ABC\" />\n</FileRules>")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.xml:4: X: hash \"ABC\" has 3 hex digits"),
+            "{e}"
+        );
+        let e = policy(
+            "<FileRules><Deny ID=\"X\" FileName=\"a\" MaximumFileVersion=\"1.2\" /></FileRules>",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("MaximumFileVersion \"1.2\" is not a 4-part version"),
+            "{e}"
+        );
         let e = policy("<SigningScenarios><SigningScenario Value=\"131\"><ProductSigners><DeniedSigners><DeniedSigner SignerId=\"NOPE\"/></DeniedSigners></ProductSigners></SigningScenario></SigningScenarios>").unwrap_err().to_string();
         assert!(e.contains("DeniedSigner NOPE is not defined"), "{e}");
-        let e = policy("<FileRules><Deny ID=\"X\" Hash=\"{}\"/><Deny ID=\"X\" Hash=\"{}\"/></FileRules>".replace("{}", &"A".repeat(40)).as_str()).unwrap_err().to_string();
+        let e = policy(
+            "<FileRules><Deny ID=\"X\" Hash=\"{}\"/><Deny ID=\"X\" Hash=\"{}\"/></FileRules>"
+                .replace("{}", &"A".repeat(40))
+                .as_str(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("defined twice"), "{e}");
-        assert!(matches!(SiPolicy::parse(Path::new("p.xml"), "<SiPolicy><unclosed></SiPolicy>"), Err(BlocklistError::Xml { .. })));
-        assert!(SiPolicy::parse(Path::new("p.xml"), "<Other xmlns=\"urn:schemas-microsoft-com:sipolicy\"/>").unwrap_err().to_string().contains("not SiPolicy"));
+        assert!(matches!(
+            SiPolicy::parse(Path::new("p.xml"), "<SiPolicy><unclosed></SiPolicy>"),
+            Err(BlocklistError::Xml { .. })
+        ));
+        assert!(SiPolicy::parse(
+            Path::new("p.xml"),
+            "<Other xmlns=\"urn:schemas-microsoft-com:sipolicy\"/>"
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("not SiPolicy"));
         // A DTD (entity expansion) is refused outright.
         let bomb = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]><SiPolicy xmlns=\"urn:schemas-microsoft-com:sipolicy\">&lol2;</SiPolicy>";
-        assert!(matches!(SiPolicy::parse(Path::new("p.xml"), bomb), Err(BlocklistError::Xml { .. })));
+        assert!(matches!(
+            SiPolicy::parse(Path::new("p.xml"), bomb),
+            Err(BlocklistError::Xml { .. })
+        ));
         // UTF-16LE with a BOM decodes.
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("u16.xml");

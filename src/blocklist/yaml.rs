@@ -88,7 +88,11 @@ pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
             message,
         };
         match ev {
-            Event::Alias(_) => return Err(err("aliases are not supported (no anchor is expanded)".into())),
+            Event::Alias(_) => {
+                return Err(err(
+                    "aliases are not supported (no anchor is expanded)".into()
+                ))
+            }
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
@@ -117,7 +121,9 @@ pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
         if let Some(Frame::Map(_, Some(key), _)) = stack.last() {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
             if !keep(&p[..p.len().saturating_sub(1)], key) {
-                let Some(Frame::Map(_, pending, _)) = stack.last_mut() else { unreachable!() };
+                let Some(Frame::Map(_, pending, _)) = stack.last_mut() else {
+                    unreachable!()
+                };
                 *pending = None;
                 path.pop();
                 match ev {
@@ -220,16 +226,24 @@ mod tests {
         assert_eq!(n.get("c").unwrap().line(), 6);
         // A dropped scalar value.
         let n = parse("b: 3\na: 4\n", no_b).unwrap().unwrap();
-        assert_eq!(n, Node::Map(vec![("a".into(), Node::Scalar("4".into(), 2))], 1));
+        assert_eq!(
+            n,
+            Node::Map(vec![("a".into(), Node::Scalar("4".into(), 2))], 1)
+        );
     }
 
     #[test]
     fn hostile_documents_are_refused() {
         // Billion laughs: refused at the first alias, without expanding anything.
-        let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut bomb = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         for (i, c) in "bcdefghi".chars().enumerate() {
             let prev = (b'a' + i as u8) as char;
-            bomb.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+            bomb.push_str(&format!(
+                "{c}: &{c} [{}]\n",
+                vec![format!("*{prev}"); 9].join(",")
+            ));
         }
         let t = std::time::Instant::now();
         let e = parse(&bomb, all).unwrap_err();
@@ -241,11 +255,17 @@ mod tests {
         // Deep nesting.
         let deep = "[".repeat(10_000);
         let e = parse(&deep, all).unwrap_err();
-        assert!(e.message.contains("nesting") || e.message.contains("recursion"), "{e:?}");
+        assert!(
+            e.message.contains("nesting") || e.message.contains("recursion"),
+            "{e:?}"
+        );
         // Syntax errors carry a position.
         let e = parse("a: [1, 2\nb: c: d\n", all).unwrap_err();
         assert!(e.line >= 1);
-        assert!(parse("a: 1\n---\nb: 2\n", all).unwrap_err().message.contains("more than one"));
+        assert!(parse("a: 1\n---\nb: 2\n", all)
+            .unwrap_err()
+            .message
+            .contains("more than one"));
         assert_eq!(parse("", all).unwrap(), None);
     }
 }
