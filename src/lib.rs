@@ -11,6 +11,7 @@ pub mod dump;
 mod dumpscan;
 pub mod finding;
 pub mod identity;
+pub mod inf;
 pub mod model;
 pub mod output;
 pub mod package;

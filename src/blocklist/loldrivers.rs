@@ -213,18 +213,19 @@ fn entry_from_node(
         ));
     }
     let id = text(root.get("Id")).ok_or_else(|| entry_err(path, at.of(root), "no Id"))?;
-    let category =
-        match text(root.get("Category")).as_deref() {
-            Some(c) if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
-            Some(c) if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
-            other => return Err(entry_err(
+    let category = match text(root.get("Category")).as_deref() {
+        Some(c) if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
+        Some(c) if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
+        other => {
+            return Err(entry_err(
                 path,
                 at.of(root.get("Category").unwrap_or(root)),
                 format!(
                     "{id}: Category {other:?} is neither \"vulnerable driver\" nor \"malicious\""
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let mut cves = strings(root.get("CVE"));
     cves.extend(strings(root.get("CVEs")));
     let tags = strings(root.get("Tags"));
@@ -515,13 +516,15 @@ impl LolDrivers {
             let category = match rec.get(cat_c).unwrap_or("").trim() {
                 c if c.eq_ignore_ascii_case("vulnerable driver") => Category::Vulnerable,
                 c if c.eq_ignore_ascii_case("malicious") => Category::Malicious,
-                c => return Err(entry_err(
-                    path,
-                    at,
-                    format!(
+                c => {
+                    return Err(entry_err(
+                        path,
+                        at,
+                        format!(
                         "{id}: Category {c:?} is neither \"vulnerable driver\" nor \"malicious\""
                     ),
-                )),
+                    ))
+                }
             };
             let mut samples = Vec::new();
             for &(c, field, len) in &hash_cols {
