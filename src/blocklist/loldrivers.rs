@@ -95,6 +95,24 @@ impl Field {
     }
 }
 
+/// What to load beyond the matching facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Also load each sample's `Signatures[].Certificates[]` (subject, TBS hashes). The matcher
+    /// does not use them, and they double the YAML the parser reads.
+    pub certificates: bool,
+}
+
+impl LoadOptions {
+    fn keep(self) -> yaml::Keep {
+        if self.certificates {
+            keep_with_certificates
+        } else {
+            keep
+        }
+    }
+}
+
 /// A loaded LOLDrivers list with its lookup tables.
 #[derive(Debug, Default)]
 pub struct LolDrivers {
@@ -104,8 +122,8 @@ pub struct LolDrivers {
     by_imphash: HashMap<Vec<u8>, Vec<(u32, u32)>>,
 }
 
-/// The keys the loader reads; everything else (imports, sections, commands, ...) is skipped
-/// without being built.
+/// The keys the loader reads for matching; everything else (imports, sections, commands,
+/// certificates, ...) is skipped without being built.
 fn keep(path: &[&str], key: &str) -> bool {
     match path {
         [] => matches!(
@@ -127,15 +145,23 @@ fn keep(path: &[&str], key: &str) -> bool {
                 | "FileVersion"
                 | "Publisher"
                 | "MachineType"
-                | "Signatures"
         ),
         ["KnownVulnerableSamples", "Authentihash"] => true,
+        _ => false,
+    }
+}
+
+/// [`keep`] plus the samples' signing certificates (subject and TBS hashes): half of the kept
+/// text again, so only when asked for ([`LoadOptions::certificates`]).
+fn keep_with_certificates(path: &[&str], key: &str) -> bool {
+    match path {
+        ["KnownVulnerableSamples"] if key == "Signatures" => true,
         ["KnownVulnerableSamples", "Signatures"] => key == "Certificates",
         ["KnownVulnerableSamples", "Signatures", "Certificates"] => {
             matches!(key, "Subject" | "TBS")
         }
         ["KnownVulnerableSamples", "Signatures", "Certificates", "TBS"] => true,
-        _ => false,
+        _ => keep(path, key),
     }
 }
 
@@ -330,21 +356,21 @@ fn sample_from_node(
 }
 
 /// A JSON value as a [`Node`] (keeping only what `keep` wants; no line numbers).
-fn json_node(v: &serde_json::Value, path: &mut Vec<String>) -> Node {
+fn json_node(v: &serde_json::Value, path: &mut Vec<String>, keep: yaml::Keep) -> Node {
     use serde_json::Value;
     match v {
         Value::Null => Node::Scalar(String::new(), 0),
         Value::Bool(b) => Node::Scalar(b.to_string(), 0),
         Value::Number(n) => Node::Scalar(n.to_string(), 0),
         Value::String(s) => Node::Scalar(s.clone(), 0),
-        Value::Array(a) => Node::Seq(a.iter().map(|i| json_node(i, path)).collect(), 0),
+        Value::Array(a) => Node::Seq(a.iter().map(|i| json_node(i, path, keep)).collect(), 0),
         Value::Object(o) => {
             let mut m = Vec::new();
             for (k, val) in o {
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 if keep(&p, k) {
                     path.push(k.clone());
-                    m.push((k.clone(), json_node(val, path)));
+                    m.push((k.clone(), json_node(val, path, keep)));
                     path.pop();
                 }
             }
@@ -357,6 +383,11 @@ impl LolDrivers {
     /// Loads a LOLDrivers folder: its `yaml/` subfolder if present, else the folder's own
     /// `*.yaml`/`*.yml` files, in name order, parsed in parallel.
     pub fn load_folder(dir: &Path) -> Result<Self, BlocklistError> {
+        Self::load_folder_with(dir, LoadOptions::default())
+    }
+
+    /// [`Self::load_folder`] with options.
+    pub fn load_folder_with(dir: &Path, opts: LoadOptions) -> Result<Self, BlocklistError> {
         let sub = dir.join("yaml");
         let dir = if sub.is_dir() { sub } else { dir.to_owned() };
         let io = |source| BlocklistError::Io {
@@ -395,13 +426,15 @@ impl LolDrivers {
             });
         }
         files.sort();
-        Self::load_yaml_files(&dir, &files)
+        Self::load_yaml_files(&files, opts)
     }
 
-    /// Loads the given YAML files (one driver each).
-    pub fn load_yaml_files(_dir: &Path, files: &[PathBuf]) -> Result<Self, BlocklistError> {
-        let parsed: Vec<Result<Option<LolEntry>, BlocklistError>> =
-            files.par_iter().map(|p| Self::yaml_file(p)).collect();
+    /// Loads the given YAML files (one driver each), in parallel.
+    pub fn load_yaml_files(files: &[PathBuf], opts: LoadOptions) -> Result<Self, BlocklistError> {
+        let parsed: Vec<Result<Option<LolEntry>, BlocklistError>> = files
+            .par_iter()
+            .map(|p| Self::yaml_file(p, opts.keep()))
+            .collect();
         let mut entries = Vec::with_capacity(parsed.len());
         for r in parsed {
             if let Some(e) = r? {
@@ -411,7 +444,7 @@ impl LolDrivers {
         Ok(Self::indexed(entries))
     }
 
-    fn yaml_file(path: &Path) -> Result<Option<LolEntry>, BlocklistError> {
+    fn yaml_file(path: &Path, keep: yaml::Keep) -> Result<Option<LolEntry>, BlocklistError> {
         let bytes = read_capped(path)?;
         let text = std::str::from_utf8(&bytes).map_err(|e| BlocklistError::Yaml {
             path: path.to_owned(),
@@ -425,13 +458,15 @@ impl LolDrivers {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // The pre-pass blanks the skipped subtrees (exactly, or not at all: see `prune`).
         let pruned = super::prune::prune(text, keep);
-        let root = yaml::parse(pruned.as_deref().unwrap_or(text), keep).map_err(|e| {
-            BlocklistError::Yaml {
-                path: path.to_owned(),
-                line: e.line,
-                column: e.column,
-                message: e.message,
-            }
+        let root = match &pruned {
+            Some(p) => yaml::parse_mapped(&p.text, keep, Some(&p.lines)),
+            None => yaml::parse(text, keep),
+        }
+        .map_err(|e| BlocklistError::Yaml {
+            path: path.to_owned(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
         })?;
         let Some(root) = root else {
             return Err(entry_err(path, "1".into(), "empty file"));
@@ -441,7 +476,7 @@ impl LolDrivers {
     }
 
     /// Loads drivers.json (an array of driver objects as in the YAML files).
-    pub fn load_json(path: &Path) -> Result<Self, BlocklistError> {
+    pub fn load_json(path: &Path, opts: LoadOptions) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|source| BlocklistError::Json {
@@ -457,7 +492,7 @@ impl LolDrivers {
         };
         let mut entries = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let node = json_node(item, &mut Vec::new());
+            let node = json_node(item, &mut Vec::new(), opts.keep());
             let location = format!("{}#entry {i}", path.display());
             entries.push(entry_from_node(path, At::Json(i), &node, location)?);
         }
@@ -661,7 +696,7 @@ impl LolDrivers {
 #[cfg(test)]
 mod tests {
     use super::super::*;
-    use super::yaml;
+    use super::{yaml, LoadOptions, LolDrivers};
     use std::io::Write;
 
     const MD5: &str = "0123456789abcdef0123456789abcdef";
@@ -701,7 +736,17 @@ mod tests {
         assert_eq!(lol.entries.len(), 2);
         assert_eq!(lol.entries[0].cves, vec!["CVE-2020-1234"]);
         assert_eq!(lol.entries[0].samples[0].authentihash_md5, None);
-        assert_eq!(lol.entries[0].samples[0].certificates[0].tbs[0].0, "SHA1");
+        assert!(
+            lol.entries[0].samples[0].certificates.is_empty(),
+            "not loaded by default"
+        );
+        let with =
+            LolDrivers::load_folder_with(t.path(), LoadOptions { certificates: true }).unwrap();
+        let c = &with.entries[0].samples[0].certificates[0];
+        assert_eq!(
+            (c.subject.as_deref(), c.tbs[0].0.as_str()),
+            (Some("CN=X"), "SHA1")
+        );
         let subject = Subject {
             flat_sha256: Some(SHA256.to_uppercase()),
             authenticode_sha256: Some(AUTH256.into()),
@@ -806,18 +851,20 @@ mod tests {
         let (mut bytes, mut kept) = (0, 0);
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            let p = super::super::prune::prune(&text, super::keep)
-                .unwrap_or_else(|| panic!("{} declined", f.display()));
-            assert_eq!(
-                yaml::parse(&p, super::keep).unwrap(),
-                yaml::parse(&text, super::keep).unwrap(),
-                "{}",
-                f.display()
-            );
+            for keep in [super::keep as yaml::Keep, super::keep_with_certificates] {
+                let p = super::super::prune::prune(&text, keep)
+                    .unwrap_or_else(|| panic!("{} declined", f.display()));
+                assert_eq!(
+                    yaml::parse_mapped(&p.text, keep, Some(&p.lines)).unwrap(),
+                    yaml::parse(&text, keep).unwrap(),
+                    "{}",
+                    f.display()
+                );
+                kept += p.text.len();
+            }
             bytes += text.len();
-            kept += p.len();
         }
-        eprintln!("pre-pass keeps {kept} of {bytes} bytes");
+        eprintln!("pre-pass keeps {kept} of {bytes} bytes (with and without certificates)");
     }
 
     #[test]
@@ -868,62 +915,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no \"Tags\" column"));
-    }
-}
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn phases() {
-        let dir =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/data/loldrivers/yaml");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let texts: Vec<String> = files
-                .iter()
-                .map(|f| std::fs::read_to_string(f).unwrap())
-                .collect();
-            let t_read = t.elapsed();
-            let t = std::time::Instant::now();
-            let pruned: Vec<String> = texts
-                .iter()
-                .map(|x| super::super::prune::prune(x, keep).unwrap())
-                .collect();
-            let t_prune = t.elapsed();
-            let t = std::time::Instant::now();
-            let n: usize = pruned
-                .iter()
-                .map(|x| yaml::parse(x, keep).unwrap().is_some() as usize)
-                .sum();
-            let t_parse = t.elapsed();
-            let t = std::time::Instant::now();
-            let mut ev = 0usize;
-            for x in &pruned {
-                for e in saphyr_parser::Parser::new_from_str(x) {
-                    e.unwrap();
-                    ev += 1;
-                }
-            }
-            eprintln!("raw events on pruned: {ev} in {:?}", t.elapsed());
-            let t = std::time::Instant::now();
-            let mut ev = 0usize;
-            for x in &texts {
-                for e in saphyr_parser::Parser::new_from_str(x) {
-                    e.unwrap();
-                    ev += 1;
-                }
-            }
-            eprintln!("raw events on full: {ev} in {:?}", t.elapsed());
-            let t = std::time::Instant::now();
-            let _ = LolDrivers::load_folder(&dir).unwrap();
-            let t_all = t.elapsed();
-            eprintln!("read {t_read:?} prune {t_prune:?} parse {t_parse:?} (seq) n={n}; load_folder (par) {t_all:?}; threads {}", rayon::current_num_threads());
-        }
     }
 }

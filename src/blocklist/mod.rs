@@ -336,13 +336,18 @@ impl Blocklist {
 /// has one, else its `*.yaml`/`*.yml` files), `*.json` is LOLDrivers' drivers.json, `*.csv` its
 /// drivers.csv, `*.xml` a SiPolicy.
 pub fn load(path: &Path) -> Result<Blocklist, BlocklistError> {
+    load_with(path, loldrivers::LoadOptions::default())
+}
+
+/// [`load`] with LOLDrivers load options (certificates).
+pub fn load_with(path: &Path, opts: loldrivers::LoadOptions) -> Result<Blocklist, BlocklistError> {
     let source = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| BlocklistError::Io {
         path: path.to_owned(),
         source,
     })?;
     if meta.is_dir() {
-        let l = loldrivers::LolDrivers::load_folder(path)?;
+        let l = loldrivers::LolDrivers::load_folder_with(path, opts)?;
         return Ok(Blocklist {
             source,
             kind: ListKind::LolDriversYaml,
@@ -357,7 +362,7 @@ pub fn load(path: &Path) -> Result<Blocklist, BlocklistError> {
     let (kind, content) = match ext.as_str() {
         "json" => (
             ListKind::LolDriversJson,
-            Content::Lol(loldrivers::LolDrivers::load_json(path)?),
+            Content::Lol(loldrivers::LolDrivers::load_json(path, opts)?),
         ),
         "csv" => (
             ListKind::LolDriversCsv,
@@ -370,8 +375,8 @@ pub fn load(path: &Path) -> Result<Blocklist, BlocklistError> {
         "yaml" | "yml" => (
             ListKind::LolDriversYaml,
             Content::Lol(loldrivers::LolDrivers::load_yaml_files(
-                path,
                 &[path.to_owned()],
+                opts,
             )?),
         ),
         _ => {

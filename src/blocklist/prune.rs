@@ -11,9 +11,11 @@
 //! or quoted scalars, nested collections) are indented more than its key, except a compact
 //! block sequence, whose `- ` items may sit at the key's own column when the key has no inline
 //! value; plain scalars cannot contain `": "` nor end a line with `:`, so a line shaped
-//! `key: ...` outside a quoted scalar, block scalar or flow collection is a key. A dropped key
-//! keeps its line, without its value, and the lines of its value become empty lines, so line
-//! numbers stay those of the file.
+//! `key: ...` outside a quoted scalar, block scalar or flow collection is a key. The lines of a
+//! dropped value are left out (the first key of a mapping stays, without its value, so the
+//! mapping starts where it did); [`Pruned::lines`] maps every kept line to its line in the file,
+//! so positions in the tree and in errors are the file's. Leaving lines out is the same as
+//! blanking them: a dropped region never falls inside a kept scalar.
 //!
 //! The equivalence (same tree, same lines, with and without the pre-pass) is tested on all 661
 //! LOLDrivers files.
@@ -44,8 +46,12 @@ enum Open {
 }
 
 /// The pruned text, or `None` if the file uses something the pre-pass does not handle.
-pub fn prune(text: &str, keep: Keep) -> Option<String> {
-    let mut out = String::with_capacity(text.len() / 3);
+pub fn prune(text: &str, keep: Keep) -> Option<Pruned> {
+    let mut out = Pruned {
+        text: String::with_capacity(text.len() / 3),
+        lines: Vec::new(),
+    };
+    let mut n = 0u32;
     // Open mapping keys with nested values: (key column, key).
     let mut stack: Vec<(usize, &str)> = Vec::new();
     let mut open = Open::None;
@@ -53,6 +59,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
     // value): a mapping's line is its first key's, which therefore stays even when dropped.
     let mut map_start = true;
     for line in text.split_inclusive('\n') {
+        n += 1;
         let body = line.strip_suffix('\n').unwrap_or(line);
         let body = body.strip_suffix('\r').unwrap_or(body);
         let indent = body.len() - body.trim_start_matches(' ').len();
@@ -60,7 +67,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
         let blank = rest.is_empty() || rest.starts_with('#');
         match open {
             Open::Quote(dq) => {
-                out.push_str(line);
+                out.keep(line, n);
                 if closes_quote(rest, dq).is_some() {
                     // Closed: anything after it must be a comment or nothing, as on one line.
                     open = Open::None;
@@ -69,7 +76,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
             }
             Open::Block(col) | Open::Plain(col) => {
                 if blank || indent > col {
-                    out.push_str(line);
+                    out.keep(line, n);
                     continue;
                 }
                 open = Open::None;
@@ -77,7 +84,6 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
             Open::Drop { col, compact } => {
                 let item = rest == "-" || rest.starts_with("- ");
                 if blank || indent > col || (compact && indent == col && item) {
-                    out.push('\n');
                     continue;
                 }
                 open = Open::None;
@@ -88,7 +94,6 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
                 if !rest.is_empty() && indent <= col {
                     return None;
                 }
-                out.push('\n');
                 if let Some(after) = closes_quote(rest, dq) {
                     let after = after.trim_start_matches(' ');
                     if !(after.is_empty() || after.starts_with('#')) {
@@ -104,7 +109,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
             Open::None => {}
         }
         if blank {
-            out.push_str(line);
+            out.keep(line, n);
             continue;
         }
         if rest.starts_with('\t') {
@@ -119,7 +124,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
             node = &node[skip..];
         }
         if node.is_empty() {
-            out.push_str(line);
+            out.keep(line, n);
             continue;
         }
         let first = node.as_bytes()[0];
@@ -150,11 +155,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
                         // The first key of a mapping stays, without its value: the mapping
                         // still starts on this line and an item is not merged into its
                         // neighbour; the tree builder drops the key again.
-                        out.push_str(&body[..col]);
-                        out.push_str(key);
-                        out.push_str(":\n");
-                    } else {
-                        out.push('\n');
+                        out.keep(&format!("{}{key}:\n", &body[..col]), n);
                     }
                     map_start = false;
                     open = match kind {
@@ -166,7 +167,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
                     };
                     continue;
                 }
-                out.push_str(line);
+                out.keep(line, n);
                 map_start = false;
                 match value_kind(value) {
                     Value::Empty => {
@@ -181,7 +182,7 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
             }
             None => {
                 // A scalar item or a plain-scalar continuation line.
-                out.push_str(line);
+                out.keep(line, n);
                 map_start = false;
                 if col > indent {
                     match value_kind(node) {
@@ -197,6 +198,23 @@ pub fn prune(text: &str, keep: Keep) -> Option<String> {
         return None;
     }
     Some(out)
+}
+
+/// The kept lines of a file and the (1-based) line each came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub text: String,
+    pub lines: Vec<u32>,
+}
+
+impl Pruned {
+    fn keep(&mut self, line: &str, n: u32) {
+        self.text.push_str(line);
+        if !line.ends_with('\n') {
+            self.text.push('\n');
+        }
+        self.lines.push(n);
+    }
 }
 
 /// `key: value` → `Some(Some((key, value after the colon)))` for a plain key, `Some(None)`
@@ -330,12 +348,13 @@ mod tests {
     fn same(text: &str) -> String {
         let p = prune(text, keep).expect("pruned");
         assert_eq!(
-            yaml::parse(&p, keep).unwrap(),
+            yaml::parse_mapped(&p.text, keep, Some(&p.lines)).unwrap(),
             yaml::parse(text, keep).unwrap(),
-            "{p}"
+            "{}",
+            p.text
         );
-        assert_eq!(p.lines().count(), text.lines().count());
-        p
+        assert_eq!(p.lines.len(), p.text.lines().count());
+        p.text
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl Attribute {
         Attribute::PackageFamilyName,
         Attribute::FilePath,
     ];
-    fn of<'s>(self, s: &'s Subject) -> Option<&'s str> {
+    fn of(self, s: &Subject) -> Option<&str> {
         match self {
             Attribute::FileName => s.original_filename.as_deref(),
             Attribute::InternalName => s.internal_name.as_deref(),

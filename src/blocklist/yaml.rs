@@ -11,7 +11,7 @@
 //! does not use them. Only the first document of a stream is read; a second one is an error,
 //! since a LOLDrivers file describes one driver.
 
-use saphyr_parser::{Event, Parser, Span};
+use saphyr_parser::{Event, Parser};
 
 /// Deepest nesting accepted (the LOLDrivers layout needs 6).
 pub const MAX_DEPTH: usize = 64;
@@ -59,13 +59,31 @@ pub type Keep = fn(path: &[&str], key: &str) -> bool;
 
 enum Frame {
     Seq(Vec<Node>, usize),
-    /// Entries so far, the pending key (waiting for its value), and the line.
-    Map(Vec<(String, Node)>, Option<String>, usize),
+    /// Entries so far, the pending key (waiting for its value) with whether it is kept, and
+    /// the line.
+    Map(Vec<(String, Node)>, Option<(String, bool)>, usize),
 }
 
 /// Parses the first document of `text` into a [`Node`], dropping the subtrees of keys that
 /// `keep` rejects. `None` for an empty stream.
 pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
+    parse_mapped(text, keep, None)
+}
+
+/// [`parse`] of text whose line `i` (1-based) is line `lines[i - 1]` of the original file.
+pub fn parse_mapped(
+    text: &str,
+    keep: Keep,
+    lines: Option<&[u32]>,
+) -> Result<Option<Node>, YamlError> {
+    let map = |l: usize| -> usize {
+        match lines {
+            Some(m) => m
+                .get(l.wrapping_sub(1))
+                .map_or_else(|| m.last().map_or(l, |&x| x as usize + 1), |&x| x as usize),
+            None => l,
+        }
+    };
     let mut stack: Vec<Frame> = Vec::new();
     // Keys of the open mappings (outermost first), for `keep`.
     let mut path: Vec<String> = Vec::new();
@@ -77,11 +95,11 @@ pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
     let mut documents = 0;
     for item in Parser::new_from_str(text) {
         let (ev, span) = item.map_err(|e| YamlError {
-            line: e.marker().line(),
+            line: map(e.marker().line()),
             column: e.marker().col() + 1,
             message: e.info().to_string(),
         })?;
-        let line = span.start.line();
+        let line = map(span.start.line());
         let err = |message: String| YamlError {
             line,
             column: span.start.col() + 1,
@@ -118,23 +136,13 @@ pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
             continue;
         }
         // Is this event the value of a key the caller drops?
-        if let Some(Frame::Map(_, Some(key), _)) = stack.last() {
-            let p: Vec<&str> = path.iter().map(String::as_str).collect();
-            if !keep(&p[..p.len().saturating_sub(1)], key) {
-                let Some(Frame::Map(_, pending, _)) = stack.last_mut() else {
-                    unreachable!()
-                };
-                *pending = None;
-                path.pop();
-                match ev {
-                    Event::SequenceStart(..) | Event::MappingStart(..) => {
-                        skipping = true;
-                        skip_depth = 1;
-                    }
-                    _ => {}
-                }
-                continue;
+        if let Some(Frame::Map(_, pending @ Some((_, false)), _)) = stack.last_mut() {
+            *pending = None;
+            if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) {
+                skipping = true;
+                skip_depth = 1;
             }
+            continue;
         }
         let node = match ev {
             Event::Scalar(value, ..) => Some(Node::Scalar(value.into_owned(), line)),
@@ -160,7 +168,15 @@ pub fn parse(text: &str, keep: Keep) -> Result<Option<Node>, YamlError> {
             _ => None,
         };
         let Some(node) = node else { continue };
-        place(&mut stack, &mut path, &mut root, node, &span)?;
+        place(
+            &mut stack,
+            &mut path,
+            &mut root,
+            node,
+            line,
+            span.start.col() + 1,
+            keep,
+        )?;
     }
     Ok(root)
 }
@@ -171,11 +187,13 @@ fn place(
     path: &mut Vec<String>,
     root: &mut Option<Node>,
     node: Node,
-    span: &Span,
+    line: usize,
+    column: usize,
+    keep: Keep,
 ) -> Result<(), YamlError> {
     let err = |message: &str| YamlError {
-        line: span.start.line(),
-        column: span.start.col() + 1,
+        line,
+        column,
         message: message.into(),
     };
     match stack.last_mut() {
@@ -189,12 +207,20 @@ fn place(
         Some(Frame::Map(entries, pending, _)) => match pending.take() {
             None => match node {
                 Node::Scalar(k, _) => {
-                    path.push(k.clone());
-                    *pending = Some(k);
+                    // The enclosing keys as `&str`s without allocating (depth <= MAX_DEPTH).
+                    let mut buf = [""; MAX_DEPTH];
+                    for (slot, p) in buf.iter_mut().zip(path.iter()) {
+                        *slot = p;
+                    }
+                    let kept = keep(&buf[..path.len().min(MAX_DEPTH)], &k);
+                    if kept {
+                        path.push(k.clone());
+                    }
+                    *pending = Some((k, kept));
                 }
                 _ => return Err(err("a mapping key is not a scalar")),
             },
-            Some(k) => {
+            Some((k, _)) => {
                 path.pop();
                 entries.push((k, node));
             }

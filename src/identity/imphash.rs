@@ -34,7 +34,7 @@ where
     for (dll, name) in imports {
         let lower = dll.to_lowercase();
         let lib = match lower.rsplit_once('.') {
-            Some((stem, ext)) if matches!(ext, "dll" | "ocx" | "sys") => stem,
+            Some((stem, "dll" | "ocx" | "sys")) => stem,
             _ => lower.as_str(),
         };
         let function = match name {
