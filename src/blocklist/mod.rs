@@ -503,4 +503,30 @@ mod tests {
             vec!["CVE-2018-5701", "CVE-2019-16098"]
         );
     }
+
+    #[test]
+    fn oversized_and_unknown_lists_are_refused_before_reading() {
+        let t = tempfile::tempdir().unwrap();
+        let big = t.path().join("huge.xml");
+        // Sparse: the size is refused from the metadata, nothing is read.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let e = load(&big).unwrap_err();
+        assert!(
+            matches!(e, BlocklistError::TooLarge { size, .. } if size == MAX_FILE_BYTES + 1),
+            "{e}"
+        );
+        let other = t.path().join("list.txt");
+        std::fs::write(&other, "x").unwrap();
+        assert!(matches!(
+            load(&other),
+            Err(BlocklistError::UnknownKind { .. })
+        ));
+        assert!(matches!(
+            load(&t.path().join("absent.xml")),
+            Err(BlocklistError::Io { .. })
+        ));
+    }
 }
