@@ -15,7 +15,8 @@
 //! `dest[, source[, unused[, flags]]]`, no platform decoration on file-list sections); "INF
 //! SourceDisksFiles section" (`file = diskid[, subdir[, size]]`, `.x86`/`.amd64`/`.arm64`
 //! sections looked up before the undecorated one); "INF SourceDisksNames section" (`diskid =
-//! description[, tag[, unused[, path]]]`); "INF AddService directive" (`AddService =
+//! description[, tag[, unused[, path]]]`); "INF DestinationDirs section" (`file-list-section =
+//! dirid[,subdir]`, else `DefaultDestDir`); "INF AddService directive" (`AddService =
 //! name, flags, service-install-section, ...`, `ServiceBinary` in that section).
 //!
 //! Invariants: names compare case-insensitively; sections of the same name are merged in file
@@ -307,6 +308,9 @@ pub struct CopiedFile {
     /// `SourceDisksFiles` entry.
     pub disk_id: Option<String>,
     pub package_path: Option<String>,
+    /// `[DestinationDirs]` entry for the file-list section, else `DefaultDestDir`
+    /// (`dirid[,subdir]` as written, e.g. `12` or `13`); `None` if neither exists.
+    pub destination_dir: Option<String>,
 }
 
 /// A service an installation adds.
@@ -1014,9 +1018,16 @@ impl Inf {
             let base = self.source_disk_path(disk, arch).unwrap_or_default();
             join_path(&[&base, subdir, source])
         });
+        let dirs = self.section("DestinationDirs");
+        let dir_of = |key: &str| dirs.and_then(|d| d.get(key)).map(|e| e.values.join(","));
+        let destination_dir = list
+            .as_deref()
+            .and_then(dir_of)
+            .or_else(|| dir_of("DefaultDestDir"));
         CopiedFile {
             source: source.to_string(),
             destination: dest.to_string(),
+            destination_dir,
             list_section: list,
             install_section: install.to_string(),
             line,

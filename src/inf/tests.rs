@@ -52,6 +52,11 @@ co.dll
 ServiceType   = 1
 ServiceBinary = %12%\drv.sys
 
+[DestinationDirs]
+DefaultDestDir = 10, x
+Files.Sys      = 12
+Co.Files       = 11
+
 [SourceDisksNames]
 1 = %Disk%,,,\sub
 2 = %Disk%
@@ -171,6 +176,20 @@ fn install_resolution_copies_and_services() {
             ("co.dll".into(), "co.dll".into(), Some("co.dll".into()), 47),
         ]
     );
+    let dirs: Vec<Option<String>> = i
+        .copied_files(Arch::Amd64)
+        .into_iter()
+        .map(|f| f.destination_dir)
+        .collect();
+    assert_eq!(
+        dirs,
+        vec![
+            Some("12".into()),
+            Some("12".into()),
+            Some("10,x".into()),
+            Some("11".into())
+        ]
+    );
     // ARM64: SourceDisksFiles.arm64 is looked up before SourceDisksFiles.
     let arm = files(Arch::Arm64);
     assert_eq!(arm[0].2.as_deref(), Some("arm/drv.sys"));
@@ -210,7 +229,7 @@ fn problems_of_a_package() {
                 }
             ),
             (
-                61,
+                66,
                 ProblemKind::UnknownSourceDisk {
                     file: "co.dll".into(),
                     disk: "3".into()
