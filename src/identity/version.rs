@@ -258,14 +258,20 @@ impl<'a> Pe<'a> {
         let mut dir = 0u32;
         for level in 0..3 {
             let at = base.checked_add(dir).ok_or(oob("resource directory"))?;
-            let named = self.u16(at + 12).ok_or(oob("resource directory"))? as u32;
-            let ids = self.u16(at + 14).ok_or(oob("resource directory"))? as u32;
+            let named = self
+                .u16(at.saturating_add(12))
+                .ok_or(oob("resource directory"))? as u32;
+            let ids = self
+                .u16(at.saturating_add(14))
+                .ok_or(oob("resource directory"))? as u32;
             let total = named + ids;
             let mut next = None;
             for i in 0..total {
-                let e = at + 16 + i * 8;
+                let e = at.saturating_add(16).saturating_add(i * 8);
                 let name = self.u32(e).ok_or(oob("resource directory entry"))?;
-                let target = self.u32(e + 4).ok_or(oob("resource directory entry"))?;
+                let target = self
+                    .u32(e.saturating_add(4))
+                    .ok_or(oob("resource directory entry"))?;
                 if level == 0 && (name & 0x8000_0000 != 0 || name != RT_VERSION) {
                     continue;
                 }
@@ -303,9 +309,11 @@ impl<'a> Pe<'a> {
                         "RT_VERSION language entry is a directory, not data".into(),
                     ));
                 }
-                let de = base + off;
+                let de = base.saturating_add(off);
                 let rva = self.u32(de).ok_or(oob("resource data entry"))?;
-                let len = self.u32(de + 4).ok_or(oob("resource data entry"))?;
+                let len = self
+                    .u32(de.saturating_add(4))
+                    .ok_or(oob("resource data entry"))?;
                 return Ok(Some((rva, len)));
             }
         }
@@ -329,8 +337,12 @@ fn align4(rva: u32) -> Option<u32> {
 /// Reads the block header at `rva`, whose bytes must end by `limit`.
 fn block(pe: &Pe, rva: u32, limit: u32) -> Result<Block, String> {
     let length = pe.u16(rva).ok_or("header outside the image")? as u32;
-    let value_length = pe.u16(rva + 2).ok_or("header outside the image")? as u32;
-    let value_type = pe.u16(rva + 4).ok_or("header outside the image")?;
+    let value_length = pe
+        .u16(rva.saturating_add(2))
+        .ok_or("header outside the image")? as u32;
+    let value_type = pe
+        .u16(rva.saturating_add(4))
+        .ok_or("header outside the image")?;
     if length < 6 {
         return Err(format!("wLength {length} is shorter than a header"));
     }
@@ -338,7 +350,7 @@ fn block(pe: &Pe, rva: u32, limit: u32) -> Result<Block, String> {
     if end > limit {
         return Err(format!("wLength {length} runs past its parent"));
     }
-    let (key, after) = utf16z(pe, rva + 6, end).ok_or("key outside the block")?;
+    let (key, after) = utf16z(pe, rva.saturating_add(6), end).ok_or("key outside the block")?;
     Ok(Block {
         length,
         value_length,
@@ -403,7 +415,7 @@ fn parse_versioninfo(pe: &Pe, rva: u32, size: u32) -> Result<VersionInfo, Versio
     let mut child = root.value_rva;
     if root.value_length != 0 {
         if root.value_length >= 52 && root.value_rva.saturating_add(52) <= end {
-            let d = |i: u32| pe.u32(root.value_rva + 4 * i).unwrap_or(0);
+            let d = |i: u32| pe.u32(root.value_rva.saturating_add(4 * i)).unwrap_or(0);
             if d(0) == FIXED_SIGNATURE {
                 let split =
                     |ms: u32, ls: u32| [(ms >> 16) as u16, ms as u16, (ls >> 16) as u16, ls as u16];

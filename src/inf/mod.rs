@@ -219,10 +219,10 @@ impl TargetOs {
         let t = text.trim();
         let mut parts = t.split('.');
         let head = parts.next()?;
-        if head.len() < 2 || !head[..2].eq_ignore_ascii_case("nt") {
+        if !head.get(..2)?.eq_ignore_ascii_case("nt") {
             return None;
         }
-        let arch = match &head[2..] {
+        let arch = match head.get(2..)? {
             "" => None,
             a => Some(Arch::parse(a)?),
         };

@@ -459,6 +459,9 @@ fn hostile_inputs_are_bounded() {
             let _ = i.problems(Arch::Amd64, Some(&[]));
         }
     }
+    // Non-ASCII where a decoration is expected.
+    assert_eq!(TargetOs::parse("éx"), None);
+    assert_eq!(TargetOs::parse("n"), None);
     // Entries before any section are reported.
     assert!(kinds(&inf("k=v\n[Version]\n").problems(Arch::X86, None))
         .contains(&(1, ProblemKind::EntryOutsideSection)));
