@@ -8,10 +8,11 @@
 //!    [`pool`] — pool usage types, tag display, the pool API table and the arithmetic of usage;
 //!    [`authenticode`] — Authenticode digests and first-page hashes, embedded signatures,
 //!    catalogs and the signature classes (a leaf over byte slices);
+//!    [`identity`] — version resource, imphash, flat hashes; [`inf`] — INF files;
 //! 3. [`dump`] — the crash-dump reader; [`callsite`] — pool call sites recovered from code;
 //!    [`poolfiles`] — `!poolused`/PoolMon/CSV/JSON exports and pooltag.txt; [`package`] —
 //!    `.zip`/`.cab` members; [`debuginfo`] — PDB and DWARF: RVA → source file, line, function,
-//!    inlining chain;
+//!    inlining chain; [`blocklist`] — LOLDrivers and SiPolicy lists and their matcher;
 //! 4. [`driver`] — per-driver facts: image, call sites, carve holes, identity, memory-only;
 //!    [`attribution`] — observed pool usage joined with the drivers' tag inventories;
 //! 5. [`rules`] — rule metadata, declarative matchers, native checks, report-level rules;
@@ -25,9 +26,12 @@
 pub mod util;
 
 pub mod authenticode;
+pub mod identity;
+pub mod inf;
 pub mod pe;
 pub mod pool;
 
+pub mod blocklist;
 pub mod callsite;
 pub mod debuginfo;
 pub mod dump;
