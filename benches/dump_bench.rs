@@ -167,6 +167,8 @@ fn run_bench() {
         suppressions: Default::default(),
         baseline: None,
         shard: Default::default(),
+        symbols: Vec::new(),
+        source_map: Vec::new(),
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -344,6 +344,8 @@ fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Re
         suppressions: Default::default(),
         baseline: None,
         shard: Default::default(),
+        symbols: Vec::new(),
+        source_map: Vec::new(),
     })
 }
 
@@ -380,6 +382,8 @@ fn scan_settings(
         suppressions: std::sync::Arc::new(resolved.suppressions),
         baseline: resolved.baseline,
         shard,
+        symbols: resolved.symbols,
+        source_map: resolved.source_map,
     };
     Ok((settings, resolved.max_results))
 }

@@ -185,6 +185,9 @@ pub struct CodeView {
     pub guid: String,
     /// PDB age.
     pub age: u32,
+    /// The GUID's 16 bytes as stored.
+    #[serde(skip)]
+    pub guid_bytes: [u8; 16],
 }
 
 /// A function's extent from the exception directory (`.pdata`).
@@ -586,10 +589,13 @@ impl Image {
             let age = u32::from_le_bytes([rec[20], rec[21], rec[22], rec[23]]);
             let path = &rec[24..];
             let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+            let mut guid_bytes = [0u8; 16];
+            guid_bytes.copy_from_slice(g);
             return Some(CodeView {
                 pdb_path: crate::printable_text(String::from_utf8_lossy(&path[..end]).into_owned()),
                 guid,
                 age,
+                guid_bytes,
             });
         }
         None

@@ -66,8 +66,22 @@ pub fn render(report: &Report) -> String {
             }
             seen.push(kind);
             out.push_str(&format!("  {}:\n", kind.heading()));
-            for n in notices.iter().filter(|n| n.kind == kind) {
+            let of_kind: Vec<_> = notices.iter().filter(|n| n.kind == kind).collect();
+            // A tree of vendor drivers without their PDBs gives one such note per driver: a
+            // few say what they are, the log keeps them all.
+            let shown = if kind == NoticeKind::NoDebugInfo {
+                3
+            } else {
+                usize::MAX
+            };
+            for n in of_kind.iter().take(shown) {
                 out.push_str(&format!("    {}: {}: {}\n", n.subject, n.level, n.message));
+            }
+            if of_kind.len() > shown {
+                out.push_str(&format!(
+                    "    … and {} more (each is a notification in the SARIF log)\n",
+                    of_kind.len() - shown
+                ));
             }
         }
     }

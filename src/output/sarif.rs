@@ -705,6 +705,8 @@ struct ResultView<'a> {
     properties: PropertiesView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rank: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    related_locations: Option<Vec<LocationView<'a>>>,
     rule_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule_index: Option<i64>,
@@ -725,7 +727,11 @@ struct SuppressionView<'a> {
 #[serde(rename_all = "camelCase")]
 struct LocationView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     logical_locations: Option<[LogicalView<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<MessageView>,
     physical_location: PhysicalView<'a>,
 }
 
@@ -749,8 +755,9 @@ struct AddressView {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ArtifactLocationView<'a> {
-    index: i64,
-    uri: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<i64>,
+    uri: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uri_base_id: Option<&'static str>,
 }
@@ -758,8 +765,14 @@ struct ArtifactLocationView<'a> {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RegionView {
-    byte_length: i64,
-    byte_offset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_length: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_line: Option<u32>,
 }
 
 #[derive(serde::Serialize)]
@@ -933,25 +946,66 @@ fn view<'s>(
         },
         relative_address: i64::from(rva),
     });
+    let binary = PhysicalView {
+        address,
+        artifact_location: ArtifactLocationView {
+            index: Some(f.artifact as i64),
+            uri: uri.into(),
+            uri_base_id: *base,
+        },
+        // A binary artifact has no lines, but GitHub code scanning requires `startLine`: line 1
+        // stands beside the byte region, which viewers that read bytes use.
+        region: f.region.map(|(offset, length)| RegionView {
+            byte_length: Some(length as i64),
+            byte_offset: Some(offset as i64),
+            start_column: None,
+            start_line: f.source.is_none().then_some(1),
+        }),
+    };
+    // With a source location, the result is at the source line, and the binary location and
+    // the inlining chain become related locations.
+    let (primary, related) = match &f.source {
+        None => (binary, None),
+        Some(src) => {
+            let mut related = vec![LocationView {
+                id: Some(0),
+                logical_locations: None,
+                message: Some(MessageView {
+                    text: match f.rva {
+                        Some(rva) => format!("the code, at RVA 0x{rva:x}"),
+                        None => "the code".to_string(),
+                    },
+                }),
+                physical_location: binary,
+            }];
+            for (i, call) in src.inlined.iter().enumerate() {
+                let Some(at) = &call.at else { continue };
+                related.push(LocationView {
+                    id: Some(i + 1),
+                    logical_locations: None,
+                    message: Some(MessageView {
+                        text: format!(
+                            "`{}` inlined here",
+                            call.function.as_deref().unwrap_or("a function")
+                        ),
+                    }),
+                    physical_location: source_location(at),
+                });
+            }
+            (source_location(&src.at), Some(related))
+        }
+    };
     ResultView {
         baseline_state: f.baseline.map(|b| b.as_str()),
         kind: sarif::ResultKind::Fail,
         level: level(f.level),
         locations: [LocationView {
+            id: None,
             logical_locations: logical,
-            physical_location: PhysicalView {
-                address,
-                artifact_location: ArtifactLocationView {
-                    index: f.artifact as i64,
-                    uri,
-                    uri_base_id: *base,
-                },
-                region: f.region.map(|(offset, length)| RegionView {
-                    byte_length: length as i64,
-                    byte_offset: offset as i64,
-                }),
-            },
+            message: None,
+            physical_location: primary,
         }],
+        related_locations: related,
         message: MessageView {
             text: f.message(rule.map_or("", |r| r.why.as_str())),
         },
@@ -966,6 +1020,35 @@ fn view<'s>(
                 kind: "external",
                 status: "accepted",
             }]
+        }),
+    }
+}
+
+/// A source position as a physical location: relative to SRCROOT when it lies under the scan
+/// root, else an absolute `file://` URI.
+fn source_location(at: &crate::report::SourcePosition) -> PhysicalView<'static> {
+    let (uri, base) = if at.relative {
+        (encode_uri_path(&at.path), Some("SRCROOT"))
+    } else if at.path.starts_with('/') {
+        (format!("file://{}", encode_uri_path(&at.path)), None)
+    } else if at.path.as_bytes().get(1) == Some(&b':') {
+        // A Windows path (`C:/…`) that no source map rewrote.
+        (format!("file:///{}", encode_uri_path(&at.path)), None)
+    } else {
+        (encode_uri_path(&at.path), None)
+    };
+    PhysicalView {
+        address: None,
+        artifact_location: ArtifactLocationView {
+            index: None,
+            uri: uri.into(),
+            uri_base_id: base,
+        },
+        region: Some(RegionView {
+            byte_length: None,
+            byte_offset: None,
+            start_column: at.column,
+            start_line: Some(at.line),
         }),
     }
 }

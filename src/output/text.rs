@@ -157,9 +157,20 @@ pub fn render(report: &Report) -> String {
             };
             path.push_str(&format!("{sep}0x{rva:x}"));
         }
+        // At the source line when the debug information gave one, the binary location after.
+        let (at, binary) = match &f.source {
+            Some(src) => {
+                let mut at = format!("{}:{}", src.at.path, src.at.line);
+                if let Some(c) = src.at.column {
+                    at.push_str(&format!(":{c}"));
+                }
+                (at, format!(" ({path})"))
+            }
+            None => (path, String::new()),
+        };
         let _ = write!(
             out,
-            "{path}: {}[{}] {}: {}",
+            "{at}: {}[{}] {}: {}{binary}",
             f.level,
             f.rule_id,
             rule(&f.rule_id).map_or("", |r| r.name.as_str()),
@@ -167,14 +178,11 @@ pub fn render(report: &Report) -> String {
         );
         out.push('\n');
     }
-    for n in &report.notices {
-        let _ = writeln!(out, "{}: {}: {}", n.subject, n.level, n.message);
-    }
     let (e, w, n) = report.counts();
     let images = report.images.len();
     let _ = writeln!(
         out,
-        "\n{} file(s), {} image(s) analysed: {} error(s), {} warning(s), {} note(s); {} notification(s)",
+        "\n{} file(s), {} image(s) analysed: {} error(s), {} warning(s), {} note(s); {} notification(s) (on standard error)",
         report.artifacts.iter().filter(|a| a.parent.is_none()).count(),
         images,
         e,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::debuginfo;
 use crate::driver::{Driver, ImageSummary};
 use crate::pe::{Image, ImageError, Layout};
 use crate::report::{
@@ -21,6 +22,24 @@ pub(crate) struct Auditor<'a> {
     pub(crate) rules: &'a RuleSet,
     pub(crate) owners: Option<&'a HashMap<u32, String>>,
     pub(crate) call_sites: bool,
+    /// Where debug information is looked for, and how source paths are shown.
+    pub(crate) debug: &'a DebugLookup,
+}
+
+/// Finding source lines: the symbol folders and `_NT_SYMBOL_PATH`, the `--source-map` rules,
+/// and the root source paths are made relative to.
+pub(crate) struct DebugLookup {
+    pub(crate) search: debuginfo::SymbolSearch,
+    pub(crate) source_map: Vec<debuginfo::SourceMapRule>,
+    pub(crate) root: std::path::PathBuf,
+}
+
+/// What auditing an image produced besides its findings: notes about it (debug information
+/// looked for and not found).
+pub(crate) struct Audited {
+    pub(crate) summary: ImageSummary,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) notes: Vec<(NoticeKind, Level, String)>,
 }
 
 /// Why an image was not audited.
@@ -47,6 +66,9 @@ pub(crate) struct Target<'a> {
     pub(crate) display: &'a str,
     /// Ranges a carved image is missing.
     pub(crate) holes: Vec<(u32, u32)>,
+    /// The image's file, for debug information beside it (`None` for package members and
+    /// carved images).
+    pub(crate) path: Option<&'a Path>,
 }
 
 impl Auditor<'_> {
@@ -60,7 +82,7 @@ impl Auditor<'_> {
         &self,
         target: Target<'_>,
         prepare: impl FnOnce(&mut Image) -> bool,
-    ) -> Result<(ImageSummary, Vec<Finding>), AuditError> {
+    ) -> Result<Audited, AuditError> {
         let run = || {
             let mut image = Image::parse(target.bytes, target.layout)?;
             let memory_only = prepare(&mut image);
@@ -74,7 +96,7 @@ impl Auditor<'_> {
             let driver = Driver {
                 image,
                 sites,
-                holes: target.holes,
+                holes: target.holes.clone(),
                 name: target.name.to_string(),
                 display: target.display.to_string(),
                 identity,
@@ -97,9 +119,113 @@ impl Auditor<'_> {
                 })
                 .collect();
             assign_fingerprints(&mut findings);
-            Ok((driver.summary(target.artifact), findings))
+            let mut notes = Vec::new();
+            // Debug information is read only for an image with findings to place, once.
+            if findings.iter().any(|f| f.rva.is_some()) {
+                self.place_in_source(&driver, &target, &mut findings, &mut notes);
+            }
+            Ok(Audited {
+                summary: driver.summary(target.artifact),
+                findings,
+                notes,
+            })
         };
         guarded(run).unwrap_or_else(|what| Err(AuditError::Internal(what)))
+    }
+}
+
+impl Auditor<'_> {
+    /// Gives each finding with an RVA its source location from the driver's PDB or DWARF, when
+    /// they can be found; notes why not when the image names a PDB that is not there.
+    fn place_in_source(
+        &self,
+        driver: &Driver,
+        target: &Target<'_>,
+        findings: &mut [Finding],
+        notes: &mut Vec<(NoticeKind, Level, String)>,
+    ) {
+        let codeview = driver
+            .image
+            .codeview
+            .as_ref()
+            .map(|cv| debuginfo::CodeViewRef {
+                pdb_path: cv.pdb_path.clone(),
+                guid: debuginfo::Guid::from_codeview_bytes(cv.guid_bytes),
+                age: cv.age,
+            });
+        let image = debuginfo::ImageRef {
+            path: target.path,
+            display_name: target.display,
+            file_bytes: (target.layout == Layout::File).then_some(target.bytes),
+            codeview: codeview.as_ref(),
+        };
+        let symbols = match debuginfo::open(&image, &self.debug.search) {
+            Ok(s) => s,
+            Err(debuginfo::Unavailable::NoDebugInfo { .. }) => return,
+            Err(why) => {
+                notes.push((NoticeKind::NoDebugInfo, Level::Note, why.to_string()));
+                return;
+            }
+        };
+        let from = match symbols.source() {
+            debuginfo::DebugSource::Pdb(p) => format!("pdb:{}", crate::util::display_path(p)),
+            debuginfo::DebugSource::DwarfInImage => "dwarf".into(),
+            debuginfo::DebugSource::DebugLink(p) => {
+                format!("debuglink:{}", crate::util::display_path(p))
+            }
+        };
+        let mut failed = None;
+        for f in findings.iter_mut() {
+            let Some(rva) = f.rva else { continue };
+            match symbols.locate(rva) {
+                Ok(Some(loc)) => f.set_source(self.source_of(loc, &from)),
+                Ok(None) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            notes.push((
+                NoticeKind::NoDebugInfo,
+                Level::Note,
+                format!("source lines in part only: {e}"),
+            ));
+        }
+    }
+
+    /// A location as reports show it: source-mapped, relative to the root when inside it.
+    fn source_of(&self, loc: debuginfo::SourceLocation, from: &str) -> crate::report::Source {
+        let position = |file: &str, line: u32, column: Option<u32>| {
+            let mapped = debuginfo::map_source_path(&self.debug.source_map, file);
+            let candidate = mapped
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(file.replace('\\', "/")));
+            let relative = debuginfo::relative_to_root(&candidate, &self.debug.root)
+                // A recorded relative path (DWARF's `./dlls/x.c`) is kept as recorded unless a
+                // rule mapped it: it is relative to the build, not to this root.
+                .filter(|_| mapped.is_some() || candidate.is_absolute());
+            crate::report::SourcePosition {
+                relative: relative.is_some(),
+                path: relative.unwrap_or_else(|| file.replace('\\', "/")),
+                line,
+                column,
+            }
+        };
+        crate::report::Source {
+            at: position(&loc.file, loc.line, loc.column),
+            function: loc.function.clone(),
+            inlined: loc
+                .inlined
+                .iter()
+                .map(|fr| crate::report::InlinedCall {
+                    function: fr.function.clone(),
+                    at: match (&fr.file, fr.line) {
+                        (Some(file), Some(line)) => Some(position(file, line, fr.column)),
+                        _ => None,
+                    },
+                })
+                .collect(),
+            from: from.to_string(),
+        }
     }
 }
 
@@ -178,7 +304,15 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
     match input.kind {
         InputKind::Image => {
             let name = unit.artifacts[0].name.clone();
-            audit_file_bytes(&mut unit, 0, &subject, &name, bytes, auditor);
+            audit_file_bytes(
+                &mut unit,
+                0,
+                &subject,
+                &name,
+                bytes,
+                Some(&input.path),
+                auditor,
+            );
         }
         InputKind::Zip | InputKind::Cab => {
             unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
@@ -217,7 +351,15 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
                         });
                         let member_subject = format!("{subject}:{}", m.path);
                         let name = file_name(&m.path);
-                        audit_file_bytes(&mut unit, idx, &member_subject, &name, &m.bytes, auditor);
+                        audit_file_bytes(
+                            &mut unit,
+                            idx,
+                            &member_subject,
+                            &name,
+                            &m.bytes,
+                            None,
+                            auditor,
+                        );
                     }
                 }
             }
@@ -235,6 +377,7 @@ fn audit_file_bytes(
     subject: &str,
     name: &str,
     bytes: &[u8],
+    path: Option<&Path>,
     auditor: &Auditor<'_>,
 ) {
     if bytes.is_empty() {
@@ -253,9 +396,18 @@ fn audit_file_bytes(
         name,
         display: subject,
         holes: Vec::new(),
+        path,
     };
     match auditor.audit(target, |_| false) {
-        Ok((summary, findings)) => {
+        Ok(Audited {
+            summary,
+            findings,
+            notes,
+        }) => {
+            for (kind, level, message) in notes {
+                unit.notices
+                    .push(Notice::new(subject, kind, level, message));
+            }
             // The model hashed the bytes already; hashing is most of a scan's CPU time.
             unit.artifacts[artifact].sha256 = Some(summary.sha256.clone());
             if let Some(message) = anomaly_notice(&summary.anomalies) {
@@ -308,6 +460,15 @@ mod tests {
             name: "clean.sys",
             display: "testdata/bin/clean.sys",
             holes: Vec::new(),
+            path: None,
+        }
+    }
+
+    fn no_debug() -> DebugLookup {
+        DebugLookup {
+            search: debuginfo::SymbolSearch::default(),
+            source_map: Vec::new(),
+            root: std::path::PathBuf::from("/"),
         }
     }
 
@@ -316,24 +477,28 @@ mod tests {
     #[test]
     fn a_panic_while_auditing_is_the_image_error() {
         let rules = RuleSet::builtin().unwrap();
+        let debug = no_debug();
         let auditor = Auditor {
             rules: &rules,
             owners: None,
             call_sites: true,
+            debug: &debug,
         };
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bin/clean_gcc_x64_O2.sys");
         let bytes = std::fs::read(path).unwrap();
-        let err = auditor
-            .audit(target(&bytes), |_| panic!("injected failure"))
-            .unwrap_err()
-            .to_string();
+        let Err(err) = auditor.audit(target(&bytes), |_| panic!("injected failure")) else {
+            panic!("the injected panic is the image's error");
+        };
+        let err = err.to_string();
         assert!(
             err.starts_with("internal error while analysing this image")
                 && err.ends_with("injected failure"),
             "{err}"
         );
-        let (summary, _) = auditor.audit(target(&bytes), |_| false).unwrap();
-        assert_eq!(summary.sha256.len(), 64);
+        let Ok(audited) = auditor.audit(target(&bytes), |_| false) else {
+            panic!("the image audits");
+        };
+        assert_eq!(audited.summary.sha256.len(), 64);
     }
 
     /// A panic outside any image (reading a package, walking a dump) becomes a notice naming

@@ -8,14 +8,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::driver::{pe_key, ImageSummary};
+use crate::driver::pe_key;
 use crate::dump::{self, CarvedImage, Dump, ImportSource, LoadedModule};
 use crate::pe::{Import, ImportOrigin, Layout};
 use crate::pool::PoolSnapshot;
-use crate::report::{Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind};
+use crate::report::{Artifact, ArtifactKind, Level, Notice, NoticeKind};
 use crate::util::{display_path, file_name};
 
-use super::audit::{anomaly_notice, AuditError, Auditor, Target};
+use super::audit::{self, anomaly_notice, AuditError, Auditor, Target};
 use super::merge::Unit;
 
 /// The drivers scanned from files, by `(lower-case name, PE key)`: their artifact and display
@@ -154,7 +154,15 @@ pub(crate) fn analyze_dump(
             ));
         }
         match result {
-            Ok((mut summary, findings)) => {
+            Ok(audit::Audited {
+                mut summary,
+                findings,
+                notes,
+            }) => {
+                for (kind, level, message) in notes {
+                    unit.notices
+                        .push(Notice::new(module_subject.clone(), kind, level, message));
+                }
                 summary.artifact = idx;
                 unit.artifacts[idx].sha256 = Some(summary.sha256.clone());
                 unit.images.push(summary);
@@ -212,7 +220,7 @@ pub(crate) fn analyze_dump(
 
 type Audited = (
     Artifact,
-    Result<(ImageSummary, Vec<Finding>), AuditError>,
+    Result<audit::Audited, AuditError>,
     Option<(String, Level)>,
 );
 
@@ -287,6 +295,7 @@ fn audit_module(
         artifact: local_index,
         name: &module.name,
         display: &display,
+        path: None,
         holes: carved.holes.clone(),
     };
     let result = auditor.audit(target, |image| {
@@ -314,7 +323,7 @@ fn audit_module(
     });
     artifact.memory_only = memory_only;
     let anomalies = match &result {
-        Ok((summary, _)) => summary.anomalies.as_slice(),
+        Ok(a) => a.summary.anomalies.as_slice(),
         Err(_) => &[],
     };
     let notice = module_notice(carved, recovered, anomalies);

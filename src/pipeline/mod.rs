@@ -67,6 +67,11 @@ pub struct Settings {
     pub baseline: Option<PathBuf>,
     /// Which part of the inputs this run audits (`--shard I/N`).
     pub shard: Shard,
+    /// Folders of PDBs and symbol stores (`--symbols`); `_NT_SYMBOL_PATH`'s local folders are
+    /// searched too.
+    pub symbols: Vec<PathBuf>,
+    /// Build-path rewrites onto a checkout (`--source-map PREFIX=DIR`).
+    pub source_map: Vec<(String, PathBuf)>,
 }
 
 /// A deterministic part of the inputs: `index` of `count` (1-based), chosen by a hash of each
@@ -174,10 +179,23 @@ fn run_batched(
             .map(|e| (e.tag, e.binary.clone()))
             .collect::<HashMap<u32, String>>()
     });
+    let debug = audit::DebugLookup {
+        search: crate::debuginfo::SymbolSearch::with_environment(settings.symbols.clone()),
+        source_map: settings
+            .source_map
+            .iter()
+            .map(|(prefix, dir)| crate::debuginfo::SourceMapRule {
+                build_prefix: prefix.clone(),
+                dir: dir.clone(),
+            })
+            .collect(),
+        root: settings.root.clone(),
+    };
     let auditor = Auditor {
         rules: &settings.rules,
         owners: owners.as_ref(),
         call_sites: settings.call_sites,
+        debug: &debug,
     };
     let report = Report {
         rules: settings.rules.enabled(),

@@ -107,6 +107,8 @@ pub struct Finding {
     pub suppression: Option<String>,
     /// The finding against a baseline, when one was given.
     pub baseline: Option<super::baseline::BaselineState>,
+    /// Where it is in the driver's source, when its debug information was found.
+    pub source: Option<super::source::Source>,
     #[serde(skip)]
     sealed: Sealed,
 }
@@ -180,8 +182,23 @@ impl Finding {
             key: format!("{identity}\0{}", located.key),
             suppression: None,
             baseline: None,
+            source: None,
             sealed: Sealed,
         }
+    }
+
+    /// Gives the finding its source location, and the function's real name where the binary
+    /// knew none (`sub_<rva>` in the message and the logical location).
+    pub fn set_source(&mut self, source: super::source::Source) {
+        if let (Some(name), Some(l)) = (&source.function, self.logical.as_mut()) {
+            if l.kind == "function" && l.name.starts_with("sub_") {
+                let placeholder = l.name.clone();
+                self.what = self.what.replace(&placeholder, name);
+                l.fully_qualified = l.fully_qualified.replace(&placeholder, name);
+                l.name = name.clone();
+            }
+        }
+        self.source = Some(source);
     }
 
     /// The full message: who, what, the rule's reason (`why`), and for a finding tied to

@@ -7,12 +7,14 @@
 
 pub mod baseline;
 mod finding;
+mod source;
 pub mod suppress;
 
 use serde::Serialize;
 
 pub use crate::rules::Level;
 pub use finding::{assign_fingerprints, AnchorKind, Finding, Logical, Place};
+pub use source::{InlinedCall, Source, SourcePosition};
 
 use crate::attribution::Consumer;
 use crate::driver::ImageSummary;
@@ -109,6 +111,9 @@ pub enum NoticeKind {
     MissingEvidence,
     /// drvaudit itself failed on this input (a bug); the rest of the run is unaffected.
     Internal,
+    /// A driver's debug information was looked for and not found or not usable: its findings
+    /// have no source lines (a note; the audit itself is complete).
+    NoDebugInfo,
     /// A limit on the work one input may cause was reached (a hostile or damaged input);
     /// what was left unexamined is named.
     Budget,
@@ -147,6 +152,7 @@ impl NoticeKind {
             NoticeKind::Budget => "limits reached",
             NoticeKind::NoInput => "nothing to audit",
             NoticeKind::StaleSuppression => "stale suppressions",
+            NoticeKind::NoDebugInfo => "no source lines",
         }
     }
 }

@@ -53,6 +53,8 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         suppressions: Default::default(),
         baseline: None,
         shard: Default::default(),
+        symbols: Vec::new(),
+        source_map: Vec::new(),
     }
 }
 
@@ -106,4 +108,13 @@ pub fn redacted_sarif(text: &str, extra: &[&std::path::Path]) -> serde_json::Val
 /// The SARIF log of a finished report, written from the report root.
 pub fn sarif_text(report: &Report) -> String {
     drvaudit::output::sarif::render(report, &root())
+}
+
+/// The notices about problems with the inputs: all but the notes that a driver's debug
+/// information was not found (the fixtures' PDBs are not committed beside them).
+pub fn problems(r: &Report) -> Vec<&drvaudit::report::Notice> {
+    r.notices
+        .iter()
+        .filter(|n| n.kind != drvaudit::report::NoticeKind::NoDebugInfo)
+        .collect()
 }

@@ -121,8 +121,8 @@ fn unreadable_dump_is_a_notice_and_files_still_scan() {
     let bad = dir.path().join("bad.dmp");
     std::fs::write(&bad, b"PAGEDU64 but far too short").unwrap();
     let r = scan_with_dump(&[testdata("bin/untagged_gcc_x64_O2.sys")], &bad);
-    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
-    assert!(r.notices[0].subject.ends_with("bad.dmp"));
+    assert_eq!(problems(&r).len(), 1, "{:?}", problems(&r));
+    assert!(problems(&r)[0].subject.ends_with("bad.dmp"));
     assert!(r.findings.iter().any(|f| f.rule_id == "DRV1001"));
 }
 

@@ -23,7 +23,7 @@ fn reports() -> BTreeMap<String, Report> {
         .into_iter()
         .map(|n| {
             let r = scan_paths(&[testdata(&format!("bin/{n}"))]);
-            assert!(r.notices.is_empty(), "{n}: {:?}", r.notices);
+            assert!(problems(&r).is_empty(), "{n}: {:?}", problems(&r));
             (n, r)
         })
         .collect()

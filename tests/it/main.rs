@@ -27,5 +27,6 @@ mod rules_alone;
 mod sarif;
 mod scan;
 mod snapshots;
+mod source_lines;
 mod support;
 mod triage;

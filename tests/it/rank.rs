@@ -44,7 +44,7 @@ fn every_export_format_gives_the_same_ranking() {
     ];
     let reports: Vec<Report> = sources.iter().map(|p| ranked(&[testdata(p)])).collect();
     for (r, p) in reports.iter().zip(sources) {
-        assert!(r.notices.is_empty(), "{p}: {:?}", r.notices);
+        assert!(problems(&r).is_empty(), "{p}: {:?}", problems(&r));
     }
     for (r, p) in reports.iter().zip(sources).skip(1) {
         assert_eq!(ranking(r), ranking(&reports[0]), "{p} ranks differently");
@@ -145,13 +145,13 @@ fn unreadable_pool_export_is_a_notice_naming_file_and_line() {
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "hello\nworld\n").unwrap();
     let r = ranked(&[bad]);
-    assert_eq!(r.notices.len(), 1);
+    assert_eq!(problems(&r).len(), 1);
     assert!(
-        r.notices[0]
+        problems(&r)[0]
             .message
             .contains("bad.txt:1: `hello` starts no known pool usage format"),
         "{}",
-        r.notices[0].message
+        problems(&r)[0].message
     );
     assert!(r.findings.iter().all(|f| f.rank.is_none()));
 }

@@ -205,7 +205,7 @@ fn text_report_is_compiler_style_with_a_summary() {
         first.starts_with("testdata/bin/wxsection_clang_x64_O2.sys@0x4000: error[DRV3001] writable-executable-section: testdata/bin/wxsection_clang_x64_O2.sys section `.rwx`"),
         "{first}"
     );
-    assert!(out.contains("1 file(s), 1 image(s) analysed: 1 error(s), 0 warning(s), 1 note(s); 0 notification(s)"), "{out}");
+    assert!(out.contains("1 file(s), 1 image(s) analysed: 1 error(s), 0 warning(s), 1 note(s); 1 notification(s) (on standard error)"), "{out}");
 }
 
 #[test]

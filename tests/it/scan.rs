@@ -5,7 +5,7 @@ use drvaudit::report::Level;
 
 fn findings_of(file: &str, rule: &str) -> Vec<Option<u32>> {
     let report = scan_paths(&[testdata(&format!("bin/{file}"))]);
-    assert!(report.notices.is_empty(), "{:?}", report.notices);
+    assert!(problems(&report).is_empty(), "{:?}", problems(&report));
     triples(&report)
         .into_iter()
         .filter(|(r, _, _)| r == rule)
@@ -84,7 +84,11 @@ fn force_integrity_rule_is_off_by_default() {
 fn packages_are_opened_in_memory_and_members_nested() {
     for pkg in ["packages/pkg.zip", "packages/pkg.cab"] {
         let report = scan_paths(&[testdata(pkg)]);
-        assert!(report.notices.is_empty(), "{pkg}: {:?}", report.notices);
+        assert!(
+            problems(&report).is_empty(),
+            "{pkg}: {:?}",
+            problems(&report)
+        );
         let members: Vec<_> = report
             .artifacts
             .iter()
@@ -159,7 +163,7 @@ fn untagged_rule_fires_on_exactly_the_corpus_drivers_marked_untagged() {
         return;
     };
     let report = scan_paths(&[drivers]);
-    assert!(report.notices.is_empty(), "{:?}", report.notices);
+    assert!(problems(&report).is_empty(), "{:?}", problems(&report));
     let mut flagged: Vec<String> = report
         .findings
         .iter()
@@ -193,15 +197,15 @@ fn symlink_loops_are_notices_not_failures() {
     .unwrap();
     std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
     let report = scan_paths(&[dir.path().to_path_buf()]);
-    assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+    assert_eq!(problems(&report).len(), 1, "{:?}", problems(&report));
     assert!(
-        report.notices[0]
+        problems(&report)[0]
             .message
             .starts_with("symbolic link loop back to"),
         "{:?}",
         report.notices
     );
-    assert_eq!(report.notices[0].level, Level::Warning);
+    assert_eq!(problems(&report)[0].level, Level::Warning);
     // The upper-case .SYS file is still analysed.
     assert!(report.findings.iter().any(|f| f.rule_id == "DRV1001"));
 }
@@ -253,9 +257,14 @@ fn hostile_inputs_give_one_notice_each_and_the_scan_goes_on() {
     for case in cases.iter().chain([&zip]) {
         let report = scan_paths(&[case.clone(), testdata("bin/clean_gcc_x64_O2.sys")]);
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(report.notices.len(), 1, "{name}: {:#?}", report.notices);
+        assert_eq!(
+            problems(&report).len(),
+            1,
+            "{name}: {:#?}",
+            problems(&report)
+        );
         assert!(
-            report.notices[0].subject.ends_with(&name),
+            problems(&report)[0].subject.ends_with(&name),
             "{name}: {:?}",
             report.notices
         );
@@ -329,16 +338,16 @@ fn odd_header_placement_and_hostile_names() {
         escape,
         testdata("bin/clean_gcc_x64_O2.sys"),
     ]);
-    assert_eq!(report.notices.len(), 1, "{:#?}", report.notices);
-    assert!(report.notices[0]
+    assert_eq!(problems(&report).len(), 1, "{:#?}", problems(&report));
+    assert!(problems(&report)[0]
         .subject
         .ends_with("odd-optional-header.sys"));
     assert!(
-        report.notices[0]
+        problems(&report)[0]
             .message
             .contains("SizeOfOptionalHeader 0xf2 is not a multiple of 4"),
         "{}",
-        report.notices[0].message
+        problems(&report)[0].message
     );
     let untagged_at = |name: &str| {
         report
@@ -375,7 +384,7 @@ fn directories_running_past_four_gib_are_cut_short() {
         put32(b, dirs + 3 * 8 + 4, 0x18); //        Size (two entries)
     });
     let report = scan_paths(&[path]);
-    assert!(report.notices.is_empty(), "{:#?}", report.notices);
+    assert!(problems(&report).is_empty(), "{:#?}", problems(&report));
     let untagged: Vec<_> = report
         .findings
         .iter()
