@@ -44,7 +44,7 @@ fn every_export_format_gives_the_same_ranking() {
     ];
     let reports: Vec<Report> = sources.iter().map(|p| ranked(&[testdata(p)])).collect();
     for (r, p) in reports.iter().zip(sources) {
-        assert!(problems(&r).is_empty(), "{p}: {:?}", problems(&r));
+        assert!(problems(r).is_empty(), "{p}: {:?}", problems(r));
     }
     for (r, p) in reports.iter().zip(sources).skip(1) {
         assert_eq!(ranking(r), ranking(&reports[0]), "{p} ranks differently");
