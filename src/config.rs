@@ -327,7 +327,9 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
         .unwrap_or(cwd)
         .to_path_buf();
     let rel = |p: &PathBuf| base.join(p);
-    let flag_path = |p: &PathBuf| cwd.join(p);
+    // A flag's path is kept as given: relative to the working directory, which `cwd` is, and
+    // shown in messages as the user wrote it.
+    let flag_path = |p: &PathBuf| p.clone();
     let mut explained = Vec::new();
     let mut explain = |key: &str, value: String, origin: Origin| {
         explained.push((key.to_string(), value, origin));

@@ -40,6 +40,8 @@ pub mod poolfiles;
 
 pub mod attribution;
 pub mod driver;
+pub mod facts;
+pub mod packageinfo;
 
 pub mod rules;
 

@@ -1,11 +1,12 @@
-//! Driver packages: `.zip` and `.cab` archives opened in memory, their `.sys` members extracted.
+//! Driver packages: `.zip` and `.cab` archives opened in memory, their drivers (`.sys`), INFs
+//! and catalogs (`.cat`) extracted, and every member named.
 //!
 //! The zip and cab crates do the format work; this module only picks members and bounds what
 //! a hostile archive can make drvaudit allocate.
 
 use std::io::{Cursor, Read};
 
-/// A `.sys` member of a package.
+/// A `.sys`, `.inf` or `.cat` member of a package.
 #[derive(Debug)]
 pub struct Member {
     /// Path inside the package, forward slashes.
@@ -17,8 +18,38 @@ pub struct Member {
 /// Largest member drvaudit will decompress: far above any real driver, far below a zip bomb.
 const MAX_MEMBER: u64 = 256 << 20;
 
+/// The members drvaudit reads: drivers, and the INFs and catalogs that make a package.
 fn is_driver(name: &str) -> bool {
-    name.to_ascii_lowercase().ends_with(".sys")
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".sys") || n.ends_with(".inf") || n.ends_with(".cat")
+}
+
+/// Every file's path in a zip archive (forward slashes), for the INF's "file missing from the
+/// package" check; empty when the archive cannot be read (its members' errors say why).
+pub fn zip_names(bytes: &[u8]) -> Vec<String> {
+    let Ok(archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return Vec::new();
+    };
+    archive
+        .file_names()
+        .filter(|n| !n.ends_with('/'))
+        .map(|n| n.replace('\\', "/"))
+        .collect()
+}
+
+/// Every file's path in a cabinet (forward slashes).
+pub fn cab_names(bytes: &[u8]) -> Vec<String> {
+    let Ok(cabinet) = cab::Cabinet::new(Cursor::new(bytes)) else {
+        return Vec::new();
+    };
+    cabinet
+        .folder_entries()
+        .flat_map(|f| {
+            f.file_entries()
+                .map(|e| e.name().replace('\\', "/"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Members plus per-member problems (a member that cannot be read does not lose the others).

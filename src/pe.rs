@@ -51,6 +51,16 @@ impl Machine {
         }
     }
 
+    /// `IMAGE_FILE_HEADER.Machine` as stored.
+    pub fn raw(self) -> u16 {
+        match self {
+            Machine::X86 => 0x14c,
+            Machine::X64 => 0x8664,
+            Machine::Arm64 => 0xaa64,
+            Machine::Other(m) => m,
+        }
+    }
+
     /// Size of a pointer (and of an IAT slot) in bytes.
     pub fn pointer_size(self) -> u32 {
         match self {

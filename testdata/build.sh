@@ -196,9 +196,12 @@ rm -f bin/rebuild_a.lib bin/rebuild_b.lib  # import libraries lld-link writes fo
 # Signed fixtures (Authenticode, nested, tampered, timestamped, catalog package): sign/build_signed.sh.
 bash sign/build_signed.sh
 
+# Blocklist fixtures (a LOLDrivers folder and a SiPolicy naming three builds by their hashes).
+python3 blocklist/make.py
+
 # ---------------------------------------------------------------------------------------------
 FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys rebuild/*/*.sys \
-    packages/signed/* | sort)
+    packages/signed/* blocklist/policy.xml blocklist/loldrivers/*.yaml | sort)
 DEBUG_FILES=$(find debug -type f \( -name '*.sys' -o -name '*.pdb' -o -name '*.debug' \) | sort)
 cd ..
 if [ "$UPDATE" = 1 ]; then

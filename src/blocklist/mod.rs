@@ -27,8 +27,9 @@ mod yaml;
 use std::path::Path;
 
 pub use model::{
-    BlocklistError, Category, CertFacts, HashKind, ListKind, Match, MatchRule, SignatureFacts,
-    Strength, Subject, TbsHashes, MAX_FILE_BYTES, MAX_FOLDER_BYTES, MAX_FOLDER_FILES,
+    BlocklistError, Category, CertFacts, HashKind, HashNeeds, ListKind, Match, MatchRule,
+    SignatureFacts, Strength, Subject, TbsHashes, MAX_FILE_BYTES, MAX_FOLDER_BYTES,
+    MAX_FOLDER_FILES,
 };
 
 /// A loaded list.
@@ -61,6 +62,15 @@ impl Blocklist {
             Content::Lol(_) => None,
         }
     }
+    /// The hashes besides the SHA-256s that an entry of this list can match through alone.
+    pub fn needs(&self) -> HashNeeds {
+        let n = match &self.content {
+            Content::Lol(l) => l.needs(),
+            Content::Policy(p) => p.needs(),
+        };
+        HashNeeds { any: true, ..n }
+    }
+
     /// Every entry of this list that `subject` matches, sorted.
     pub fn matches(&self, subject: &Subject) -> Vec<Match> {
         let mut out = match &self.content {

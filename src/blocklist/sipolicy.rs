@@ -34,8 +34,8 @@ use std::path::Path;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::model::{
-    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind, ListKind,
-    Match, MatchRule, Strength, Subject,
+    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind, HashNeeds,
+    ListKind, Match, MatchRule, Strength, Subject,
 };
 
 const NS: &str = "urn:schemas-microsoft-com:sipolicy";
@@ -516,6 +516,19 @@ impl SiPolicy {
             strength: Strength::Identity,
             rule,
             location: format!("{list}:{line}"),
+        }
+    }
+
+    /// The hashes besides the SHA-256s that a rule can match through: SHA-1 when a rule holds
+    /// a 20-byte hash (policies list SHA-1 and SHA-256 in rules of their own, so neither
+    /// stands for the other), and the first-page hashes.
+    pub(super) fn needs(&self) -> HashNeeds {
+        let sha1 = self.by_hash.keys().any(|h| h.len() == 20);
+        HashNeeds {
+            flat_sha1: sha1,
+            authenticode_sha1: sha1,
+            pages: !self.by_hash.is_empty(),
+            ..HashNeeds::default()
         }
     }
 

@@ -361,6 +361,7 @@ fn report_level(
                 pe_key: String::new(),
                 tags,
                 anomalies: Vec::new(),
+                identity: None,
             })
         })
         .collect();

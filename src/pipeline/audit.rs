@@ -24,6 +24,16 @@ pub(crate) struct Auditor<'a> {
     pub(crate) call_sites: bool,
     /// Where debug information is looked for, and how source paths are shown.
     pub(crate) debug: &'a DebugLookup,
+    /// The blocklists given (`--blocklist`).
+    pub(crate) blocklists: &'a [crate::blocklist::Blocklist],
+    /// The hashes they match on.
+    pub(crate) hash_needs: crate::blocklist::HashNeeds,
+    /// The folder packages met so far.
+    pub(crate) packages: &'a super::packages::FolderPackages,
+    /// When the scan runs (seconds since 1970).
+    pub(crate) now: i64,
+    /// Whether each image's identity is computed (`drvaudit identify`).
+    pub(crate) identify: bool,
 }
 
 /// Finding source lines: the symbol folders and `_NT_SYMBOL_PATH`, the `--source-map` rules,
@@ -69,6 +79,8 @@ pub(crate) struct Target<'a> {
     /// The image's file, for debug information beside it (`None` for package members and
     /// carved images).
     pub(crate) path: Option<&'a Path>,
+    /// The package it came in.
+    pub(crate) package: Option<&'a crate::packageinfo::PackageInfo>,
 }
 
 impl Auditor<'_> {
@@ -102,9 +114,20 @@ impl Auditor<'_> {
                 identity,
                 memory_only,
             };
+            let facts = crate::facts::Facts::new(
+                target.bytes,
+                &driver.image,
+                target.name,
+                target.package,
+                self.hash_needs,
+            );
             let ctx = CheckContext {
                 driver: &driver,
                 pooltag: self.owners,
+                facts: &facts,
+                blocklists: self.blocklists,
+                package: target.package,
+                now: self.now,
             };
             let mut findings: Vec<Finding> = self
                 .rules
@@ -120,12 +143,40 @@ impl Auditor<'_> {
                 .collect();
             assign_fingerprints(&mut findings);
             let mut notes = Vec::new();
+            // A signature a rule asked about and that could not be read: who signed the
+            // driver is unknown, which a gate must not take for an answer.
+            let identity = self
+                .identify
+                .then(|| Box::new(facts.identity(self.blocklists)));
+            if let Some(why) = facts.unreadable_signature() {
+                notes.push((
+                    NoticeKind::Malformed,
+                    Level::Error,
+                    format!("its Authenticode signature could not be read: {why}"),
+                ));
+            }
+            if let Some((first, rest)) = facts.version_problems().split_first() {
+                notes.push((
+                    NoticeKind::Partial,
+                    Level::Warning,
+                    format!(
+                        "its version resource is damaged, read as far as it could be: {first}{}",
+                        if rest.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (and {} more)", rest.len())
+                        }
+                    ),
+                ));
+            }
             // Debug information is read only for an image with findings to place, once.
             if findings.iter().any(|f| f.rva.is_some()) {
                 self.place_in_source(&driver, &target, &mut findings, &mut notes);
             }
+            let mut summary = driver.summary(target.artifact);
+            summary.identity = identity;
             Ok(Audited {
-                summary: driver.summary(target.artifact),
+                summary,
                 findings,
                 notes,
             })
@@ -278,6 +329,7 @@ pub(crate) fn artifact_kind(kind: InputKind) -> ArtifactKind {
         InputKind::Image => ArtifactKind::File,
         InputKind::Zip | InputKind::Cab => ArtifactKind::Package,
         InputKind::Dump => ArtifactKind::Dump,
+        InputKind::Inf => ArtifactKind::File,
     }
 }
 
@@ -301,25 +353,50 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
     };
     let bytes: &[u8] = &file;
     unit.artifacts[0].length = Some(bytes.len() as u64);
+    // A driver or INF in a folder that holds an INF is part of that folder's package.
+    let folder = input
+        .path
+        .parent()
+        .filter(|_| matches!(input.kind, InputKind::Image | InputKind::Inf));
+    let package = folder.and_then(|dir| auditor.packages.of(dir, &display_path(dir)));
     match input.kind {
         InputKind::Image => {
             let name = unit.artifacts[0].name.clone();
-            audit_file_bytes(
-                &mut unit,
-                0,
-                &subject,
-                &name,
+            let file = ImageFile {
+                artifact: 0,
+                subject: &subject,
+                name: &name,
                 bytes,
-                Some(&input.path),
-                auditor,
-            );
+                path: Some(&input.path),
+                package: package.as_deref(),
+            };
+            audit_file_bytes(&mut unit, &file, auditor);
+        }
+        InputKind::Inf => {
+            unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
+            let name = unit.artifacts[0].name.clone();
+            match package.as_deref() {
+                Some(p) => check_inf(&mut unit, 0, &subject, p, &name, auditor),
+                None => unit.notices.push(Notice::new(
+                    subject,
+                    NoticeKind::Unreadable,
+                    Level::Error,
+                    "its folder could not be listed as a package",
+                )),
+            }
         }
         InputKind::Zip | InputKind::Cab => {
             unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
-            let members = if input.kind == InputKind::Zip {
-                crate::package::zip_members(bytes)
+            let (members, names) = if input.kind == InputKind::Zip {
+                (
+                    crate::package::zip_members(bytes),
+                    crate::package::zip_names(bytes),
+                )
             } else {
-                crate::package::cab_members(bytes)
+                (
+                    crate::package::cab_members(bytes),
+                    crate::package::cab_names(bytes),
+                )
             };
             match members {
                 Err(e) => unit.notices.push(Notice::new(
@@ -337,30 +414,7 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
                             p,
                         ));
                     }
-                    for m in members {
-                        let idx = unit.artifacts.len();
-                        unit.artifacts.push(Artifact {
-                            name: file_name(&m.path),
-                            uri: m.path.clone(),
-                            parent: Some(0),
-                            kind: ArtifactKind::Member,
-                            sha256: None,
-                            length: Some(m.bytes.len() as u64),
-                            memory_only: false,
-                            facts: Default::default(),
-                        });
-                        let member_subject = format!("{subject}:{}", m.path);
-                        let name = file_name(&m.path);
-                        audit_file_bytes(
-                            &mut unit,
-                            idx,
-                            &member_subject,
-                            &name,
-                            &m.bytes,
-                            None,
-                            auditor,
-                        );
-                    }
+                    audit_members(&mut unit, &subject, members, names, auditor);
                 }
             }
         }
@@ -370,16 +424,153 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
     unit
 }
 
-/// Parses and audits one file-layout image into `unit`, or records why it could not.
-fn audit_file_bytes(
+/// Audits an archive's members: its package (when it holds an INF) is built first, so that its
+/// drivers are checked against their catalogs, then each driver, then each INF.
+fn audit_members(
+    unit: &mut Unit,
+    subject: &str,
+    members: Vec<crate::package::Member>,
+    names: Vec<String>,
+    auditor: &Auditor<'_>,
+) {
+    let mut arches: Vec<crate::inf::Arch> = members
+        .iter()
+        .filter(|m| m.path.to_ascii_lowercase().ends_with(".sys"))
+        .filter_map(|m| super::packages::arch_of(&m.bytes))
+        .collect();
+    arches.sort_by_key(|a| a.name());
+    arches.dedup();
+    let package = super::packages::build(subject.to_string(), names, arches, |path| {
+        members
+            .iter()
+            .find(|m| m.path == path)
+            .map(|m| m.bytes.clone())
+            .ok_or_else(|| "not extracted from the archive (see its notices)".to_string())
+    });
+    let mut infs = Vec::new();
+    for m in &members {
+        let idx = unit.artifacts.len();
+        let is_inf = m.path.to_ascii_lowercase().ends_with(".inf");
+        let is_sys = m.path.to_ascii_lowercase().ends_with(".sys");
+        if !is_inf && !is_sys {
+            continue; // catalogs are read through the package
+        }
+        unit.artifacts.push(Artifact {
+            name: file_name(&m.path),
+            uri: m.path.clone(),
+            parent: Some(0),
+            kind: ArtifactKind::Member,
+            sha256: is_inf.then(|| crate::util::sha256_hex(&m.bytes)),
+            length: Some(m.bytes.len() as u64),
+            memory_only: false,
+            facts: Default::default(),
+        });
+        let member_subject = format!("{subject}:{}", m.path);
+        if is_inf {
+            infs.push((idx, member_subject, m.path.clone()));
+            continue;
+        }
+        let name = file_name(&m.path);
+        let file = ImageFile {
+            artifact: idx,
+            subject: &member_subject,
+            name: &name,
+            bytes: &m.bytes,
+            path: None,
+            package: package.as_ref(),
+        };
+        audit_file_bytes(unit, &file, auditor);
+    }
+    if let Some(p) = &package {
+        for (idx, member_subject, path) in infs {
+            check_inf(unit, idx, &member_subject, p, &path, auditor);
+        }
+    }
+}
+
+/// Runs the package-level rules over the INF at `path` of `package`, into `unit`.
+fn check_inf(
     unit: &mut Unit,
     artifact: usize,
     subject: &str,
-    name: &str,
-    bytes: &[u8],
-    path: Option<&Path>,
+    package: &crate::packageinfo::PackageInfo,
+    path: &str,
     auditor: &Auditor<'_>,
 ) {
+    let Some(inf) = package
+        .infs
+        .iter()
+        .find(|i| i.path.eq_ignore_ascii_case(path))
+    else {
+        return;
+    };
+    if let Err(e) = &inf.inf {
+        unit.notices.push(Notice::new(
+            subject,
+            NoticeKind::Malformed,
+            Level::Error,
+            format!("INF not read: {e}"),
+        ));
+        return;
+    }
+    // A catalog this INF names that could not be read: the package's signature could not be
+    // checked (DRV4007 reports the drivers it should cover).
+    if let Ok(parsed) = &inf.inf {
+        let mut named: Vec<String> = crate::inf::Arch::ALL
+            .iter()
+            .filter_map(|&a| parsed.catalog_file(a).map(|c| c.file))
+            .collect();
+        named.sort_by_key(|n| n.to_ascii_lowercase());
+        named.dedup_by_key(|n| n.to_ascii_lowercase());
+        for name in named {
+            if let Some(Err(why)) = package.catalog(inf, &name).map(|c| &c.catalog) {
+                unit.notices.push(Notice::new(
+                    subject,
+                    NoticeKind::Malformed,
+                    Level::Error,
+                    format!("its catalog {name} could not be read: {why}"),
+                ));
+            }
+        }
+    }
+    let ctx = crate::rules::PackageContext { package, inf };
+    let mut findings: Vec<Finding> = auditor
+        .rules
+        .check_package(&ctx)
+        .into_iter()
+        .map(|(rule, hit)| {
+            let place = Place::Package {
+                artifact,
+                display: subject,
+                identity: &inf.sha256,
+            };
+            Finding::from_hit(rule, hit, place)
+        })
+        .collect();
+    assign_fingerprints(&mut findings);
+    unit.findings.extend(findings);
+}
+
+/// A driver file (or package member) to audit.
+struct ImageFile<'a> {
+    artifact: usize,
+    subject: &'a str,
+    name: &'a str,
+    bytes: &'a [u8],
+    path: Option<&'a Path>,
+    package: Option<&'a crate::packageinfo::PackageInfo>,
+}
+
+/// Parses and audits one file-layout image into `unit`, or records why it could not.
+fn audit_file_bytes(unit: &mut Unit, file: &ImageFile<'_>, auditor: &Auditor<'_>) {
+    let &ImageFile {
+        artifact,
+        subject,
+        name,
+        bytes,
+        path,
+        package,
+    } = file;
     if bytes.is_empty() {
         unit.notices.push(Notice::new(
             subject,
@@ -397,6 +588,7 @@ fn audit_file_bytes(
         display: subject,
         holes: Vec::new(),
         path,
+        package,
     };
     match auditor.audit(target, |_| false) {
         Ok(Audited {
@@ -461,6 +653,7 @@ mod tests {
             display: "testdata/bin/clean.sys",
             holes: Vec::new(),
             path: None,
+            package: None,
         }
     }
 
@@ -478,11 +671,17 @@ mod tests {
     fn a_panic_while_auditing_is_the_image_error() {
         let rules = RuleSet::builtin().unwrap();
         let debug = no_debug();
+        let packages = super::super::packages::FolderPackages::default();
         let auditor = Auditor {
             rules: &rules,
             owners: None,
             call_sites: true,
             debug: &debug,
+            blocklists: &[],
+            hash_needs: Default::default(),
+            packages: &packages,
+            now: 0,
+            identify: false,
         };
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bin/clean_gcc_x64_O2.sys");
         let bytes = std::fs::read(path).unwrap();

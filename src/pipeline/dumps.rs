@@ -296,6 +296,7 @@ fn audit_module(
         name: &module.name,
         display: &display,
         path: None,
+        package: None,
         holes: carved.holes.clone(),
     };
     let result = auditor.audit(target, |image| {

@@ -17,6 +17,7 @@ mod dump_reader;
 mod dump_scan;
 mod fixture_rules;
 mod gate;
+mod gating;
 mod identity;
 mod incident;
 mod inf;
