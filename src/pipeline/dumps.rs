@@ -185,14 +185,6 @@ pub(crate) fn analyze_dump(
             }
         }
     }
-    for n in dump.notice_records() {
-        // A budget reached (a hostile or damaged dump) leaves part of the dump unexamined.
-        let kind = match n.kind {
-            dump::NoticeKind::Budget => NoticeKind::Budget,
-            _ => NoticeKind::Partial,
-        };
-        notice(&mut unit, n.message, kind, Level::Warning);
-    }
     let pool = match dump.pool_usage() {
         Ok(s) => Some(s),
         // A dump of this kind cannot hold the table (a triage dump): a fact, not a failure.
@@ -215,6 +207,21 @@ pub(crate) fn analyze_dump(
             None
         }
     };
+    // After the pool table was read: reading it records notices of its own (a budget reached
+    // while probing, entries that do not add up).
+    for n in dump.notice_records() {
+        let kind = match n.kind {
+            // A budget reached (a hostile or damaged dump) leaves part of the dump unexamined;
+            // so does a mode the reader does not support.
+            dump::NoticeKind::Budget => NoticeKind::Budget,
+            dump::NoticeKind::Unsupported => NoticeKind::Unsupported,
+            // Missing pages and damaged structures are worked around: the rest is analysed.
+            dump::NoticeKind::Missing | dump::NoticeKind::Malformed | dump::NoticeKind::Partial => {
+                NoticeKind::Partial
+            }
+        };
+        notice(&mut unit, n.message, kind, Level::Warning);
+    }
     (unit, pool, loaded_in)
 }
 

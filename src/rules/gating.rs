@@ -238,9 +238,13 @@ fn blocklist_hit(group: &[Match]) -> Hit {
             )
         }
     };
+    // The list's file name, never its path: a fingerprint must not change with the checkout.
+    let list_name = std::path::Path::new(&first.list)
+        .file_name()
+        .map_or_else(|| first.list.clone(), |n| n.to_string_lossy().into_owned());
     let key = match first.list_kind {
-        ListKind::SiPolicy => format!("blocklist:{}", first.list),
-        _ => format!("blocklist:{}:{}", first.list, first.entry_id),
+        ListKind::SiPolicy => format!("blocklist:{list_name}"),
+        _ => format!("blocklist:{list_name}:{}", first.entry_id),
     };
     let mut hit = driver_hit(&key, what);
     let p = &mut hit.properties;
