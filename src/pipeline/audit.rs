@@ -1,5 +1,11 @@
 //! Auditing one input: a driver file or a package's members, each image parsed, its code
 //! analysed and every image rule run, all inside a panic guard.
+//!
+//! A panic is contained where it happens ([`crate::util::guard`]): in one image, that image's
+//! error; in a package member's decompression, that member's problem; anywhere else in an
+//! input, a notice naming the input. The notice names the component that failed; a
+//! third-party parser's failure makes the input malformed ([`NoticeKind::Malformed`]), only a
+//! failure of drvaudit's own code is an internal error ([`NoticeKind::Internal`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +17,7 @@ use crate::report::{
     assign_fingerprints, Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind, Place,
 };
 use crate::rules::{CheckContext, RuleSet};
+use crate::util::guard::{self, Component, Failure};
 use crate::util::{display_path, file_name, fileio};
 
 use super::collect::{uri_for, Input, InputKind};
@@ -48,10 +55,27 @@ pub(crate) enum AuditError {
     /// It is not a PE image drvaudit can model.
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// The analysis itself failed (a drvaudit bug): the image is reported, not the scan lost.
-    #[error("internal error while analysing this image (a drvaudit bug; please report it with the file): {0}")]
-    Internal(String),
+    /// The analysis panicked (a drvaudit bug, or a library giving up on the image): the image
+    /// is reported, not the scan lost.
+    #[error("{}", .0.describe())]
+    Internal(Failure),
 }
+
+impl AuditError {
+    /// How a notice classes this error: a library's failure, like an image that does not
+    /// parse, is a malformed input; only drvaudit's own failure is internal.
+    pub(crate) fn notice_kind(&self) -> NoticeKind {
+        match self {
+            AuditError::Internal(f) if !f.in_library() => NoticeKind::Internal,
+            _ => NoticeKind::Malformed,
+        }
+    }
+}
+
+/// The stages of an image's audit, named in failure notices.
+static PE_MODEL: Component = Component::own("the PE image model");
+static CALL_SITES: Component = Component::own("call-site analysis");
+static RULES: Component = Component::own("the image rules");
 
 /// One image to audit, in file or loaded layout.
 pub(crate) struct Target<'a> {
@@ -84,11 +108,16 @@ impl Auditor<'_> {
         prepare: impl FnOnce(&mut Image) -> bool,
     ) -> Result<Audited, AuditError> {
         let run = || {
-            let mut image = Image::parse(target.bytes, target.layout)?;
-            let memory_only = prepare(&mut image);
+            let (image, memory_only) = guard::within(&PE_MODEL, || {
+                let mut image = Image::parse(target.bytes, target.layout)?;
+                let memory_only = prepare(&mut image);
+                Ok::<_, AuditError>((image, memory_only))
+            })?;
             // After `prepare`: a carved image's imports are only known once recovered.
             let sites = if self.call_sites {
-                crate::callsite::analyze(&image, target.bytes)
+                guard::within(&CALL_SITES, || {
+                    crate::callsite::analyze(&image, target.bytes)
+                })
             } else {
                 Vec::new()
             };
@@ -106,18 +135,17 @@ impl Auditor<'_> {
                 driver: &driver,
                 pooltag: self.owners,
             };
-            let mut findings: Vec<Finding> = self
-                .rules
-                .check_driver(&ctx)
-                .into_iter()
-                .map(|(rule, hit)| {
-                    let place = Place::Driver {
-                        driver: &driver,
-                        artifact: target.artifact,
-                    };
-                    Finding::from_hit(rule, hit, place)
-                })
-                .collect();
+            let mut findings: Vec<Finding> =
+                guard::within(&RULES, || self.rules.check_driver(&ctx))
+                    .into_iter()
+                    .map(|(rule, hit)| {
+                        let place = Place::Driver {
+                            driver: &driver,
+                            artifact: target.artifact,
+                        };
+                        Finding::from_hit(rule, hit, place)
+                    })
+                    .collect();
             assign_fingerprints(&mut findings);
             let mut notes = Vec::new();
             // Debug information is read only for an image with findings to place, once.
@@ -229,30 +257,29 @@ impl Auditor<'_> {
     }
 }
 
-/// Runs `f`, turning a panic into its message: a bug met on one input must not end the scan
-/// of the others.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_string())
-    })
-}
+pub(crate) use guard::guarded;
 
-/// A unit for an input whose analysis failed with a bug: the input as an artifact, and a
-/// notice naming it.
-pub(crate) fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> Unit {
+/// A unit for an input whose analysis panicked: the input as an artifact, and a notice naming
+/// it and the component that failed — malformed when a library gave up on it, internal when
+/// drvaudit's own code failed.
+pub(crate) fn internal_error(
+    input: &Path,
+    kind: ArtifactKind,
+    root: &Path,
+    what: &Failure,
+) -> Unit {
+    let notice_kind = if what.in_library() {
+        NoticeKind::Malformed
+    } else {
+        NoticeKind::Internal
+    };
     Unit {
         artifacts: vec![input_artifact(input, kind, root)],
         notices: vec![Notice::new(
             display_path(input),
-            NoticeKind::Internal,
+            notice_kind,
             Level::Error,
-            format!(
-                "internal error while analysing this file (a drvaudit bug; please report it with the file): {what}"
-            ),
+            what.describe(),
         )],
         ..Unit::default()
     }
@@ -423,12 +450,12 @@ fn audit_file_bytes(
         }
         Err(e) => {
             unit.artifacts[artifact].sha256 = Some(crate::util::sha256_hex(bytes));
-            let kind = match e {
-                AuditError::Image(_) => NoticeKind::Malformed,
-                AuditError::Internal(_) => NoticeKind::Internal,
-            };
-            unit.notices
-                .push(Notice::new(subject, kind, Level::Error, e.to_string()))
+            unit.notices.push(Notice::new(
+                subject,
+                e.notice_kind(),
+                Level::Error,
+                e.to_string(),
+            ))
         }
     }
 }
@@ -489,11 +516,12 @@ mod tests {
         let Err(err) = auditor.audit(target(&bytes), |_| panic!("injected failure")) else {
             panic!("the injected panic is the image's error");
         };
-        let err = err.to_string();
-        assert!(
-            err.starts_with("internal error while analysing this image")
-                && err.ends_with("injected failure"),
-            "{err}"
+        // The injection runs in the PE model's stage; drvaudit's own code, so a drvaudit bug.
+        assert_eq!(err.notice_kind(), NoticeKind::Internal);
+        assert_eq!(
+            err.to_string(),
+            "internal error in the PE image model (a drvaudit bug; please report it with the \
+             file): injected failure"
         );
         let Ok(audited) = auditor.audit(target(&bytes), |_| false) else {
             panic!("the image audits");
@@ -502,11 +530,12 @@ mod tests {
     }
 
     /// A panic outside any image (reading a package, walking a dump) becomes a notice naming
-    /// the input, with the panic's own words.
+    /// the input, with the panic's own words: internal when drvaudit's own code failed,
+    /// malformed when a library gave up on the input.
     #[test]
     fn a_panic_analysing_an_input_is_a_notice_naming_it() {
         let what = guarded(|| -> u8 { panic!("{} failure", "formatted") }).unwrap_err();
-        assert_eq!(what, "formatted failure");
+        assert_eq!(what.message, "formatted failure");
         let unit = internal_error(
             Path::new("pkgs/broken.cab"),
             ArtifactKind::Package,
@@ -519,6 +548,21 @@ mod tests {
         assert_eq!(unit.notices[0].level, Level::Error);
         assert_eq!(unit.notices[0].kind, NoticeKind::Internal);
         assert!(unit.notices[0].message.ends_with(": formatted failure"));
-        assert_eq!(guarded(|| 7), Ok(7));
+        assert_eq!(guarded(|| 7).ok(), Some(7));
+
+        static CAB: Component = Component::library("cabinet reader", "cab");
+        let what = guarded(|| guard::within(&CAB, || -> u8 { panic!("index out of bounds") }))
+            .unwrap_err();
+        let unit = internal_error(
+            Path::new("pkgs/broken.cab"),
+            ArtifactKind::Package,
+            Path::new("/no/such/root"),
+            &what,
+        );
+        assert_eq!(unit.notices[0].kind, NoticeKind::Malformed);
+        assert_eq!(
+            unit.notices[0].message,
+            "malformed: the cab crate (cabinet reader) failed on it: index out of bounds"
+        );
     }
 }

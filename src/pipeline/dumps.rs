@@ -172,10 +172,7 @@ pub(crate) fn analyze_dump(
                 }));
             }
             Err(e) => {
-                let kind = match e {
-                    AuditError::Image(_) => NoticeKind::Malformed,
-                    AuditError::Internal(_) => NoticeKind::Internal,
-                };
+                let kind = e.notice_kind();
                 unit.notices.push(Notice::new(
                     module_subject,
                     kind,
