@@ -76,6 +76,7 @@ impl AuditError {
 static PE_MODEL: Component = Component::own("the PE image model");
 static CALL_SITES: Component = Component::own("call-site analysis");
 static RULES: Component = Component::own("the image rules");
+static PACKAGE: Component = Component::own("the package reader");
 
 /// One image to audit, in file or loaded layout.
 pub(crate) struct Target<'a> {
@@ -342,59 +343,70 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
             );
         }
         InputKind::Zip | InputKind::Cab => {
-            unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
-            let members = if input.kind == InputKind::Zip {
-                crate::package::zip_members(bytes)
+            let package = if input.kind == InputKind::Zip {
+                crate::package::PackageKind::Zip
             } else {
-                crate::package::cab_members(bytes)
+                crate::package::PackageKind::Cab
             };
-            match members {
-                Err(e) => unit.notices.push(Notice::new(
-                    subject,
-                    NoticeKind::Malformed,
-                    Level::Error,
-                    e.to_string(),
-                )),
-                Ok((members, problems)) => {
-                    for p in problems {
-                        unit.notices.push(Notice::new(
-                            subject.clone(),
-                            NoticeKind::Malformed,
-                            Level::Error,
-                            p,
-                        ));
-                    }
-                    for m in members {
-                        let idx = unit.artifacts.len();
-                        unit.artifacts.push(Artifact {
-                            name: file_name(&m.path),
-                            uri: m.path.clone(),
-                            parent: Some(0),
-                            kind: ArtifactKind::Member,
-                            sha256: None,
-                            length: Some(m.bytes.len() as u64),
-                            memory_only: false,
-                            facts: Default::default(),
-                        });
-                        let member_subject = format!("{subject}:{}", m.path);
-                        let name = file_name(&m.path);
-                        audit_file_bytes(
-                            &mut unit,
-                            idx,
-                            &member_subject,
-                            &name,
-                            &m.bytes,
-                            None,
-                            auditor,
-                        );
-                    }
-                }
-            }
+            audit_package(&mut unit, package, &subject, bytes, auditor);
         }
         InputKind::Dump => {}
     }
     unit.findings.sort_by(super::merge::finding_order);
     unit
+}
+
+/// Audits the driver members of a package into `unit`, one at a time: each member is
+/// decompressed, audited and dropped before the next (see [`crate::package`] for the budgets).
+/// Problems with the archive become notices naming it, or the member concerned.
+pub(crate) fn audit_package(
+    unit: &mut Unit,
+    package: crate::package::PackageKind,
+    subject: &str,
+    bytes: &[u8],
+    auditor: &Auditor<'_>,
+) {
+    unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
+    let mut visit = |m: crate::package::Member| {
+        let idx = unit.artifacts.len();
+        unit.artifacts.push(Artifact {
+            name: file_name(&m.path),
+            uri: m.path.clone(),
+            parent: Some(0),
+            kind: ArtifactKind::Member,
+            sha256: None,
+            length: Some(m.bytes.len() as u64),
+            memory_only: false,
+            facts: Default::default(),
+        });
+        let member_subject = format!("{subject}:{}", m.path);
+        let name = file_name(&m.path);
+        audit_file_bytes(unit, idx, &member_subject, &name, &m.bytes, None, auditor);
+    };
+    let read = guard::within(&PACKAGE, || {
+        crate::package::read_members(package, bytes, &crate::package::is_driver, &mut visit)
+    });
+    match read {
+        Err(e) => unit.notices.push(Notice::new(
+            subject,
+            NoticeKind::Malformed,
+            Level::Error,
+            e.to_string(),
+        )),
+        Ok(problems) => {
+            for p in problems {
+                let (who, kind) = match (&p.member, p.kind) {
+                    (_, crate::package::ProblemKind::Budget) => {
+                        (subject.to_string(), NoticeKind::Budget)
+                    }
+                    (Some(m), _) => (format!("{subject}:{m}"), NoticeKind::Malformed),
+                    (None, _) => (subject.to_string(), NoticeKind::Malformed),
+                };
+                unit.notices
+                    .push(Notice::new(who, kind, Level::Error, p.message));
+            }
+        }
+    }
 }
 
 /// Parses and audits one file-layout image into `unit`, or records why it could not.
