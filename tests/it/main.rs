@@ -21,6 +21,7 @@ mod identity;
 mod incident;
 mod inf;
 mod meta;
+mod package_hostile;
 mod panics;
 mod poolfiles;
 mod rank;

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Builds the hostile archives of testdata/regress/ from the structures the issues describe.
+
+Every file is written from its structure (MS-CAB, PKWARE APPNOTE), byte for byte reproducibly
+(stdlib only: struct, zlib), never copied from a fuzzer's output or an issue's base64:
+
+cab/issue18-empty-folder.cab   issue 18: 270 bytes; one MSZIP folder that declares zero CFDATA
+                               blocks (coffCabStart 0x1d00009b), three CFFILE entries in it: a
+                               damaged name ending `.inf` and drivers\\amd64\\clean.sys (0x1b7e
+                               bytes at 0x283) and drivers\\amd64\\untagged.sys (0x1db9 bytes at
+                               0x1e01); then 107 bytes that no field points at (the end of
+                               pkg.cab's compressed data; the issue's file differs only in the
+                               first 6 of them). cab 0.6.0 panics seeking to either
+                               driver (folder.rs:134, mdsteele/rust-cab issue 41).
+cab/issue18-two-folders.cab    the same defect beside a sound folder: folder 0 holds clean.sys
+                               (one MSZIP block), folder 1 declares no block and holds
+                               untagged.sys. The first member is audited, the second is named.
+cab/offset-past-folder.cab     one stored block of 16 bytes; a driver that starts at offset 64
+                               of the folder (the same panic by the other path: the seek runs past
+                               the last block).
+cab/stored-size-mismatch.cab   a stored (uncompressed) folder whose block holds 8 bytes but claims
+                               4096: cab 0.6.0 would index past the block.
+cab/overlap-names.cab          one folder with clean.sys, and 40 more CFFILE entries naming the
+                               same bytes of the folder (20 under other names, 20 repeating a name).
+zip/issue19-overlap-200.zip    issue 19: 29.6 KB (the issue's was 27 KB); one 16 MiB deflate member (clean.sys
+                               followed by zeros) and 200 central-directory entries, all pointing
+                               at its local header (bomb/0000.sys .. bomb/0199.sys).
+
+Usage: python3 testdata/regress/make_hostile.py [OUTDIR]   (default: the script's folder)
+"""
+import os
+import struct
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTDATA = os.path.dirname(HERE)
+OUT = sys.argv[1] if len(sys.argv) > 1 else HERE
+
+CLEAN = open(os.path.join(TESTDATA, "bin", "clean_gcc_x64_O2.sys"), "rb").read()
+PKG_CAB = open(os.path.join(TESTDATA, "packages", "pkg.cab"), "rb").read()
+
+# MS-DOS date and time fields of 2020-01-01 00:00 (as pkg.cab's entries carry).
+DOS_DATE = ((2020 - 1980) << 9) | (1 << 5) | 1
+DOS_TIME = 0
+ATTR_ARCH = 0x20
+
+
+def write(rel, data):
+    path = os.path.join(OUT, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def raw_deflate(data):
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    return c.compress(data) + c.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cabinets ([MS-CAB] 2.1 CFHEADER, 2.2 CFFOLDER, 2.3 CFFILE, 2.4 CFDATA).
+
+def cfheader(cb_cabinet, coff_files, n_folders, n_files):
+    return struct.pack("<4sIIIIIBBHHHHH", b"MSCF", 0, cb_cabinet, 0, coff_files, 0,
+                       3, 1, n_folders, n_files, 0, 0, 0)
+
+
+def cffolder(coff_cab_start, n_data, compression):
+    return struct.pack("<IHH", coff_cab_start, n_data, compression)
+
+
+def cffile(size, offset, folder, name, date=DOS_DATE, time=DOS_TIME, attribs=ATTR_ARCH):
+    return struct.pack("<IIHHHH", size, offset, folder, date, time, attribs) + name + b"\0"
+
+
+def cfdata(payload, uncompressed):
+    return struct.pack("<IHH", 0, len(payload), uncompressed) + payload
+
+
+def mszip_block(data):
+    assert len(data) <= 0x8000
+    return cfdata(b"CK" + raw_deflate(data), len(data))
+
+
+def cabinet(folders, files, data):
+    """folders: [(n_data, compression, data_key)], files: [cffile bytes], data: {key: bytes}.
+    Folder data is laid out after the file entries, in folder order."""
+    head = 36 + 8 * len(folders)
+    files_blob = b"".join(files)
+    at = head + len(files_blob)
+    starts, blobs = [], []
+    for n_data, comp, key in folders:
+        starts.append(at if key is not None else 0)
+        if key is not None:
+            blobs.append(data[key])
+            at += len(data[key])
+    total = at
+    out = cfheader(total, head, len(folders), len(files))
+    for (n_data, comp, key), start in zip(folders, starts):
+        out += cffolder(start, n_data, comp)
+    return out + files_blob + b"".join(blobs)
+
+
+# issue 18, as the issue describes it: the header of pkg.cab (cbCabinet 3167, coffFiles 44,
+# version 1.3, one folder, three files), a folder of type MSZIP whose coffCabStart was damaged to
+# 0x1d00009b and which declares no data block, three file entries, and a tail no field reaches.
+damaged_name = b"\x20\xff[\xfa\x99\x96\x87\x8b\x8a\x8d\x9a.sys.inf"
+issue = cfheader(3167, 44, 1, 3) + cffolder(0x1D00009B, 0, 1)
+issue += cffile(0x02830001, 0, 0, damaged_name, date=0, time=0x5021, attribs=0)
+issue += cffile(0x1B7E, 0x283, 0, b"drivers\\amd64\\clean.sys", date=0x5021, time=0)
+issue += cffile(0x1DB9, 0x1E01, 0, b"drivers\\amd64\\untagged.sys", date=0x5021, time=0)
+issue += PKG_CAB[-(270 - len(issue)):]
+assert len(issue) == 270, len(issue)
+write("cab/issue18-empty-folder.cab", issue)
+
+UNTAGGED = open(os.path.join(TESTDATA, "bin", "untagged_gcc_x64_O2.sys"), "rb").read()
+write("cab/issue18-two-folders.cab", cabinet(
+    folders=[(1, 1, "clean"), (0, 1, None)],
+    files=[cffile(len(CLEAN), 0, 0, b"drivers\\amd64\\clean.sys"),
+           cffile(len(UNTAGGED), 0, 1, b"drivers\\amd64\\untagged.sys")],
+    data={"clean": mszip_block(CLEAN)}))
+
+write("cab/offset-past-folder.cab", cabinet(
+    folders=[(1, 0, "d")],
+    files=[cffile(16, 64, 0, b"late.sys")],
+    data={"d": cfdata(b"0123456789abcdef", 16)}))
+
+write("cab/stored-size-mismatch.cab", cabinet(
+    folders=[(1, 0, "d")],
+    files=[cffile(16, 1024, 0, b"short.sys")],
+    data={"d": cfdata(b"01234567", 4096)}))
+
+overlap_files = [cffile(len(CLEAN), 0, 0, b"clean.sys")]
+overlap_files += [cffile(len(CLEAN) - 0x100, 0x100, 0, b"copy%02d.sys" % i) for i in range(20)]
+overlap_files += [cffile(len(CLEAN), 0, 0, b"clean.sys") for _ in range(20)]
+write("cab/overlap-names.cab", cabinet(
+    folders=[(1, 1, "clean")], files=overlap_files, data={"clean": mszip_block(CLEAN)}))
+
+# ---------------------------------------------------------------------------------------------
+# Zip (APPNOTE 4.3.7 local file header, 4.3.12 central directory header, 4.3.16 end record).
+
+def zip_overlapping(member, names):
+    data = raw_deflate(member)
+    crc = zlib.crc32(member) & 0xFFFFFFFF
+    first = names[0].encode()
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x5021, crc, len(data),
+                        len(member), len(first), 0) + first + data
+    central = b""
+    for name in names:
+        n = name.encode()
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x5021, crc,
+                               len(data), len(member), len(n), 0, 0, 0, 0, 0, 0) + n
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(names), len(names), len(central),
+                      len(local), 0)
+    return local + central + end
+
+
+bomb = CLEAN + bytes((16 << 20) - len(CLEAN))
+write("zip/issue19-overlap-200.zip",
+      zip_overlapping(bomb, ["bomb/%04d.sys" % i for i in range(200)]))
