@@ -419,6 +419,31 @@ fn audit_file_bytes(
     path: Option<&Path>,
     auditor: &Auditor<'_>,
 ) {
+    audit_image_bytes(
+        unit,
+        artifact,
+        subject,
+        name,
+        bytes,
+        Layout::File,
+        path,
+        auditor,
+    );
+}
+
+/// Parses and audits one image in `layout` into `unit`, or records why it could not; `path` is
+/// its file (for debug information beside it), when it has one of its own.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn audit_image_bytes(
+    unit: &mut Unit,
+    artifact: usize,
+    subject: &str,
+    name: &str,
+    bytes: &[u8],
+    layout: Layout,
+    path: Option<&Path>,
+    auditor: &Auditor<'_>,
+) {
     if bytes.is_empty() {
         unit.notices.push(Notice::new(
             subject,
@@ -430,7 +455,7 @@ fn audit_file_bytes(
     }
     let target = Target {
         bytes,
-        layout: Layout::File,
+        layout,
         artifact,
         name,
         display: subject,
