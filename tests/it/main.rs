@@ -25,6 +25,7 @@ mod package_hostile;
 mod panics;
 mod poolfiles;
 mod rank;
+mod regress;
 mod rules_alone;
 mod sarif;
 mod scan;

@@ -1,0 +1,275 @@
+//! One input's bytes through all the code that reads them: the entry points of the fuzz
+//! targets (`fuzz/fuzz_targets/`, one per input format) and of their regression replay
+//! (`tests/it/regress.rs`, which feeds every file under `testdata/regress/<target>/` to the
+//! target of that name on a stable toolchain).
+//!
+//! Each entry point takes arbitrary bytes and must return without panicking, within a time and
+//! memory linear in the input (the fuzz campaigns run with `-timeout=10 -rss_limit_mb=2048`).
+//! Results are rendered through the outputs too, so that text read from a hostile input (names,
+//! messages) is exercised all the way to SARIF and the terminal.
+//!
+//! Entry points never touch the file system; the little fixed context some need (the built-in
+//! rules, a `pooltag.txt`, a fixture driver for rule files to run against) is built once per
+//! process.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::authenticode::{self, DigestAlgorithm};
+use crate::pe::Layout;
+use crate::pipeline::{audit_bytes, MemoryInput};
+use crate::poolfiles::{self, PoolFileFormat, PoolTagDb};
+use crate::report::Report;
+use crate::rules::{CheckContext, RuleSet};
+
+/// A fuzz target: its name (the folder of its regression files) and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, by name.
+pub const TARGETS: &[Target] = &[
+    ("pe_file", pe_file),
+    ("pe_loaded", pe_loaded),
+    ("zip", zip),
+    ("cab", cab),
+    ("pool_poolused", pool_poolused),
+    ("pool_poolmon", pool_poolmon),
+    ("pool_csv", pool_csv),
+    ("pool_json", pool_json),
+    ("pool_detect", pool_detect),
+    ("pooltag", pooltag),
+    ("rule_toml", rule_toml),
+    ("authenticode_pe", authenticode_pe),
+    ("pkcs7", pkcs7),
+    ("catalog", catalog),
+];
+
+/// The entry point of target `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    TARGETS.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
+}
+
+fn builtin_rules() -> &'static RuleSet {
+    static RULES: OnceLock<RuleSet> = OnceLock::new();
+    RULES.get_or_init(|| RuleSet::builtin().expect("the built-in rules load"))
+}
+
+/// The project's sample pooltag.txt, so that DRV1005 (tag collision) runs too.
+fn sample_pooltag() -> &'static PoolTagDb {
+    static DB: OnceLock<PoolTagDb> = OnceLock::new();
+    DB.get_or_init(|| {
+        let text = include_str!("../testdata/pool/pooltag.txt");
+        poolfiles::parse_pooltag_text(text, "pooltag.txt").expect("the sample pooltag.txt parses")
+    })
+}
+
+/// Renders a report through both outputs (the results are discarded).
+fn render(report: &Report) {
+    let sarif = crate::output::sarif::render(report, Path::new(""));
+    debug_assert!(sarif.starts_with('{'));
+    let _ = crate::output::text::render(report);
+    let _ = crate::output::notices::render(report);
+}
+
+/// A driver image in file layout, through the whole per-image audit: PE model, call sites,
+/// every rule, the outputs.
+pub fn pe_file(data: &[u8]) {
+    let report = audit_bytes(
+        "fuzz.sys",
+        MemoryInput::Image(Layout::File),
+        data,
+        builtin_rules(),
+        Some(sample_pooltag()),
+    );
+    render(&report);
+}
+
+/// A driver image in loaded layout (as carved from a dump), through the whole per-image audit.
+pub fn pe_loaded(data: &[u8]) {
+    let report = audit_bytes(
+        "fuzz.sys",
+        MemoryInput::Image(Layout::Loaded),
+        data,
+        builtin_rules(),
+        Some(sample_pooltag()),
+    );
+    render(&report);
+}
+
+/// A `.zip` package: members streamed, each audited.
+pub fn zip(data: &[u8]) {
+    let report = audit_bytes("fuzz.zip", MemoryInput::Zip, data, builtin_rules(), None);
+    render(&report);
+}
+
+/// A `.cab` package: members streamed, each audited.
+pub fn cab(data: &[u8]) {
+    let report = audit_bytes("fuzz.cab", MemoryInput::Cab, data, builtin_rules(), None);
+    render(&report);
+}
+
+/// Pool text in one format, decoded as a file is (UTF-8, UTF-16 with or without BOM, Latin-1).
+fn pool_as(format: PoolFileFormat, data: &[u8]) {
+    let text = poolfiles::decode_text(data);
+    if let Ok(snapshot) = poolfiles::parse_pool_text_as(format, &text, "fuzz.txt") {
+        // The CSV export must read back as the same figures.
+        let csv = poolfiles::snapshot_to_csv(&snapshot);
+        let again = poolfiles::parse_pool_text_as(PoolFileFormat::Csv, &csv, "fuzz.csv")
+            .expect("drvaudit's own CSV export reads back");
+        assert_eq!(again.tags, snapshot.tags, "CSV round trip");
+    }
+}
+
+/// WinDbg `!poolused` text.
+pub fn pool_poolused(data: &[u8]) {
+    pool_as(PoolFileFormat::Poolused, data);
+}
+
+/// PoolMon `/n` logs and screens.
+pub fn pool_poolmon(data: &[u8]) {
+    pool_as(PoolFileFormat::PoolmonLog, data);
+}
+
+/// drvaudit's CSV form.
+pub fn pool_csv(data: &[u8]) {
+    pool_as(PoolFileFormat::Csv, data);
+}
+
+/// drvaudit's JSON form.
+pub fn pool_json(data: &[u8]) {
+    pool_as(PoolFileFormat::Json, data);
+}
+
+/// Any pool file, its format detected as `--pool` does.
+pub fn pool_detect(data: &[u8]) {
+    let _ = poolfiles::parse_pool_bytes(data, "fuzz.txt");
+}
+
+/// `pooltag.txt`.
+pub fn pooltag(data: &[u8]) {
+    let text = poolfiles::decode_text(data);
+    if let Ok(db) = poolfiles::parse_pooltag_text(&text, "pooltag.txt") {
+        for e in db.entries().iter().take(64) {
+            let _ = db.lookup_all(e.tag);
+            let _ = e.owner_is_kernel();
+        }
+    }
+}
+
+/// A fixture driver with call sites, for rule files to run against.
+fn fixture_driver() -> &'static crate::driver::Driver {
+    static DRIVER: OnceLock<crate::driver::Driver> = OnceLock::new();
+    DRIVER.get_or_init(|| {
+        let bytes = include_bytes!("../testdata/bin/pooltest_gcc_x64_O2.sys");
+        let image = crate::pe::Image::parse(bytes, Layout::File).expect("the fixture parses");
+        let sites = crate::callsite::analyze(&image, bytes);
+        crate::driver::Driver {
+            identity: crate::driver::stable_identity(&image),
+            image,
+            sites,
+            holes: Vec::new(),
+            name: "pooltest.sys".into(),
+            display: "pooltest.sys".into(),
+            memory_only: false,
+        }
+    })
+}
+
+/// A rule file (`--rules DIR`): a new rule, or an override of a built-in one; once loaded, the
+/// rules run against a fixture driver and their findings are made.
+pub fn rule_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut rules = builtin_rules().clone();
+    // The file name decides whether an override is accepted: try the id's own name first.
+    let stem = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("id").map(str::trim))
+        .and_then(|l| l.strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or_else(|| "DRV8000".to_string());
+    if rules
+        .add_text(Path::new(&format!("rules/{stem}.toml")), text)
+        .is_err()
+    {
+        return;
+    }
+    let driver = fixture_driver();
+    let ctx = CheckContext {
+        driver,
+        pooltag: None,
+    };
+    for (rule, hit) in rules.check_driver(&ctx) {
+        let finding = crate::report::Finding::from_hit(
+            rule,
+            hit,
+            crate::report::Place::Driver {
+                driver,
+                artifact: 0,
+            },
+        );
+        let _ = finding.message(&rule.why);
+    }
+    let _ = crate::rules::table(&rules);
+    for rule in rules.all() {
+        let _ = crate::rules::explain(rule);
+    }
+}
+
+const ALGS: &[DigestAlgorithm] = &[
+    DigestAlgorithm::Md5,
+    DigestAlgorithm::Sha1,
+    DigestAlgorithm::Sha256,
+];
+
+/// A PE image's Authenticode: the certificate table, every PKCS#7 signature in it, digests,
+/// first-page hashes and the signature class.
+pub fn authenticode_pe(data: &[u8]) {
+    if let Ok(verdict) = authenticode::inspect_pe(data) {
+        let _ = verdict.classification.signer_valid_at_timestamp();
+        let _ = verdict
+            .classification
+            .expired_without_timestamp(1_700_000_000);
+        if let Some(sigs) = &verdict.signatures {
+            for s in &sigs.signatures {
+                let _ = s.digest_matches();
+                let _ = authenticode::classify::classify_one(s);
+            }
+        }
+    }
+    let _ = authenticode::authenticode_digests(data, ALGS);
+    let _ = authenticode::first_page_hashes(data, ALGS);
+}
+
+/// A bare PKCS#7 SignedData (as in a `WIN_CERTIFICATE` or a detached signature).
+pub fn pkcs7(data: &[u8]) {
+    if let Ok(sigs) = authenticode::pkcs7::parse_signatures(data, 0) {
+        let c = authenticode::classify_signatures(&sigs);
+        let _ = c.signer_valid_at_timestamp();
+        for s in &sigs {
+            for cert in s.chain_certs() {
+                let _ = cert.tbs_hash();
+                let _ = cert.serial_hex();
+                let _ = cert.subject.one_line();
+            }
+        }
+    }
+    let _ = authenticode::Certificate::from_der(data);
+}
+
+/// A catalog (`.cat`): its members, attributes and signature class.
+pub fn catalog(data: &[u8]) {
+    if let Ok(cat) = authenticode::Catalog::parse(data) {
+        let _ = cat.classification();
+        for m in cat.members.iter().take(256) {
+            let _ = m.digest();
+            let _ = m.file();
+            let _ = m.os_attr();
+            if let Some((_, d)) = m.digest() {
+                let _ = cat.find(&d);
+            }
+        }
+        let _ = cat.find_file("fixture.sys").count();
+    }
+}
