@@ -21,11 +21,14 @@ pub enum MemoryInput {
     Zip,
     /// A `.cab` package.
     Cab,
+    /// A kernel crash dump: its loaded drivers carved and audited in loaded layout, its pool
+    /// tracker table read.
+    Dump,
 }
 
 /// Audits `bytes` as the input `name` (used as its artifact URI): the image is parsed, its
-/// code analysed and every enabled rule run; a package's driver members are each audited in
-/// turn. Returns that one input's report: artifacts, findings, image summaries and notices,
+/// code analysed and every enabled rule run; a package's driver members, or a dump's loaded
+/// drivers, are each audited in turn. Returns that one input's report: artifacts, findings, image summaries and notices,
 /// under the same panic guard and budgets as a scan. `pooltag` supplies tag owners (DRV1005).
 pub fn audit_bytes(
     name: &str,
@@ -59,6 +62,7 @@ pub fn audit_bytes(
     let kind = match what {
         MemoryInput::Image(_) => ArtifactKind::File,
         MemoryInput::Zip | MemoryInput::Cab => ArtifactKind::Package,
+        MemoryInput::Dump => ArtifactKind::Dump,
     };
     let artifact = Artifact {
         name: crate::util::file_name(name),
@@ -92,6 +96,18 @@ pub fn audit_bytes(
                 bytes,
                 &auditor,
             ),
+            MemoryInput::Dump => {
+                let opened = crate::dump::Dump::from_bytes(name, bytes.to_vec());
+                let (dump_unit, _pool, _loaded) = super::dumps::analyze_opened(
+                    name,
+                    name.to_string(),
+                    Some(bytes.len() as u64),
+                    opened,
+                    &super::dumps::OnDisk::default(),
+                    &auditor,
+                );
+                unit = dump_unit;
+            }
         }
         unit.findings.sort_by(super::merge::finding_order);
         unit
