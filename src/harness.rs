@@ -41,6 +41,17 @@ pub const TARGETS: &[Target] = &[
     ("authenticode_pe", authenticode_pe),
     ("pkcs7", pkcs7),
     ("catalog", catalog),
+    ("dump", dump),
+    ("inf", inf),
+    ("identity", identity),
+    ("blocklist_yaml", blocklist_yaml),
+    ("blocklist_json", blocklist_json),
+    ("blocklist_csv", blocklist_csv),
+    ("sipolicy", sipolicy),
+    ("pdb", pdb),
+    ("dwarf", dwarf),
+    ("config_toml", config_toml),
+    ("baseline_sarif", baseline_sarif),
 ];
 
 /// The entry point of target `name`.
@@ -271,5 +282,219 @@ pub fn catalog(data: &[u8]) {
             }
         }
         let _ = cat.find_file("fixture.sys").count();
+    }
+}
+
+/// A crash dump held in memory: what `drvaudit dump` prints (header, modules, pool table, as
+/// text and JSON), then what `scan --dump` does (every loaded driver carved once and audited).
+pub fn dump(data: &[u8]) {
+    if let Ok(d) = crate::dump::Dump::from_bytes("fuzz.dmp", data.to_vec()) {
+        let report = crate::dump::report(&d);
+        let _ = crate::dump::render_text(&report);
+        let _ = serde_json::to_string(&report);
+    }
+    let report = audit_bytes("fuzz.dmp", MemoryInput::Dump, data, builtin_rules(), None);
+    render(&report);
+}
+
+const ARCHES: [crate::inf::Arch; 5] = [
+    crate::inf::Arch::X86,
+    crate::inf::Arch::Amd64,
+    crate::inf::Arch::Arm,
+    crate::inf::Arch::Arm64,
+    crate::inf::Arch::Ia64,
+];
+
+/// An INF file: its sections, version, and for every architecture the catalog, models,
+/// install sections, copied files, services and static problems.
+pub fn inf(data: &[u8]) {
+    let Ok(inf) = crate::inf::Inf::parse(data) else {
+        return;
+    };
+    let _ = inf.version();
+    let _ = inf.manufacturers();
+    for arch in ARCHES {
+        let _ = inf.catalog_file(arch);
+        let _ = inf.models_sections(arch);
+        let _ = inf.install_sections(arch);
+        let files: Vec<String> = inf
+            .copied_files(arch)
+            .iter()
+            .map(|f| format!("{f:?}"))
+            .collect();
+        let _ = inf.services(arch);
+        for p in inf.problems(arch, None) {
+            let _ = p.message();
+        }
+        let _ = inf.problems(arch, Some(&files));
+    }
+}
+
+/// A driver image's identity facts: its version resource (both layouts), flat hashes and
+/// imphash.
+pub fn identity(data: &[u8]) {
+    for layout in [
+        crate::identity::Layout::File,
+        crate::identity::Layout::Loaded,
+    ] {
+        if let Ok(Some(v)) = crate::identity::version_info(data, layout) {
+            let _ = v.original_filename();
+            let _ = v.file_version();
+            let _ = v.file_version_string();
+            let _ = v.company_name();
+        }
+    }
+    let _ = crate::identity::flat_hashes(data);
+    if let Ok(image) = crate::pe::Image::parse(data, Layout::File) {
+        // Delay imports are left out, as pefile does.
+        let imports = image.imports.iter().filter(|i| !i.delay).map(|i| {
+            let name = match &i.name {
+                Some(n) => crate::identity::ImportName::Name(n),
+                None => crate::identity::ImportName::Ordinal(i.ordinal.unwrap_or(0)),
+            };
+            (i.dll.as_str(), name)
+        });
+        let _ = crate::identity::imphash(imports);
+    }
+}
+
+/// A driver the block lists are matched against: every fact set, so that every matcher runs.
+fn blocklist_subject() -> crate::blocklist::Subject {
+    let hex = |n: usize| "00".repeat(n);
+    crate::blocklist::Subject {
+        flat_md5: Some(hex(16)),
+        flat_sha1: Some(hex(20)),
+        flat_sha256: Some(hex(32)),
+        authenticode_md5: Some(hex(16)),
+        authenticode_sha1: Some(hex(20)),
+        authenticode_sha256: Some(hex(32)),
+        page_sha1: Some(hex(20)),
+        page_sha256: Some(hex(32)),
+        original_filename: Some("fuzz.sys".into()),
+        internal_name: Some("fuzz".into()),
+        file_description: Some("fuzz".into()),
+        product_name: Some("fuzz".into()),
+        file_version: Some([10, 0, 0, 1]),
+        imphash: Some(hex(16)),
+        signatures: Vec::new(),
+    }
+}
+
+fn blocklist_as(kind: crate::blocklist::ListKind, name: &str, data: &[u8]) {
+    let opts = crate::blocklist::loldrivers::LoadOptions { certificates: true };
+    if let Ok(list) = crate::blocklist::from_bytes(Path::new(name), kind, data, opts) {
+        let _ = list.matches(&blocklist_subject());
+    }
+}
+
+/// One LOLDrivers YAML file (the project's own subset YAML reader and its pre-pass).
+pub fn blocklist_yaml(data: &[u8]) {
+    blocklist_as(
+        crate::blocklist::ListKind::LolDriversYaml,
+        "fuzz.yaml",
+        data,
+    );
+}
+
+/// LOLDrivers' drivers.json.
+pub fn blocklist_json(data: &[u8]) {
+    blocklist_as(
+        crate::blocklist::ListKind::LolDriversJson,
+        "drivers.json",
+        data,
+    );
+}
+
+/// LOLDrivers' drivers.csv.
+pub fn blocklist_csv(data: &[u8]) {
+    blocklist_as(
+        crate::blocklist::ListKind::LolDriversCsv,
+        "drivers.csv",
+        data,
+    );
+}
+
+/// A SiPolicy XML (Microsoft's driver block rules).
+pub fn sipolicy(data: &[u8]) {
+    blocklist_as(crate::blocklist::ListKind::SiPolicy, "SiPolicy.xml", data);
+}
+
+/// A PDB: the MSF container checks, its identity, the symbol index, then lookups at a spread
+/// of addresses. The PDB reader reads a file, so the bytes go to a per-process temporary file.
+pub fn pdb(data: &[u8]) {
+    static PATH: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let dir = if Path::new("/dev/shm").is_dir() {
+            std::path::PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("drvaudit-fuzz-{}.pdb", std::process::id()))
+    });
+    if std::fs::write(path, data).is_err() {
+        return;
+    }
+    let Ok(opened) = crate::debuginfo::pdb::open_pdb(path) else {
+        return;
+    };
+    if let Ok(symbols) = crate::debuginfo::pdb::PdbSymbols::new(opened, path) {
+        for rva in lookup_rvas() {
+            let _ = symbols.locate(rva);
+            let _ = symbols.function(rva);
+        }
+    }
+}
+
+/// Addresses looked up in debug information: the start of every page of the first 64 KiB
+/// (where the fixtures' code is), a few odd offsets, and the ends of the address space.
+fn lookup_rvas() -> impl Iterator<Item = u32> {
+    (0..16u32)
+        .map(|p| 0x1000 * p)
+        .chain([0x1001, 0x1010, 0x1234, 0x2008, u32::MAX, 0])
+}
+
+/// DWARF inside a PE image (mingw builds): the sections read, then lookups.
+pub fn dwarf(data: &[u8]) {
+    if let Ok(symbols) = crate::debuginfo::dwarf::DwarfSymbols::from_pe(data, Path::new("fuzz.sys"))
+    {
+        for rva in lookup_rvas() {
+            let _ = symbols.locate(rva);
+            let _ = symbols.function(rva);
+        }
+    }
+    let _ = crate::debuginfo::CodeViewRef::from_image(data, Path::new("fuzz.sys"));
+}
+
+/// A configuration file (`drvaudit.toml`): parsed and resolved with the built-in rules, then
+/// rendered as `drvaudit config` prints it. Paths in it are relative to a folder that does
+/// not exist, so nothing it names is found.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let cwd = Path::new("/nonexistent-drvaudit-fuzz");
+    let args = crate::config::GateArgs::default();
+    if let Ok(resolved) =
+        crate::config::resolve_text(&args, cwd, Some((cwd.join("drvaudit.toml"), text)))
+    {
+        let _ = crate::config::render(&resolved);
+    }
+}
+
+/// A baseline SARIF log (`--baseline`): parsed, then findings classified against it.
+pub fn baseline_sarif(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(mut b) = crate::report::baseline::Baseline::parse(text, Path::new("base.sarif")) {
+        for level in [
+            crate::report::Level::Error,
+            crate::report::Level::Warning,
+            crate::report::Level::Note,
+        ] {
+            let _ = b.classify("0000000000000000", level);
+            let _ = b.classify("DRV1001/0", level);
+        }
+        let _ = b.into_absent();
     }
 }

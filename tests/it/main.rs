@@ -16,6 +16,7 @@ mod dump_hostile;
 mod dump_reader;
 mod dump_scan;
 mod fixture_rules;
+mod fuzz_seeds;
 mod gate;
 mod identity;
 mod incident;
