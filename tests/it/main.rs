@@ -18,6 +18,7 @@ mod dump_scan;
 mod fixture_rules;
 mod fuzz_seeds;
 mod gate;
+mod hostile_paths;
 mod identity;
 mod incident;
 mod inf;
