@@ -52,6 +52,7 @@ pub const TARGETS: &[Target] = &[
     ("dwarf", dwarf),
     ("config_toml", config_toml),
     ("baseline_sarif", baseline_sarif),
+    ("merge_sarif", merge_sarif),
 ];
 
 /// The entry point of target `name`.
@@ -497,4 +498,20 @@ pub fn baseline_sarif(data: &[u8]) {
         }
         let _ = b.into_absent();
     }
+}
+
+/// Shard logs (`drvaudit merge`): the log alone, and twice (two shards that read the same
+/// inputs), merged into one log.
+pub fn merge_sarif(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let one = (std::path::PathBuf::from("shard-1.sarif"), text.to_string());
+    let two = (std::path::PathBuf::from("shard-2.sarif"), text.to_string());
+    let _ = crate::output::merge::merge_texts(
+        std::slice::from_ref(&one),
+        builtin_rules(),
+        std::io::sink(),
+    );
+    let _ = crate::output::merge::merge_texts(&[one, two], builtin_rules(), std::io::sink());
 }

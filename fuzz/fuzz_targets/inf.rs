@@ -1,4 +1,5 @@
-//! An INF file: sections, version, catalogs, models, install sections, copied files, services, problems.
+//! An INF file: sections, version, catalogs, models, install sections, copied files, services,
+//! problems.
 //! The entry point is `drvaudit::harness::inf`, which `tests/it/regress.rs` replays on
 //! stable for every file under `testdata/regress/inf/`.
 #![no_main]
