@@ -44,6 +44,11 @@ fn tune_allocator() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Show Rust's own panic messages and backtraces (with RUST_BACKTRACE=1) when drvaudit or a
+    /// library fails on an input; without it such a failure is only a notice. Also
+    /// DRVAUDIT_DEBUG=1.
+    #[arg(long, global = true)]
+    debug: bool,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +210,9 @@ enum TagsFormat {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    // A panic while analysing an input is reported as a notice about that input; its text and
+    // backtrace are for debugging only.
+    drvaudit::util::guard::install_panic_hook(cli.debug || debug_env());
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -212,6 +220,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `DRVAUDIT_DEBUG` set to anything but empty or `0`.
+fn debug_env() -> bool {
+    std::env::var_os("DRVAUDIT_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn load_rules(extra: Option<&PathBuf>) -> Result<RuleSet> {

@@ -446,7 +446,24 @@ impl LolDrivers {
 
     fn yaml_file(path: &Path, keep: yaml::Keep) -> Result<Option<LolEntry>, BlocklistError> {
         let bytes = read_capped(path)?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| BlocklistError::Yaml {
+        Self::yaml_bytes(path, &bytes, keep)
+    }
+
+    /// One driver's YAML file already in memory (as [`Self::load_yaml_files`] reads each);
+    /// `path` names it in errors.
+    pub fn from_yaml(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Self, BlocklistError> {
+        let entries = Self::yaml_bytes(path, bytes, opts.keep())?
+            .into_iter()
+            .collect();
+        Ok(Self::indexed(entries))
+    }
+
+    fn yaml_bytes(
+        path: &Path,
+        bytes: &[u8],
+        keep: yaml::Keep,
+    ) -> Result<Option<LolEntry>, BlocklistError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| BlocklistError::Yaml {
             path: path.to_owned(),
             line: 1 + bytes[..e.valid_up_to()]
                 .iter()
@@ -478,8 +495,13 @@ impl LolDrivers {
     /// Loads drivers.json (an array of driver objects as in the YAML files).
     pub fn load_json(path: &Path, opts: LoadOptions) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
+        Self::from_json(path, &bytes, opts)
+    }
+
+    /// drivers.json already in memory; `path` names it in errors.
+    pub fn from_json(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Self, BlocklistError> {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| BlocklistError::Json {
+            serde_json::from_slice(bytes).map_err(|source| BlocklistError::Json {
                 path: path.to_owned(),
                 source,
             })?;
@@ -502,13 +524,16 @@ impl LolDrivers {
     /// Loads drivers.csv.
     pub fn load_csv(path: &Path) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
+        Self::from_csv(path, &bytes)
+    }
+
+    /// drivers.csv already in memory; `path` names it in errors.
+    pub fn from_csv(path: &Path, bytes: &[u8]) -> Result<Self, BlocklistError> {
         let csv_err = |source| BlocklistError::Csv {
             path: path.to_owned(),
             source,
         };
-        let mut rd = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_reader(&bytes[..]);
+        let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
         let headers = rd.headers().map_err(csv_err)?.clone();
         let col = |name: &str| {
             headers

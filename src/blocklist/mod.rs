@@ -145,6 +145,31 @@ pub fn load_with(path: &Path, opts: loldrivers::LoadOptions) -> Result<Blocklist
     })
 }
 
+/// A list already in memory, of the given kind (a LOLDrivers YAML file is one driver's),
+/// parsed exactly as [`load_with`] parses a file; `path` names it in errors and as the source.
+pub fn from_bytes(
+    path: &Path,
+    kind: ListKind,
+    bytes: &[u8],
+    opts: loldrivers::LoadOptions,
+) -> Result<Blocklist, BlocklistError> {
+    let content = match kind {
+        ListKind::LolDriversYaml => {
+            Content::Lol(loldrivers::LolDrivers::from_yaml(path, bytes, opts)?)
+        }
+        ListKind::LolDriversJson => {
+            Content::Lol(loldrivers::LolDrivers::from_json(path, bytes, opts)?)
+        }
+        ListKind::LolDriversCsv => Content::Lol(loldrivers::LolDrivers::from_csv(path, bytes)?),
+        ListKind::SiPolicy => Content::Policy(sipolicy::SiPolicy::from_bytes(path, bytes)?),
+    };
+    Ok(Blocklist {
+        source: path.display().to_string(),
+        kind,
+        content,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::model::{cves_in, parse_hash, parse_version};

@@ -236,7 +236,13 @@ fn eku_oid(value: &str) -> Option<String> {
 impl SiPolicy {
     pub fn load(path: &Path) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
-        let text = decode(path, &bytes)?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// A policy file already in memory (UTF-8 or UTF-16, as [`Self::load`] reads it); `path`
+    /// names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, BlocklistError> {
+        let text = decode(path, bytes)?;
         Self::parse(path, &text)
     }
 

@@ -1,5 +1,11 @@
 //! Auditing one input: a driver file or a package's members, each image parsed, its code
 //! analysed and every image rule run, all inside a panic guard.
+//!
+//! A panic is contained where it happens ([`crate::util::guard`]): in one image, that image's
+//! error; in a package member's decompression, that member's problem; anywhere else in an
+//! input, a notice naming the input. The notice names the component that failed; a
+//! third-party parser's failure makes the input malformed ([`NoticeKind::Malformed`]), only a
+//! failure of drvaudit's own code is an internal error ([`NoticeKind::Internal`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +17,7 @@ use crate::report::{
     assign_fingerprints, Artifact, ArtifactKind, Finding, Level, Notice, NoticeKind, Place,
 };
 use crate::rules::{CheckContext, RuleSet};
+use crate::util::guard::{self, Component, Failure};
 use crate::util::{display_path, file_name, fileio};
 
 use super::collect::{uri_for, Input, InputKind};
@@ -58,10 +65,28 @@ pub(crate) enum AuditError {
     /// It is not a PE image drvaudit can model.
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// The analysis itself failed (a drvaudit bug): the image is reported, not the scan lost.
-    #[error("internal error while analysing this image (a drvaudit bug; please report it with the file): {0}")]
-    Internal(String),
+    /// The analysis panicked (a drvaudit bug, or a library giving up on the image): the image
+    /// is reported, not the scan lost.
+    #[error("{}", .0.describe())]
+    Internal(Failure),
 }
+
+impl AuditError {
+    /// How a notice classes this error: a library's failure, like an image that does not
+    /// parse, is a malformed input; only drvaudit's own failure is internal.
+    pub(crate) fn notice_kind(&self) -> NoticeKind {
+        match self {
+            AuditError::Internal(f) if !f.in_library() => NoticeKind::Internal,
+            _ => NoticeKind::Malformed,
+        }
+    }
+}
+
+/// The stages of an image's audit, named in failure notices.
+static PE_MODEL: Component = Component::own("the PE image model");
+static CALL_SITES: Component = Component::own("call-site analysis");
+static RULES: Component = Component::own("the image rules");
+static PACKAGE: Component = Component::own("the package reader");
 
 /// One image to audit, in file or loaded layout.
 pub(crate) struct Target<'a> {
@@ -96,11 +121,16 @@ impl Auditor<'_> {
         prepare: impl FnOnce(&mut Image) -> bool,
     ) -> Result<Audited, AuditError> {
         let run = || {
-            let mut image = Image::parse(target.bytes, target.layout)?;
-            let memory_only = prepare(&mut image);
+            let (image, memory_only) = guard::within(&PE_MODEL, || {
+                let mut image = Image::parse(target.bytes, target.layout)?;
+                let memory_only = prepare(&mut image);
+                Ok::<_, AuditError>((image, memory_only))
+            })?;
             // After `prepare`: a carved image's imports are only known once recovered.
             let sites = if self.call_sites {
-                crate::callsite::analyze(&image, target.bytes)
+                guard::within(&CALL_SITES, || {
+                    crate::callsite::analyze(&image, target.bytes)
+                })
             } else {
                 Vec::new()
             };
@@ -129,18 +159,17 @@ impl Auditor<'_> {
                 package: target.package,
                 now: self.now,
             };
-            let mut findings: Vec<Finding> = self
-                .rules
-                .check_driver(&ctx)
-                .into_iter()
-                .map(|(rule, hit)| {
-                    let place = Place::Driver {
-                        driver: &driver,
-                        artifact: target.artifact,
-                    };
-                    Finding::from_hit(rule, hit, place)
-                })
-                .collect();
+            let mut findings: Vec<Finding> =
+                guard::within(&RULES, || self.rules.check_driver(&ctx))
+                    .into_iter()
+                    .map(|(rule, hit)| {
+                        let place = Place::Driver {
+                            driver: &driver,
+                            artifact: target.artifact,
+                        };
+                        Finding::from_hit(rule, hit, place)
+                    })
+                    .collect();
             assign_fingerprints(&mut findings);
             let mut notes = Vec::new();
             // A signature a rule asked about and that could not be read: who signed the
@@ -280,30 +309,29 @@ impl Auditor<'_> {
     }
 }
 
-/// Runs `f`, turning a panic into its message: a bug met on one input must not end the scan
-/// of the others.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_string())
-    })
-}
+pub(crate) use guard::guarded;
 
-/// A unit for an input whose analysis failed with a bug: the input as an artifact, and a
-/// notice naming it.
-pub(crate) fn internal_error(input: &Path, kind: ArtifactKind, root: &Path, what: &str) -> Unit {
+/// A unit for an input whose analysis panicked: the input as an artifact, and a notice naming
+/// it and the component that failed — malformed when a library gave up on it, internal when
+/// drvaudit's own code failed.
+pub(crate) fn internal_error(
+    input: &Path,
+    kind: ArtifactKind,
+    root: &Path,
+    what: &Failure,
+) -> Unit {
+    let notice_kind = if what.in_library() {
+        NoticeKind::Malformed
+    } else {
+        NoticeKind::Internal
+    };
     Unit {
         artifacts: vec![input_artifact(input, kind, root)],
         notices: vec![Notice::new(
             display_path(input),
-            NoticeKind::Internal,
+            notice_kind,
             Level::Error,
-            format!(
-                "internal error while analysing this file (a drvaudit bug; please report it with the file): {what}"
-            ),
+            what.describe(),
         )],
         ..Unit::default()
     }
@@ -367,6 +395,7 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
                 subject: &subject,
                 name: &name,
                 bytes,
+                layout: Layout::File,
                 path: Some(&input.path),
                 package: package.as_deref(),
             };
@@ -386,37 +415,12 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
             }
         }
         InputKind::Zip | InputKind::Cab => {
-            unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
-            let (members, names) = if input.kind == InputKind::Zip {
-                (
-                    crate::package::zip_members(bytes),
-                    crate::package::zip_names(bytes),
-                )
+            let package = if input.kind == InputKind::Zip {
+                crate::package::PackageKind::Zip
             } else {
-                (
-                    crate::package::cab_members(bytes),
-                    crate::package::cab_names(bytes),
-                )
+                crate::package::PackageKind::Cab
             };
-            match members {
-                Err(e) => unit.notices.push(Notice::new(
-                    subject,
-                    NoticeKind::Malformed,
-                    Level::Error,
-                    e.to_string(),
-                )),
-                Ok((members, problems)) => {
-                    for p in problems {
-                        unit.notices.push(Notice::new(
-                            subject.clone(),
-                            NoticeKind::Malformed,
-                            Level::Error,
-                            p,
-                        ));
-                    }
-                    audit_members(&mut unit, &subject, members, names, auditor);
-                }
-            }
+            audit_package(&mut unit, package, &subject, bytes, auditor);
         }
         InputKind::Dump => {}
     }
@@ -424,37 +428,69 @@ pub(crate) fn analyze_input(input: &Input, root: &Path, auditor: &Auditor<'_>) -
     unit
 }
 
-/// Audits an archive's members: its package (when it holds an INF) is built first, so that its
-/// drivers are checked against their catalogs, then each driver, then each INF.
-fn audit_members(
+/// Whether a package member is one a package's checks read besides its drivers: its INFs and
+/// the catalogs they name.
+fn is_package_file(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".inf") || n.ends_with(".cat")
+}
+
+/// Audits an archive: its package (when it holds an INF) is built first from its INFs and
+/// catalogs, so that its drivers are checked against their catalogs; then its drivers and INFs
+/// are read one at a time, in archive order — each decompressed, audited and dropped before
+/// the next (see [`crate::package`] for the budgets) — and each INF is checked once every
+/// driver has given the package its architectures. Problems with the archive become notices
+/// naming it, or the member concerned; a member met in both reads is named once.
+pub(crate) fn audit_package(
     unit: &mut Unit,
+    kind: crate::package::PackageKind,
     subject: &str,
-    members: Vec<crate::package::Member>,
-    names: Vec<String>,
+    bytes: &[u8],
     auditor: &Auditor<'_>,
 ) {
-    let mut arches: Vec<crate::inf::Arch> = members
+    use crate::package::{self as pkg, PackageKind};
+    unit.artifacts[0].sha256 = Some(crate::util::sha256_hex(bytes));
+    let names = match kind {
+        PackageKind::Zip => pkg::zip_names(bytes),
+        PackageKind::Cab => pkg::cab_names(bytes),
+    };
+    let mut problems = Vec::new();
+    // First read: the INFs and catalogs (kilobytes; a catalog at most a few MiB), kept.
+    let mut small: Vec<pkg::Member> = Vec::new();
+    if names
         .iter()
-        .filter(|m| m.path.to_ascii_lowercase().ends_with(".sys"))
-        .filter_map(|m| super::packages::arch_of(&m.bytes))
-        .collect();
-    arches.sort_by_key(|a| a.name());
-    arches.dedup();
-    let package = super::packages::build(subject.to_string(), names, arches, |path| {
-        members
+        .any(|n| n.to_ascii_lowercase().ends_with(".inf"))
+    {
+        let read = guard::within(&PACKAGE, || {
+            pkg::read_members(kind, bytes, &is_package_file, &mut |m| small.push(m))
+        });
+        match read {
+            Ok(p) => problems.extend(p),
+            Err(e) => {
+                unit.notices.push(Notice::new(
+                    subject,
+                    NoticeKind::Malformed,
+                    Level::Error,
+                    e.to_string(),
+                ));
+                return;
+            }
+        }
+    }
+    let mut package = super::packages::build(subject.to_string(), names, Vec::new(), |path| {
+        small
             .iter()
             .find(|m| m.path == path)
             .map(|m| m.bytes.clone())
             .ok_or_else(|| "not extracted from the archive (see its notices)".to_string())
     });
+    drop(small);
+    // Second read: the drivers, and the INFs again for their artifacts in archive order.
     let mut infs = Vec::new();
-    for m in &members {
+    let mut arches: Vec<crate::inf::Arch> = Vec::new();
+    let mut visit = |m: pkg::Member| {
         let idx = unit.artifacts.len();
         let is_inf = m.path.to_ascii_lowercase().ends_with(".inf");
-        let is_sys = m.path.to_ascii_lowercase().ends_with(".sys");
-        if !is_inf && !is_sys {
-            continue; // catalogs are read through the package
-        }
         unit.artifacts.push(Artifact {
             name: file_name(&m.path),
             uri: m.path.clone(),
@@ -467,19 +503,54 @@ fn audit_members(
         });
         let member_subject = format!("{subject}:{}", m.path);
         if is_inf {
-            infs.push((idx, member_subject, m.path.clone()));
-            continue;
+            infs.push((idx, member_subject, m.path));
+            return;
         }
+        arches.extend(super::packages::arch_of(&m.bytes));
         let name = file_name(&m.path);
         let file = ImageFile {
             artifact: idx,
             subject: &member_subject,
             name: &name,
             bytes: &m.bytes,
+            layout: Layout::File,
             path: None,
             package: package.as_ref(),
         };
         audit_file_bytes(unit, &file, auditor);
+    };
+    let wanted = |n: &str| pkg::is_driver(n) || n.to_ascii_lowercase().ends_with(".inf");
+    let read = guard::within(&PACKAGE, || {
+        pkg::read_members(kind, bytes, &wanted, &mut visit)
+    });
+    match read {
+        Err(e) => unit.notices.push(Notice::new(
+            subject,
+            NoticeKind::Malformed,
+            Level::Error,
+            e.to_string(),
+        )),
+        Ok(p) => {
+            for p in p {
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+            }
+        }
+    }
+    for p in problems {
+        let (who, kind) = match (&p.member, p.kind) {
+            (_, pkg::ProblemKind::Budget) => (subject.to_string(), NoticeKind::Budget),
+            (Some(m), _) => (format!("{subject}:{m}"), NoticeKind::Malformed),
+            (None, _) => (subject.to_string(), NoticeKind::Malformed),
+        };
+        unit.notices
+            .push(Notice::new(who, kind, Level::Error, p.message));
+    }
+    if let Some(p) = package.as_mut() {
+        arches.sort_by_key(|a| a.name());
+        arches.dedup();
+        p.arches = arches;
     }
     if let Some(p) = &package {
         for (idx, member_subject, path) in infs {
@@ -534,9 +605,7 @@ fn check_inf(
         }
     }
     let ctx = crate::rules::PackageContext { package, inf };
-    let mut findings: Vec<Finding> = auditor
-        .rules
-        .check_package(&ctx)
+    let mut findings: Vec<Finding> = guard::within(&RULES, || auditor.rules.check_package(&ctx))
         .into_iter()
         .map(|(rule, hit)| {
             let place = Place::Package {
@@ -551,23 +620,27 @@ fn check_inf(
     unit.findings.extend(findings);
 }
 
-/// A driver file (or package member) to audit.
-struct ImageFile<'a> {
-    artifact: usize,
-    subject: &'a str,
-    name: &'a str,
-    bytes: &'a [u8],
-    path: Option<&'a Path>,
-    package: Option<&'a crate::packageinfo::PackageInfo>,
+/// A driver file (or package member, or an image held in memory) to audit.
+pub(crate) struct ImageFile<'a> {
+    pub(crate) artifact: usize,
+    pub(crate) subject: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) bytes: &'a [u8],
+    /// File layout (on disk) or loaded layout (carved from memory).
+    pub(crate) layout: Layout,
+    /// Its file, for debug information beside it, when it has one of its own.
+    pub(crate) path: Option<&'a Path>,
+    pub(crate) package: Option<&'a crate::packageinfo::PackageInfo>,
 }
 
-/// Parses and audits one file-layout image into `unit`, or records why it could not.
-fn audit_file_bytes(unit: &mut Unit, file: &ImageFile<'_>, auditor: &Auditor<'_>) {
+/// Parses and audits one image into `unit`, or records why it could not.
+pub(crate) fn audit_file_bytes(unit: &mut Unit, file: &ImageFile<'_>, auditor: &Auditor<'_>) {
     let &ImageFile {
         artifact,
         subject,
         name,
         bytes,
+        layout,
         path,
         package,
     } = file;
@@ -582,7 +655,7 @@ fn audit_file_bytes(unit: &mut Unit, file: &ImageFile<'_>, auditor: &Auditor<'_>
     }
     let target = Target {
         bytes,
-        layout: Layout::File,
+        layout,
         artifact,
         name,
         display: subject,
@@ -615,12 +688,12 @@ fn audit_file_bytes(unit: &mut Unit, file: &ImageFile<'_>, auditor: &Auditor<'_>
         }
         Err(e) => {
             unit.artifacts[artifact].sha256 = Some(crate::util::sha256_hex(bytes));
-            let kind = match e {
-                AuditError::Image(_) => NoticeKind::Malformed,
-                AuditError::Internal(_) => NoticeKind::Internal,
-            };
-            unit.notices
-                .push(Notice::new(subject, kind, Level::Error, e.to_string()))
+            unit.notices.push(Notice::new(
+                subject,
+                e.notice_kind(),
+                Level::Error,
+                e.to_string(),
+            ))
         }
     }
 }
@@ -688,11 +761,12 @@ mod tests {
         let Err(err) = auditor.audit(target(&bytes), |_| panic!("injected failure")) else {
             panic!("the injected panic is the image's error");
         };
-        let err = err.to_string();
-        assert!(
-            err.starts_with("internal error while analysing this image")
-                && err.ends_with("injected failure"),
-            "{err}"
+        // The injection runs in the PE model's stage; drvaudit's own code, so a drvaudit bug.
+        assert_eq!(err.notice_kind(), NoticeKind::Internal);
+        assert_eq!(
+            err.to_string(),
+            "internal error in the PE image model (a drvaudit bug; please report it with the \
+             file): injected failure"
         );
         let Ok(audited) = auditor.audit(target(&bytes), |_| false) else {
             panic!("the image audits");
@@ -701,11 +775,12 @@ mod tests {
     }
 
     /// A panic outside any image (reading a package, walking a dump) becomes a notice naming
-    /// the input, with the panic's own words.
+    /// the input, with the panic's own words: internal when drvaudit's own code failed,
+    /// malformed when a library gave up on the input.
     #[test]
     fn a_panic_analysing_an_input_is_a_notice_naming_it() {
         let what = guarded(|| -> u8 { panic!("{} failure", "formatted") }).unwrap_err();
-        assert_eq!(what, "formatted failure");
+        assert_eq!(what.message, "formatted failure");
         let unit = internal_error(
             Path::new("pkgs/broken.cab"),
             ArtifactKind::Package,
@@ -718,6 +793,21 @@ mod tests {
         assert_eq!(unit.notices[0].level, Level::Error);
         assert_eq!(unit.notices[0].kind, NoticeKind::Internal);
         assert!(unit.notices[0].message.ends_with(": formatted failure"));
-        assert_eq!(guarded(|| 7), Ok(7));
+        assert_eq!(guarded(|| 7).ok(), Some(7));
+
+        static CAB: Component = Component::library("cabinet reader", "cab");
+        let what = guarded(|| guard::within(&CAB, || -> u8 { panic!("index out of bounds") }))
+            .unwrap_err();
+        let unit = internal_error(
+            Path::new("pkgs/broken.cab"),
+            ArtifactKind::Package,
+            Path::new("/no/such/root"),
+            &what,
+        );
+        assert_eq!(unit.notices[0].kind, NoticeKind::Malformed);
+        assert_eq!(
+            unit.notices[0].message,
+            "malformed: the cab crate (cabinet reader) failed on it: index out of bounds"
+        );
     }
 }

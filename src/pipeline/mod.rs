@@ -19,6 +19,7 @@ mod audit;
 mod collect;
 mod dumps;
 mod evidence;
+mod memory;
 mod merge;
 mod packages;
 
@@ -37,6 +38,8 @@ use crate::rules::RuleSet;
 use audit::{analyze_input, artifact_kind, guarded, internal_error, Auditor};
 use collect::{collect, kind_of_explicit, uri_for, Input, InputKind};
 use merge::{finding_order, Merger, Mode, OwnedBatch};
+
+pub use memory::{audit_bytes, MemoryInput};
 
 /// Everything a scan needs, resolved from the command line.
 #[derive(Debug, Clone)]

@@ -332,6 +332,13 @@ impl RuleSet {
         self.sort_and_check()
     }
 
+    /// Adds one user rule file's text as [`RuleSet::add_dir`] adds each file it finds; `path`
+    /// names it in errors and decides the file-name checks.
+    pub fn add_text(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {
+        self.add_file(path, text)?;
+        self.sort_and_check()
+    }
+
     /// Adds one user rule file: a whole rule, or — when its `id` is a rule already loaded —
     /// only the fields it changes.
     fn add_file(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {

@@ -4,6 +4,7 @@
 //! formatting, and reading input files ([`fileio`]).
 
 pub mod fileio;
+pub mod guard;
 
 use std::path::Path;
 
