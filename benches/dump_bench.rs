@@ -171,6 +171,7 @@ fn run_bench() {
         source_map: Vec::new(),
         blocklists: Vec::new(),
         identify: false,
+        input_timeout: None,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

@@ -13,6 +13,7 @@
 //! fail-on = "warning"                 # error | warning | note | never
 //! allow-incomplete = false
 //! max-results = 5000                  # 0: no limit
+//! input-timeout = 600                 # seconds one input may take; 0: no limit
 //! pool = ["evidence/poolused.txt"]
 //! pooltag = "pooltag.txt"
 //! rule-dirs = ["ci/rules"]
@@ -109,6 +110,10 @@ pub struct GateArgs {
     /// folded into one result (0: no limit) [default: 5000, GitHub code scanning's limit].
     #[arg(long, value_name = "N")]
     pub max_results: Option<usize>,
+    /// Seconds one input (a driver, a package, a dump) may be analysed before it is abandoned
+    /// with a notice and the run made incomplete (0: no limit) [default: 600].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub input_timeout: Option<f64>,
     /// Pool usage export: `!poolused` text, PoolMon log or screen, CSV or JSON (repeatable;
     /// replaces the config's).
     #[arg(long, value_name = "FILE")]
@@ -213,6 +218,7 @@ struct File {
     fail_on: Option<Spanned<FailOn>>,
     allow_incomplete: Option<Spanned<bool>>,
     max_results: Option<Spanned<usize>>,
+    input_timeout: Option<Spanned<f64>>,
     pool: Option<Spanned<Vec<PathBuf>>>,
     pooltag: Option<Spanned<PathBuf>>,
     rule_dirs: Option<Spanned<Vec<PathBuf>>>,
@@ -258,6 +264,8 @@ pub struct Resolved {
     pub allow_incomplete: bool,
     /// Most results in a SARIF run (0: no limit).
     pub max_results: usize,
+    /// How long one input may be analysed (`None`: no limit).
+    pub input_timeout: Option<std::time::Duration>,
     /// Pool usage exports.
     pub pool: Vec<PathBuf>,
     /// pooltag.txt.
@@ -276,6 +284,16 @@ pub struct Resolved {
     pub explained: Vec<(String, String, Origin)>,
     /// Where each rule's level and enablement came from.
     pub rule_origins: BTreeMap<String, Origin>,
+}
+
+/// `--input-timeout`: seconds, 0 or more (a fraction allowed).
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds, 0 or more, not {s:?}"
+        )),
+    }
 }
 
 /// The default of `max-results`: GitHub code scanning stores at most 5,000 results of a run.
@@ -465,6 +483,29 @@ pub fn resolve_text(
         (None, None) => (DEFAULT_MAX_RESULTS, Origin::Default),
     };
     explain("max-results", max_results.to_string(), o);
+    let (input_timeout, o) = match (args.input_timeout, &file.input_timeout) {
+        (Some(t), _) => (t, Origin::Flag("input-timeout")),
+        (None, Some(t)) => {
+            let v = *t.get_ref();
+            if !v.is_finite() || v < 0.0 {
+                let (line, column) = at.line_of(t.span().start);
+                return Err(ConfigError::Value {
+                    path: at.path.clone(),
+                    line,
+                    column,
+                    what: format!("input-timeout must be a number of seconds, 0 or more: {v}"),
+                });
+            }
+            (v, at.origin(t.span()))
+        }
+        (None, None) => (
+            crate::util::deadline::DEFAULT_LIMIT.as_secs_f64(),
+            Origin::Default,
+        ),
+    };
+    explain("input-timeout", input_timeout.to_string(), o);
+    let input_timeout =
+        (input_timeout > 0.0).then(|| std::time::Duration::from_secs_f64(input_timeout));
 
     // Paths: a flag replaces the config's value for single values and `pool`; folders add up.
     let (pool, o) = match (&args.pool, &file.pool) {
@@ -596,6 +637,7 @@ pub fn resolve_text(
         fail_on: fail_on.level(),
         allow_incomplete,
         max_results,
+        input_timeout,
         pool,
         pooltag,
         baseline,

@@ -419,6 +419,7 @@ fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Re
         source_map: Vec::new(),
         blocklists: Vec::new(),
         identify: false,
+        input_timeout: Some(drvaudit::util::deadline::DEFAULT_LIMIT),
     })
 }
 
@@ -459,6 +460,7 @@ fn scan_settings(
         source_map: resolved.source_map,
         blocklists: resolved.blocklists,
         identify: false,
+        input_timeout: resolved.input_timeout,
     };
     Ok((settings, resolved.max_results))
 }

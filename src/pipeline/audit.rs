@@ -76,6 +76,7 @@ impl AuditError {
     /// parse, is a malformed input; only drvaudit's own failure is internal.
     pub(crate) fn notice_kind(&self) -> NoticeKind {
         match self {
+            AuditError::Internal(f) if f.abandoned.is_some() => NoticeKind::Budget,
             AuditError::Internal(f) if !f.in_library() => NoticeKind::Internal,
             _ => NoticeKind::Malformed,
         }
@@ -127,6 +128,7 @@ impl Auditor<'_> {
                 Ok::<_, AuditError>((image, memory_only))
             })?;
             // After `prepare`: a carved image's imports are only known once recovered.
+            crate::util::deadline::check();
             let sites = if self.call_sites {
                 guard::within(&CALL_SITES, || {
                     crate::callsite::analyze(&image, target.bytes)
@@ -159,6 +161,7 @@ impl Auditor<'_> {
                 package: target.package,
                 now: self.now,
             };
+            crate::util::deadline::check();
             let mut findings: Vec<Finding> =
                 guard::within(&RULES, || self.rules.check_driver(&ctx))
                     .into_iter()
@@ -320,7 +323,9 @@ pub(crate) fn internal_error(
     root: &Path,
     what: &Failure,
 ) -> Unit {
-    let notice_kind = if what.in_library() {
+    let notice_kind = if what.abandoned.is_some() {
+        NoticeKind::Budget
+    } else if what.in_library() {
         NoticeKind::Malformed
     } else {
         NoticeKind::Internal
@@ -489,6 +494,7 @@ pub(crate) fn audit_package(
     let mut infs = Vec::new();
     let mut arches: Vec<crate::inf::Arch> = Vec::new();
     let mut visit = |m: pkg::Member| {
+        crate::util::deadline::check();
         let idx = unit.artifacts.len();
         let is_inf = m.path.to_ascii_lowercase().ends_with(".inf");
         unit.artifacts.push(Artifact {

@@ -109,8 +109,13 @@ pub(crate) fn analyze_opened(
     let images = dump.images(audited);
     let mut outcomes: Vec<Option<Result<Audited, dump::BudgetExceeded>>> =
         (0..audited.len()).map(|_| None).collect();
+    // The workers carve and audit under the dump's own time limit.
+    let deadline = crate::util::deadline::current();
     for (i, r) in images.par_map(|i, module, image, recovered| {
-        audit_module(i + 1, &subject, module, image, recovered, on_disk, auditor)
+        crate::util::deadline::under(deadline, || {
+            crate::util::deadline::check();
+            audit_module(i + 1, &subject, module, image, recovered, on_disk, auditor)
+        })
     }) {
         outcomes[i] = Some(r);
     }

@@ -134,7 +134,9 @@ pub fn audit_bytes(
         artifacts: vec![artifact.clone()],
         notices: vec![Notice::new(
             name,
-            if what.in_library() {
+            if what.abandoned.is_some() {
+                NoticeKind::Budget
+            } else if what.in_library() {
                 NoticeKind::Malformed
             } else {
                 NoticeKind::Internal

@@ -32,6 +32,8 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use crate::util::deadline;
+
 use crate::report::{Batch, Finding, Level, Report, Sink};
 use crate::rules::RuleSet;
 
@@ -81,6 +83,9 @@ pub struct Settings {
     /// Compute each image's identity (`drvaudit identify`): version resource, signature
     /// class and signer, Authenticode SHA-256, blocklist entries.
     pub identify: bool,
+    /// How long one input may be analysed before it is abandoned with a notice
+    /// (`--input-timeout`; `None`: no limit). See [`crate::util::deadline`].
+    pub input_timeout: Option<std::time::Duration>,
 }
 
 /// Loads every blocklist; one that cannot be used is an input that could not be read, and the
@@ -318,7 +323,9 @@ fn run_batched(
         for path in &dumps {
             let on_disk = dumps::on_disk_keys(&merger.report);
             let (unit, snapshot, loaded_in) = guarded(|| {
-                dumps::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor)
+                deadline::with_limit(settings.input_timeout, || {
+                    dumps::analyze_dump(path, uri_for(path, &settings.root), &on_disk, &auditor)
+                })
             })
             .unwrap_or_else(|what| {
                 let unit = internal_error(
@@ -455,15 +462,19 @@ fn walk_and_audit(
             })
         });
         rx.into_iter().par_bridge().for_each(|(seq, input)| {
-            let unit =
-                guarded(|| analyze_input(&input, &settings.root, auditor)).unwrap_or_else(|what| {
-                    internal_error(
-                        &input.path,
-                        artifact_kind(input.kind),
-                        &settings.root,
-                        &what,
-                    )
-                });
+            let unit = guarded(|| {
+                deadline::with_limit(settings.input_timeout, || {
+                    analyze_input(&input, &settings.root, auditor)
+                })
+            })
+            .unwrap_or_else(|what| {
+                internal_error(
+                    &input.path,
+                    artifact_kind(input.kind),
+                    &settings.root,
+                    &what,
+                )
+            });
             bar.inc(1);
             // A panic in another worker while it held the lock leaves the merge consistent
             // (units are merged whole), so a poisoned lock is still usable.

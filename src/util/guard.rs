@@ -62,6 +62,9 @@ pub struct Failure {
     pub location: Option<String>,
     /// The innermost component running when it was raised.
     pub component: Option<&'static Component>,
+    /// Set when the input was abandoned at its time limit ([`super::deadline`]) rather than
+    /// failing: a budget reached, neither a bug nor a malformed input.
+    pub abandoned: Option<super::deadline::Abandoned>,
 }
 
 impl Failure {
@@ -82,6 +85,9 @@ impl Failure {
 
     /// One sentence for a notice: what failed, on what, and where.
     pub fn describe(&self) -> String {
+        if let Some(a) = &self.abandoned {
+            return a.describe();
+        }
         let at = self
             .location
             .as_deref()
@@ -142,16 +148,28 @@ pub fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
     FAILED_IN.with(|c| c.set(None));
     LOCATION.with(|l| l.borrow_mut().take());
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    DEPTH.with(|d| d.set(d.get() - 1));
-    result.map_err(|payload| Failure {
-        message: payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_string()),
-        location: LOCATION.with(|l| l.borrow_mut().take()),
-        // No component entered means the guard's own caller was running.
-        component: FAILED_IN.with(|c| c.take()),
+    let depth = DEPTH.with(|d| {
+        d.set(d.get() - 1);
+        d.get()
+    });
+    result.map_err(|payload| {
+        let abandoned = super::deadline::abandoned(payload.as_ref());
+        // An input abandoned at its time limit is reported once, by its outermost guard: an
+        // inner one (an image, a member) would let the input go on to its next part.
+        if abandoned.is_some() && depth > 0 {
+            panic::resume_unwind(payload);
+        }
+        Failure {
+            message: payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string()),
+            location: LOCATION.with(|l| l.borrow_mut().take()),
+            // No component entered means the guard's own caller was running.
+            component: FAILED_IN.with(|c| c.take()),
+            abandoned,
+        }
     })
 }
 
@@ -284,11 +302,36 @@ mod tests {
             message: "m".into(),
             location: Some("src/package.rs:10:5".into()),
             component: Some(&CAB),
+            abandoned: None,
         };
         assert!(!f.in_library());
         assert_eq!(
             f.describe(),
             "internal error in cabinet reader (a drvaudit bug; please report it with the file): m (at src/package.rs:10:5)"
+        );
+    }
+
+    /// An input abandoned at its time limit unwinds through the guards inside it (an image's,
+    /// a member's) and is reported once, by the input's own.
+    #[test]
+    fn an_abandoned_input_is_reported_by_its_outermost_guard() {
+        use super::super::deadline;
+        let mut inner_reached_after = false;
+        let outer = guarded(|| {
+            deadline::with_limit(Some(std::time::Duration::ZERO), || {
+                let inner = guarded(deadline::check);
+                // Not reached: the inner guard hands the abandonment on.
+                inner_reached_after = inner.is_ok() || inner.is_err();
+            })
+        });
+        assert!(!inner_reached_after);
+        let f = outer.expect_err("abandoned");
+        assert!(f.abandoned.is_some());
+        assert!(!f.in_library());
+        assert!(
+            f.describe().starts_with("time limit reached"),
+            "{}",
+            f.describe()
         );
     }
 }

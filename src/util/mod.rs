@@ -3,6 +3,7 @@
 //! Text read from inputs made safe to print, hashes, paths as reports show them, number
 //! formatting, and reading input files ([`fileio`]).
 
+pub mod deadline;
 pub mod fileio;
 pub mod guard;
 

@@ -57,6 +57,7 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         source_map: Vec::new(),
         blocklists: Vec::new(),
         identify: false,
+        input_timeout: None,
     }
 }
 
@@ -119,4 +120,18 @@ pub fn problems(r: &Report) -> Vec<&drvaudit::report::Notice> {
         .iter()
         .filter(|n| n.kind != drvaudit::report::NoticeKind::NoDebugInfo)
         .collect()
+}
+
+/// Runs the drvaudit binary with `args` in `dir`: exit code, standard output, standard error.
+pub fn run_binary(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drvaudit"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -36,3 +36,4 @@ mod snapshots;
 mod source_lines;
 mod support;
 mod triage;
+mod watchdog;

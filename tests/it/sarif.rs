@@ -1,7 +1,5 @@
 //! SARIF output: schema validity, required content, and the CLI's exit-code contract.
 
-use std::process::Command;
-
 use crate::common::*;
 use serde_json::Value;
 
@@ -127,16 +125,7 @@ fn unreadable_inputs_are_tool_execution_notifications() {
 }
 
 fn drvaudit(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_drvaudit"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_binary(&root(), args)
 }
 
 #[test]
