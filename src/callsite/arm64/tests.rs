@@ -3,7 +3,9 @@
 //! 0x2000, writable `.data` at 0x3000.
 
 use super::*;
+use crate::callsite::{ArgValue, Provenance};
 use crate::pe::{Import, ImportOrigin, Layout, Section, SCN_MEM_EXECUTE, SCN_MEM_WRITE};
+use crate::pool::apis::Role;
 
 const TEXT: u32 = 0x1000;
 const IAT: u32 = 0x2000;
