@@ -82,7 +82,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
 }
 
 /// The architecture's per-image data.
-pub(super) struct Arm64 {
+pub(crate) struct Arm64 {
     decoder: InstDecoder,
     /// Executable code outside every `.pdata` function, sorted.
     gaps: Vec<Region>,
@@ -91,12 +91,14 @@ pub(super) struct Arm64 {
 
 /// A decoded word.
 #[derive(Clone, Copy)]
-pub(super) struct Insn {
+pub(crate) struct Insn {
     rva: u32,
     inst: Option<Instruction>,
     /// A `br` whose block loads a jump-table entry (register offset or `adr`): a table jump.
     table: bool,
 }
+
+super::engine::pool::pooled!(Insn);
 
 type E<'a, 'b> = &'a Engine<'b, Arm64>;
 
@@ -124,6 +126,7 @@ impl Arch for Arm64 {
         let Some(bytes) = region_bytes(e, start, end) else {
             return;
         };
+        out.reserve((bytes.len() / 4).min(MAX_INSNS));
         for (i, w) in bytes.chunks_exact(4).enumerate().take(MAX_INSNS) {
             out.push(Insn {
                 rva: start.wrapping_add(4 * i as u32),
@@ -177,7 +180,7 @@ impl Arch for Arm64 {
             Opcode::TBZ | Opcode::TBNZ => branch(rel(&x.operands[2])),
             Opcode::BL => {
                 let t = rel(&x.operands[0]);
-                if t.is_some_and(|t| thunk_no_return(e, t)) {
+                if t.is_some_and(|t| e.no_return_call(t, |t| thunk_no_return(e, t))) {
                     Flow::Stop
                 } else {
                     Flow::Call { target: t }
@@ -242,6 +245,11 @@ impl Arch for Arm64 {
                     | (Opcode::BL | Opcode::B, Operand::PCOffset(_))
             )
         })
+    }
+
+    fn fixed_transfer(i: &Insn) -> bool {
+        i.inst
+            .is_some_and(|x| matches!(x.opcode, Opcode::BL | Opcode::B))
     }
 
     fn transfer(
@@ -329,11 +337,17 @@ impl Arch for Arm64 {
         region_of(e, rva).map(|r| extent(e, r))
     }
 
-    fn callers(e: E, target: u32) -> Vec<(u32, bool)> {
+    fn callers(e: E, targets: &[u32]) -> HashMap<u32, Vec<(u32, bool)>> {
         let scan = scan(e);
-        callers_of(&scan.calls_to, target)
-            .into_iter()
-            .map(|c| (c, scan.bl.binary_search(&c).is_ok()))
+        targets
+            .iter()
+            .map(|&t| {
+                let v = callers_of(&scan.calls_to, t)
+                    .into_iter()
+                    .map(|c| (c, scan.bl.binary_search(&c).is_ok()))
+                    .collect();
+                (t, v)
+            })
             .collect()
     }
 }
@@ -985,9 +999,8 @@ fn after_call(e: E, st: &mut State, inst: &Instruction, rva: u32) -> bool {
             Val::Import(s) => e.imports.get(s).is_some_and(|s| s.no_return),
             _ => false,
         },
-        (Opcode::BL, Operand::PCOffset(off)) => {
-            u32::try_from(i64::from(rva) + off).is_ok_and(|t| thunk_no_return(e, t))
-        }
+        (Opcode::BL, Operand::PCOffset(off)) => u32::try_from(i64::from(rva) + off)
+            .is_ok_and(|t| e.no_return_call(t, |t| thunk_no_return(e, t))),
         _ => false,
     };
     if no_return {

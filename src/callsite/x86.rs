@@ -69,36 +69,47 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         thunks: RefCell::new(HashMap::new()),
         rel32: OnceCell::new(),
         cuts: RefCell::new(HashMap::new()),
+        starts: RefCell::new(HashMap::new()),
         info: RefCell::new(InstructionInfoFactory::new()),
     };
     Engine::new(image, data, arch, shortcut).run()
 }
 
 /// The architecture's per-image data.
-pub(super) struct X86 {
+pub(crate) struct X86 {
     x64: bool,
     /// Import thunks of pool APIs: thunk RVA → import index.
     thunks: RefCell<HashMap<u32, u16>>,
-    /// `E8`/`E9` rel32 (target, source, is_call) sorted by target, and the known function
-    /// starts; built on first use (an x64 driver calling its imports directly never needs it).
+    /// Every `E8`/`E9` rel32 of the code, found in one pass on first use (an x64 driver
+    /// calling its imports directly never needs it).
     rel32: OnceCell<Rel32>,
     /// Function starts of heuristic regions, by region.
     cuts: RefCell<HashMap<(u32, u32), Vec<u32>>>,
+    /// The known function starts of each executable section ([`starts_in`]), sorted;
+    /// built per section when heuristic function bounds are needed there.
+    starts: RefCell<HashMap<u32, std::rc::Rc<Vec<u32>>>>,
     info: RefCell<InstructionInfoFactory>,
 }
 
+/// The direct calls and jumps of the code: byte-level, so some entries are not real
+/// instructions (every use is confirmed by decoding).
 struct Rel32 {
-    rel: Vec<(u32, u32, bool)>,
-    starts: Vec<u32>,
+    /// (target, source, is_call) of every rel32 whose target lies in an executable section,
+    /// in source order.
+    raw: Vec<(u32, u32, bool)>,
+    /// The same sorted by target, built when needed (images without `.pdata`).
+    by_target: OnceCell<Vec<(u32, u32, bool)>>,
 }
 
 /// A decoded instruction and whether a base relocation covers its immediate (an address).
 #[derive(Clone, Copy)]
-pub(super) struct Insn {
+pub(crate) struct Insn {
     ins: Instruction,
     rva: u32,
     imm_addr: bool,
 }
+
+super::engine::pool::pooled!(Insn);
 
 type E<'a, 'b> = &'a Engine<'b, X86>;
 
@@ -143,7 +154,8 @@ impl Arch for X86 {
         let ip = e.image.image_base.wrapping_add(u64::from(start));
         let mut dec = Decoder::with_ip(bitness(e), &bytes[..n], ip, DecoderOptions::NONE);
         let relocs = !e.relocs.is_empty() && e.relocs.any_in(start, start.saturating_add(n as u32));
-        out.reserve((n / 4 + 1).min(MAX_INSNS));
+        // Instructions average under four bytes; room for one per two bytes never regrows.
+        out.reserve((n / 2 + 1).min(MAX_INSNS));
         let mut ins = Instruction::default();
         while dec.can_decode() && out.len() < MAX_INSNS {
             dec.decode_out(&mut ins);
@@ -178,7 +190,7 @@ impl Arch for X86 {
             FlowControl::Next => Flow::Next,
             FlowControl::Call => {
                 let t = target();
-                if t.is_some_and(|t| thunk_no_return(e, t)) {
+                if t.is_some_and(|t| e.no_return_call(t, |t| thunk_no_return(e, t))) {
                     Flow::Stop
                 } else {
                     Flow::Call { target: t }
@@ -273,6 +285,18 @@ impl Arch for X86 {
                     .is_some_and(|t| e.arch.thunks.borrow().contains_key(&t)),
                 _ => true,
             },
+            _ => false,
+        }
+    }
+
+    fn fixed_transfer(i: &Insn) -> bool {
+        let ins = &i.ins;
+        match ins.op0_kind() {
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => true,
+            OpKind::Memory => {
+                let base = ins.memory_base();
+                ins.memory_index() == Register::None && (base.is_ip() || base == Register::None)
+            }
             _ => false,
         }
     }
@@ -423,12 +447,48 @@ impl Arch for X86 {
         // Classify `jmp [slot]`: a thunk if some rel32 reaches it; an unused thunk if it stands
         // alone (lld emits a thunk per import, used or not: `toolchains-and-patterns.md` §1.5);
         // otherwise a tail call inside a function.
+        // With `.pdata` every function is known, so only the calls of these jumps are
+        // looked for (one pass); without it the heuristic function bounds need every call
+        // target anyway.
+        // A jump strictly inside a `.pdata` function is that function's tail call: import
+        // thunks are functions of their own (or have no unwind data at all), and nothing calls
+        // into the middle of a function. Only the other jumps need their callers.
+        let inside_function = |t: u32| {
+            e.image
+                .function_of(t)
+                .is_some_and(|f| f.begin != t && f.begin != t.wrapping_sub(1))
+        };
+        let mut jumps: Vec<u32> = refs
+            .iter()
+            .filter_map(|r| r.1)
+            .filter(|&t| !inside_function(t))
+            .flat_map(|t| [t, t.wrapping_sub(1)])
+            .filter(|&t| t != u32::MAX)
+            .collect();
+        jumps.sort_unstable();
+        jumps.dedup();
+        let targeted = !e.image.functions.is_empty();
+        let jump_callers: HashMap<u32, Vec<u32>> = if jumps.is_empty() {
+            HashMap::new()
+        } else if targeted {
+            let mut m: HashMap<u32, Vec<u32>> = HashMap::new();
+            for (t, src, _) in rel_scan(e, &jumps) {
+                m.entry(t).or_default().push(src);
+            }
+            m
+        } else {
+            jumps
+                .iter()
+                .map(|&t| (t, rel_callers(e, t).into_iter().map(|c| c.0).collect()))
+                .filter(|(_, v): &(u32, Vec<u32>)| !v.is_empty())
+                .collect()
+        };
         let mut roots: Vec<u32> = Vec::new();
         for &(pos, jmp_at, slot) in &refs {
             if let Some(t) = jmp_at {
                 if let Some(t) = [t, t.wrapping_sub(1)]
                     .into_iter()
-                    .find(|&t| t != u32::MAX && has_rel_callers(e, t))
+                    .find(|&t| t != u32::MAX && jump_callers.contains_key(&t))
                 {
                     e.arch.thunks.borrow_mut().insert(t, slot);
                     continue;
@@ -441,8 +501,8 @@ impl Arch for X86 {
         }
         let thunk_list: Vec<u32> = e.arch.thunks.borrow().keys().copied().collect();
         for t in thunk_list {
-            for (src, _) in rel_callers(e, t) {
-                roots.push(src);
+            if let Some(srcs) = jump_callers.get(&t) {
+                roots.extend(srcs.iter().copied());
             }
         }
         let mut bounds: Vec<(u32, u32)> = roots
@@ -469,8 +529,12 @@ impl Arch for X86 {
         })
     }
 
-    fn callers(e: E, target: u32) -> Vec<(u32, bool)> {
-        rel_callers(e, target)
+    fn callers(e: E, targets: &[u32]) -> HashMap<u32, Vec<(u32, bool)>> {
+        let mut out: HashMap<u32, Vec<(u32, bool)>> = HashMap::new();
+        for (t, src, is_call) in rel_scan(e, targets) {
+            out.entry(t).or_default().push((src, is_call));
+        }
+        out
     }
 }
 
@@ -602,24 +666,52 @@ fn scan_slot_refs(e: E) -> Vec<(u32, Option<u32>, u16)> {
                 .then(|| pos.wrapping_sub(2));
             out.push((pos, jmp, idx));
         };
-        // The range test of `at` on 32 positions at a time, without branches (the guess is
-        // the operand plus a per-position addend): only a block with a hit is looked at
-        // position by position.
+        if x64 {
+            // A RIP-relative operand is encoded only as ModRM mod=00 rm=101 followed by its
+            // disp32 (Intel SDM vol. 2, §2.2.1.6): only positions after a byte with
+            // `b & 0xC7 == 0x05` can hold one. They are found eight bytes at a time (a
+            // zero-byte test on `(w & 0xC7..) ^ 0x05..`, which may flag a few extra bytes:
+            // each flagged byte is checked exactly).
+            const M: u64 = 0xC7C7_C7C7_C7C7_C7C7;
+            const F: u64 = 0x0505_0505_0505_0505;
+            const L: u64 = 0x0101_0101_0101_0101;
+            const H: u64 = 0x8080_8080_8080_8080;
+            let n = bytes.len() - 4;
+            let mut check = |k: usize| {
+                if k < n && bytes[k] & 0xC7 == 0x05 {
+                    at(k + 1);
+                }
+            };
+            let mut i = 0;
+            while i + 8 <= n {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[i..i + 8]);
+                let w = u64::from_le_bytes(word);
+                let x = (w & M) ^ F;
+                let mut z = x.wrapping_sub(L) & !x & H;
+                while z != 0 {
+                    check(i + (z.trailing_zeros() / 8) as usize);
+                    z &= z - 1;
+                }
+                i += 8;
+            }
+            for k in i..n {
+                check(k);
+            }
+            continue;
+        }
+        // x86: an absolute address may sit in any operand (disp32, moffs, imm32). The range
+        // test of `at` on 32 positions at a time, without branches: only a block with a hit
+        // is looked at position by position.
         let n = bytes.len() - 3;
         let mut i = 0;
         while i + 32 <= n {
             let chunk = &bytes[i..i + 35];
-            let add0 = if x64 {
-                sec.rva.wrapping_add(i as u32).wrapping_add(4)
-            } else {
-                base32.wrapping_neg()
-            };
-            let step = u32::from(x64);
+            let add0 = base32.wrapping_neg();
             let mut hit = false;
             for j in 0..32 {
                 let d = u32::from_le_bytes([chunk[j], chunk[j + 1], chunk[j + 2], chunk[j + 3]]);
-                let guess = d.wrapping_add(add0).wrapping_add(step * j as u32);
-                hit |= guess.wrapping_sub(lo) <= span;
+                hit |= d.wrapping_add(add0).wrapping_sub(lo) <= span;
             }
             if hit {
                 for j in i..i + 32 {
@@ -635,14 +727,13 @@ fn scan_slot_refs(e: E) -> Vec<(u32, Option<u32>, u16)> {
     out
 }
 
-/// Indexes every `E8`/`E9` rel32 whose target lies in an executable section. Byte-level, so
-/// some entries are not real instructions; every use is confirmed by decoding.
+/// The rel32 index of the image (see [`Rel32`]).
 fn rel32<'a>(e: &'a Engine<'_, X86>) -> &'a Rel32 {
     e.arch.rel32.get_or_init(|| index_rel32(e))
 }
 
 fn index_rel32(e: E) -> Rel32 {
-    let mut rel = Vec::new();
+    let mut raw = Vec::new();
     for &(sec, bytes) in &e.code {
         if bytes.len() < 5 {
             continue;
@@ -658,34 +749,84 @@ fn index_rel32(e: E) -> Rel32 {
                 .iter()
                 .any(|(s, b)| target >= s.rva && target - s.rva < b.len() as u32)
             {
-                rel.push((target, src, bytes[i] == 0xe8));
+                raw.push((target, src, bytes[i] == 0xe8));
             }
         }
     }
-    rel.sort_unstable();
-    let mut starts: Vec<u32> = rel.iter().filter(|r| r.2).map(|r| r.0).collect();
-    starts.extend(e.image.functions.iter().map(|f| f.begin));
-    starts.extend(e.image.exports.iter().map(|x| x.rva));
-    starts.push(e.image.entry_point);
+    Rel32 {
+        raw,
+        by_target: OnceCell::new(),
+    }
+}
+
+/// The known function starts in the executable section at `sec_rva` (`sec_end` its end):
+/// with `.pdata`, the begins and ends of its functions (code outside them lies in the gaps
+/// between), else every call target; and exports and the entry point.
+fn starts_in(e: E, sec_rva: u32, sec_end: u32) -> std::rc::Rc<Vec<u32>> {
+    if let Some(s) = e.arch.starts.borrow().get(&sec_rva) {
+        return s.clone();
+    }
+    let inside = |t: u32| t >= sec_rva && t < sec_end;
+    let mut starts: Vec<u32> = if e.image.functions.is_empty() {
+        rel32(e)
+            .raw
+            .iter()
+            .filter(|x| x.2 && inside(x.0))
+            .map(|x| x.0)
+            .collect()
+    } else {
+        e.image
+            .functions
+            .iter()
+            .map(|f| f.end)
+            .filter(|&t| inside(t))
+            .collect()
+    };
+    starts.extend(
+        e.image
+            .functions
+            .iter()
+            .map(|f| f.begin)
+            .filter(|&t| inside(t)),
+    );
+    starts.extend(e.image.exports.iter().map(|x| x.rva).filter(|&t| inside(t)));
+    if inside(e.image.entry_point) {
+        starts.push(e.image.entry_point);
+    }
     starts.sort_unstable();
     starts.dedup();
-    Rel32 { rel, starts }
+    let starts = std::rc::Rc::new(starts);
+    e.arch.starts.borrow_mut().insert(sec_rva, starts.clone());
+    starts
+}
+
+/// The rel32 whose target is one of `targets` (sorted), as (target, source, is_call), in
+/// source order.
+fn rel_scan(e: E, targets: &[u32]) -> Vec<(u32, u32, bool)> {
+    let (Some(&lo), Some(&hi)) = (targets.first(), targets.last()) else {
+        return Vec::new();
+    };
+    rel32(e)
+        .raw
+        .iter()
+        .filter(|r| r.0 >= lo && r.0 <= hi && targets.binary_search(&r.0).is_ok())
+        .copied()
+        .collect()
 }
 
 fn rel_callers(e: E, target: u32) -> Vec<(u32, bool)> {
-    let rel = &rel32(e).rel;
+    let r = rel32(e);
+    let rel = r.by_target.get_or_init(|| {
+        let mut v = r.raw.clone();
+        v.sort_unstable();
+        v
+    });
     let i = rel.partition_point(|r| r.0 < target);
     rel[i..]
         .iter()
         .take_while(|r| r.0 == target)
         .map(|r| (r.1, r.2))
         .collect()
-}
-
-fn has_rel_callers(e: E, target: u32) -> bool {
-    let rel = &rel32(e).rel;
-    let i = rel.partition_point(|r| r.0 < target);
-    rel.get(i).is_some_and(|r| r.0 == target)
 }
 
 /// Whether a `jmp [slot]` at `t` nobody calls is an unused import thunk rather than a tail
@@ -722,7 +863,7 @@ fn function_bounds(e: E, rva: u32) -> Option<(u32, u32)> {
         .iter()
         .find(|(s, b)| rva >= s.rva && rva - s.rva < b.len() as u32)?;
     let sec_end = sec.rva.wrapping_add(bytes.len() as u32);
-    let starts = &rel32(e).starts;
+    let starts = starts_in(e, sec.rva, sec_end);
     let i = starts.partition_point(|&s| s <= rva);
     let mut lo = i
         .checked_sub(1)
@@ -776,7 +917,12 @@ fn region_cuts(e: E, lo: u32, hi: u32) -> Vec<u32> {
     // (`xor eax,eax; inc eax; ret` then `mov esp,[ebp-18h]`) straight after their function's
     // code. So the code must also follow padding, be a known start, or open with a prologue
     // (`mov edi,edi`, `push ebp`).
-    let starts = &rel32(e).starts;
+    let starts = e
+        .code
+        .iter()
+        .find(|(s, b)| lo >= s.rva && lo - s.rva < b.len() as u32)
+        .map(|(s, b)| starts_in(e, s.rva, s.rva.wrapping_add(b.len() as u32)))
+        .unwrap_or_default();
     let mut cuts = vec![lo];
     let mut after_end = false;
     let mut padded = false;
@@ -842,7 +988,7 @@ fn get_reg(e: E, st: &State, r: Register) -> Val {
     let v = st.regs[n];
     match part {
         Part::Full => v,
-        Part::Low(z) => super::engine::state::view(v, z, X86::ptr(e), &mut e.sets.borrow_mut()),
+        Part::Low(z) => super::engine::state::view_in(v, z, X86::ptr(e), &e.sets),
         Part::High8 => e.sets.borrow_mut().map(v, |x| (x >> 8) & 0xff),
     }
 }
@@ -853,13 +999,17 @@ fn set_reg(e: E, st: &mut State, r: Register, v: Val) {
     };
     let new = match part {
         Part::Full if !e.arch.x64 => match v {
-            Val::Const(..) | Val::Set(..) | Val::Runtime(..) => v.view(4, &mut e.sets.borrow_mut()),
+            Val::Const(..) | Val::Set(..) | Val::Runtime(..) => {
+                super::engine::state::view_in(v, 4, 4, &e.sets)
+            }
             v => v,
         },
         Part::Full => v,
         // A 32-bit write zero-extends on x64.
         Part::Low(4) => match v {
-            Val::Const(..) | Val::Set(..) | Val::Runtime(..) => v.view(4, &mut e.sets.borrow_mut()),
+            Val::Const(..) | Val::Set(..) | Val::Runtime(..) => {
+                super::engine::state::view_in(v, 4, 8, &e.sets)
+            }
             Val::Param(p, _) => Val::Param(p, true),
             _ => Val::Unknown,
         },
@@ -921,15 +1071,27 @@ fn mem_addr(e: E, st: &State, ins: &Instruction) -> MemAddr {
     let wrap = |va: u64| if x64 { va } else { va & 0xffff_ffff };
     let scale = u64::from(ins.memory_index_scale());
     let disp = displacement(e, ins);
-    // The index as one or several offsets.
-    let idx: Vec<u64> = if index == Register::None {
-        vec![0]
+    // The index as one offset or, from a set, several.
+    let mut many: Option<Vec<u64>> = None;
+    let one: u64 = if index == Register::None {
+        0
     } else {
-        let v = get_reg(e, st, index);
-        e.note_param(v);
-        match e.sets.borrow().constants(v) {
-            Some((c, _)) => c.iter().map(|&x| x.wrapping_mul(scale)).collect(),
-            None => return MemAddr::Unknown,
+        match get_reg(e, st, index) {
+            Val::Const(x, _) => x.wrapping_mul(scale),
+            v @ Val::Set(..) => {
+                let c = e
+                    .sets
+                    .borrow()
+                    .constants(v)
+                    .map(|c| c.0)
+                    .unwrap_or_default();
+                many = Some(c.iter().map(|&x| x.wrapping_mul(scale)).collect());
+                0
+            }
+            v => {
+                e.note_param(v);
+                return MemAddr::Unknown;
+            }
         }
     };
     let base_va: Option<u64> = if base == Register::None {
@@ -941,10 +1103,10 @@ fn mem_addr(e: E, st: &State, ins: &Instruction) -> MemAddr {
     } else {
         match get_reg(e, st, base) {
             Val::Stack(ep, o) => {
-                if idx.len() != 1 {
+                if many.is_some() {
                     return MemAddr::Unknown;
                 }
-                let off = i64::from(o).wrapping_add(disp).wrapping_add(idx[0] as i64);
+                let off = i64::from(o).wrapping_add(disp).wrapping_add(one as i64);
                 return match i32::try_from(off) {
                     Ok(off) => MemAddr::Stack(ep, off),
                     Err(_) => MemAddr::Unknown,
@@ -963,10 +1125,9 @@ fn mem_addr(e: E, st: &State, ins: &Instruction) -> MemAddr {
     let Some(b) = base_va else {
         return MemAddr::Unknown;
     };
-    if idx.len() == 1 {
-        MemAddr::Abs(wrap(b.wrapping_add(idx[0])))
-    } else {
-        MemAddr::Many(idx.iter().map(|&i| wrap(b.wrapping_add(i))).collect())
+    match many {
+        None => MemAddr::Abs(wrap(b.wrapping_add(one))),
+        Some(idx) => MemAddr::Many(idx.iter().map(|&i| wrap(b.wrapping_add(i))).collect()),
     }
 }
 
@@ -1002,7 +1163,7 @@ fn store(e: E, st: &mut State, addr: &MemAddr, size: usize, v: Val) {
     match *addr {
         MemAddr::Stack(ep, o) => {
             let size = size.clamp(1, 8) as u8;
-            let v = super::engine::state::view(v, size, ptr, &mut e.sets.borrow_mut());
+            let v = super::engine::state::view_in(v, size, ptr, &e.sets);
             st.store(ep, o, size, v);
         }
         MemAddr::Abs(_) | MemAddr::Many(_) => st.escape(v),
@@ -1058,7 +1219,7 @@ fn write_op0(e: E, st: &mut State, ins: &Instruction, v: Val) {
             let r = ins.op0_register();
             let v = match v {
                 Val::Const(..) | Val::Set(..) | Val::Runtime(..) => {
-                    v.view(r.size() as u8, &mut e.sets.borrow_mut())
+                    super::engine::state::view_in(v, r.size() as u8, 8, &e.sets)
                 }
                 v => v,
             };
@@ -1310,7 +1471,7 @@ fn step_inner(e: E, st: &mut State, i: &Insn, k: u32) -> bool {
                 {
                     Val::Unknown
                 } else {
-                    super::engine::state::view(v, size, X86::ptr(e), &mut e.sets.borrow_mut())
+                    super::engine::state::view_in(v, size, X86::ptr(e), &e.sets)
                 };
                 st.store(ep, o, size, v);
             }
@@ -1662,14 +1823,13 @@ fn after_call(e: E, st: &mut State, i: &Insn, k: u32) -> bool {
         st.escape(v);
     }
     if let Val::Stack(ep, o) = st.regs[RSP] {
-        let outgoing: Vec<Val> = st
-            .slots
-            .iter()
-            .filter(|s| s.epoch == ep && s.off >= o && i64::from(s.off) < i64::from(o) + 0x60)
-            .map(|s| s.val)
-            .collect();
-        for v in outgoing {
-            st.escape(v);
+        let mut k = 0;
+        while k < st.slots.len() {
+            let s = st.slots[k];
+            if s.epoch == ep && s.off >= o && i64::from(s.off) < i64::from(o) + 0x60 {
+                st.escape(s.val);
+            }
+            k += 1;
         }
     }
     st.clobber_escaped();
@@ -1734,7 +1894,7 @@ fn callee_of(e: E, st: &State, ins: &Instruction) -> (Option<&'static ApiSpec>, 
         },
         OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
             let t = e.rva_of(ins.near_branch_target());
-            if t.is_some_and(|t| thunk_no_return(e, t)) {
+            if t.is_some_and(|t| e.no_return_call(t, |t| thunk_no_return(e, t))) {
                 return (None, true);
             }
             t.and_then(|t| e.arch.thunks.borrow().get(&t).copied())
@@ -1750,15 +1910,16 @@ fn callee_of(e: E, st: &State, ins: &Instruction) -> (Option<&'static ApiSpec>, 
 /// Any other instruction: every register it writes becomes unknown, and any stack slot it
 /// writes too.
 fn clobber(e: E, st: &mut State, ins: &Instruction, k: u32) {
-    let (regs, mem_write, implicit_write): (Vec<Register>, bool, bool) = {
+    // The registers it writes, as a bit set (no allocation per instruction).
+    let (written, mem_write, implicit_write): (u32, bool, bool) = {
         let mut f = e.arch.info.borrow_mut();
         let info = f.info(ins);
-        let regs = info
-            .used_registers()
-            .iter()
-            .filter(|u| writes(u.access()))
-            .map(|u| u.register())
-            .collect();
+        let mut written = 0u32;
+        for u in info.used_registers().iter().filter(|u| writes(u.access())) {
+            if let Some((n, _)) = reg_part(e, u.register()) {
+                written |= 1 << n;
+            }
+        }
         let mut mem_write = false;
         let mut implicit = false;
         for m in info.used_memory() {
@@ -1769,16 +1930,12 @@ fn clobber(e: E, st: &mut State, ins: &Instruction, k: u32) {
                 }
             }
         }
-        (regs, mem_write, implicit)
+        (written, mem_write, implicit)
     };
-    let mut sp_written = false;
-    for r in regs {
-        if let Some((n, _)) = reg_part(e, r) {
-            if n == RSP {
-                sp_written = true;
-            } else {
-                st.set(n, Val::Unknown);
-            }
+    let sp_written = written & (1 << RSP) != 0;
+    for n in 0..16 {
+        if n != RSP && written & (1 << n) != 0 {
+            st.set(n, Val::Unknown);
         }
     }
     // Any instruction interpreted nowhere above may change the flags.

@@ -55,7 +55,7 @@ impl Cfg {
     ) -> Cfg {
         let n = rvas.len();
         let index = |rva: u32| rvas.binary_search(&rva).ok();
-        let mut leader = vec![false; n];
+        let mut leader: Vec<bool> = super::pool::filled(n, false);
         if n > 0 {
             leader[0] = true;
         }
@@ -64,7 +64,8 @@ impl Cfg {
             leader[e] = true;
         }
         let mut unknown_edges = false;
-        let flows: Vec<Flow> = (0..n).map(&flow).collect();
+        let mut flows: Vec<Flow> = super::pool::take_with(n);
+        flows.extend((0..n).map(&flow));
         for (k, f) in flows.iter().enumerate() {
             let ends = match *f {
                 Flow::Next | Flow::Call { .. } => false,
@@ -89,18 +90,20 @@ impl Cfg {
                 leader[k + 1] = true;
             }
         }
-        let starts: Vec<usize> = (0..n).filter(|&k| leader[k]).collect();
-        let nb = starts.len();
-        let mut block_of = vec![u32::MAX; n];
-        for (b, &s) in starts.iter().enumerate() {
-            block_of[s] = b as u32;
+        let mut blocks: Vec<Block> = Vec::new();
+        for (k, _) in leader.iter().enumerate().take(n).filter(|(_, l)| **l) {
+            if let Some(last) = blocks.last_mut() {
+                last.end = k as u32;
+            }
+            blocks.push(Block {
+                start: k as u32,
+                end: n as u32,
+            });
         }
-        let blocks: Vec<Block> = (0..nb)
-            .map(|b| Block {
-                start: starts[b] as u32,
-                end: starts.get(b + 1).copied().unwrap_or(n) as u32,
-            })
-            .collect();
+        super::pool::give(leader);
+        let nb = blocks.len();
+        // The block starting at instruction `t` (a leader).
+        let block_of = |t: usize| blocks.partition_point(|b| (b.start as usize) < t) as u32;
         // Which entry segment an instruction belongs to (multi-entry regions): a jump onto
         // another entry is a tail call.
         let mut sorted_entries = entry_idx.clone();
@@ -129,7 +132,7 @@ impl Cfg {
                     }
                     if inside(target) {
                         if let Some(t) = index(target) {
-                            add(block_of[t], Edge::Taken, &mut succ);
+                            add(block_of(t), Edge::Taken, &mut succ);
                         }
                     }
                 }
@@ -141,7 +144,7 @@ impl Cfg {
                             let tail = sorted_entries.binary_search(&t).is_ok()
                                 && segment(t) != segment(last);
                             if !tail {
-                                add(block_of[t], Edge::Taken, &mut succ);
+                                add(block_of(t), Edge::Taken, &mut succ);
                             }
                         }
                     }
@@ -165,9 +168,10 @@ impl Cfg {
                 fill[t as usize] += 1;
             }
         }
+        super::pool::give(flows);
         let mut is_entry = vec![false; nb];
         for &e in &entry_idx {
-            is_entry[block_of[e] as usize] = true;
+            is_entry[block_of(e) as usize] = true;
         }
         let mut cfg = Cfg {
             blocks,
@@ -203,14 +207,16 @@ impl Cfg {
             .saturating_sub(1)
     }
 
-    /// Reverse post-order from the entries, then from each block nothing reached yet (in
-    /// address order), which becomes a root: nothing visible enters it from the entries (no
-    /// predecessor at all, or only blocks as unreachable as itself).
+    /// Reverse post-order of a depth-first search from the entries, then from each block
+    /// nothing reached yet (in address order), which becomes a root: nothing visible enters it
+    /// from the entries (no predecessor at all, or only blocks as unreachable as itself). The
+    /// order is the reverse of the whole search's post-order, so a block reached from several
+    /// trees (the common exit of a jump table's cases, which are roots) comes after every
+    /// predecessor outside a cycle, whichever tree it was first found in.
     fn order(&mut self) {
         let nb = self.blocks.len();
         let mut seen = vec![false; nb];
-        let mut rpo_list: Vec<u32> = Vec::with_capacity(nb);
-        let mut tree: Vec<u32> = Vec::new();
+        let mut post: Vec<u32> = Vec::with_capacity(nb);
         let mut stack: Vec<(u32, u32)> = Vec::new();
         let starts: Vec<usize> = (0..nb).filter(|&b| self.is_entry[b]).chain(0..nb).collect();
         for s in starts {
@@ -222,7 +228,6 @@ impl Cfg {
             }
             seen[s] = true;
             stack.push((s as u32, 0));
-            tree.clear();
             while let Some(&mut (b, ref mut i)) = stack.last_mut() {
                 let next = self.succs(b as usize).get(*i as usize).copied();
                 match next {
@@ -234,14 +239,13 @@ impl Cfg {
                         }
                     }
                     None => {
-                        tree.push(b);
+                        post.push(b);
                         stack.pop();
                     }
                 }
             }
-            rpo_list.extend(tree.iter().rev());
         }
-        for (pos, &b) in rpo_list.iter().enumerate() {
+        for (pos, &b) in post.iter().rev().enumerate() {
             self.rpo[b as usize] = pos as u32;
         }
     }

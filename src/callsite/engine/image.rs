@@ -32,6 +32,8 @@ pub(crate) struct Slot {
 /// Every import slot of the image, sorted by RVA, with a cheap range test for the pool ones.
 pub(crate) struct Imports {
     slots: Vec<Slot>,
+    /// Some import does not return (a direct call may need checking for a thunk of it).
+    pub any_no_return: bool,
     pool_lo: u32,
     pool_hi: u32,
     pool_count: usize,
@@ -60,6 +62,7 @@ impl Imports {
             .map(|s| s.rva)
             .collect();
         Imports {
+            any_no_return: slots.iter().any(|s| s.no_return),
             pool_lo: pool.first().copied().unwrap_or(u32::MAX),
             pool_hi: pool.last().copied().unwrap_or(0),
             pool_count: pool.len(),

@@ -20,6 +20,7 @@ pub(crate) mod bounds;
 pub(crate) mod cfg;
 pub(crate) mod flow;
 pub(crate) mod image;
+pub(crate) mod pool;
 pub(crate) mod solve;
 pub(crate) mod state;
 pub(crate) mod value;
@@ -44,7 +45,7 @@ use value::{How, ParamLoc, Sets, Val, NO_GLOBAL};
 /// field holds the architecture's own per-image data.
 pub(crate) trait Arch: Sized {
     /// A decoded instruction.
-    type Insn: Copy;
+    type Insn: Copy + pool::Pooled;
 
     /// The stack pointer's register number.
     fn sp(e: &Engine<'_, Self>) -> usize;
@@ -67,6 +68,9 @@ pub(crate) trait Arch: Sized {
 
     /// Whether `i` may transfer control to a pool API in some state (a cheap pre-filter).
     fn may_transfer(e: &Engine<'_, Self>, i: &Self::Insn) -> bool;
+    /// Whether what [`Arch::transfer`] finds at `i` does not depend on the state (a call
+    /// through a fixed import slot, a direct call of a thunk).
+    fn fixed_transfer(i: &Self::Insn) -> bool;
     /// The pool API `i` transfers control to in state `st`, and how; `first_of_root`: `i`
     /// opens a block nothing reaches (an import thunk's own jump is not a site).
     fn transfer(
@@ -89,18 +93,22 @@ pub(crate) trait Arch: Sized {
     fn discover(e: &Engine<'_, Self>) -> Vec<Extent>;
     /// The function (or region) holding `rva`.
     fn extent_of(e: &Engine<'_, Self>, rva: u32) -> Option<Extent>;
-    /// The direct calls and jumps to `target`: (RVA of the instruction, is a call).
-    fn callers(e: &Engine<'_, Self>, target: u32) -> Vec<(u32, bool)>;
+    /// The direct calls and jumps to each of `targets` (sorted): target → (RVA of the
+    /// instruction, is a call). Asked once per image, for every wrapper at once.
+    fn callers(e: &Engine<'_, Self>, targets: &[u32]) -> HashMap<u32, Vec<(u32, bool)>>;
 }
 
 /// One decoded function with its graph and the entry states solved so far.
-pub(crate) struct Func<I> {
+pub(crate) struct Func<I: pool::Pooled> {
     pub ext: Extent,
     pub insns: Vec<I>,
     pub rvas: Vec<u32>,
     pub cfg: Cfg,
     /// Blocks holding an instruction [`Arch::may_transfer`] accepts.
     cand: Vec<bool>,
+    /// Candidate blocks whose sites need the solved entry state (the others are settled by
+    /// their own code: [`Engine::quick_sites`]).
+    need: RefCell<Vec<bool>>,
     sol: RefCell<Option<Sol>>,
     solves: Cell<u32>,
     /// A branch, select or table index of the function depends on one of its parameters,
@@ -122,9 +130,22 @@ struct Sol {
     wanted: Vec<bool>,
 }
 
-impl<I> Func<I> {
+impl<I: pool::Pooled> Func<I> {
     pub(crate) fn index_of(&self, rva: u32) -> Option<usize> {
         self.rvas.binary_search(&rva).ok()
+    }
+}
+
+impl<I: pool::Pooled> Drop for Func<I> {
+    /// The large buffers go back to the thread's pool for the next image.
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.insns));
+        pool::give(std::mem::take(&mut self.rvas));
+        if let Some(s) = self.sol.get_mut().take() {
+            pool::give(s.ins);
+            pool::give(s.solved);
+            pool::give(s.wanted);
+        }
     }
 }
 
@@ -152,6 +173,9 @@ pub(crate) struct Engine<'a, A: Arch> {
     site_starts: RefCell<Vec<u32>>,
     /// Parameters a branch, select or table index depended on in the solve running now.
     param_uses: RefCell<Vec<ParamLoc>>,
+    /// Direct call targets already checked for being a thunk of a function that does not
+    /// return.
+    no_return_at: RefCell<HashMap<u32, bool>>,
     shortcut: bool,
 }
 
@@ -168,6 +192,7 @@ impl<'a, A: Arch> Engine<'a, A> {
             funcs: RefCell::new(HashMap::new()),
             site_starts: RefCell::new(Vec::new()),
             param_uses: RefCell::new(Vec::new()),
+            no_return_at: RefCell::new(HashMap::new()),
             shortcut,
         }
     }
@@ -176,6 +201,20 @@ impl<'a, A: Arch> Engine<'a, A> {
     pub(crate) fn rva_of(&self, va: u64) -> Option<u32> {
         let r = va.checked_sub(self.image.image_base)?;
         (r < u64::from(self.image.size_of_image.max(1))).then_some(r as u32)
+    }
+
+    /// Whether a direct call to `target` never returns (`check`: the architecture's test for
+    /// a thunk of such an import), remembered per target.
+    pub(crate) fn no_return_call(&self, target: u32, check: impl FnOnce(u32) -> bool) -> bool {
+        if !self.imports.any_no_return {
+            return false;
+        }
+        if let Some(&v) = self.no_return_at.borrow().get(&target) {
+            return v;
+        }
+        let v = check(target);
+        self.no_return_at.borrow_mut().insert(target, v);
+        v
     }
 
     /// Notes that a branch, select or index depends on `v` (when it is a parameter).
@@ -225,22 +264,58 @@ impl<'a, A: Arch> Engine<'a, A> {
         extents.sort_by_key(|x| x.begin);
         extents.dedup_by_key(|x| x.begin);
         *self.site_starts.borrow_mut() = extents.iter().map(|x| x.begin).collect();
-        let mut out = Vec::new();
+        let mut found: Vec<(Rc<Func<A::Insn>>, FoundSite)> = Vec::new();
         for ext in &extents {
             let Some(f) = self.function(ext) else {
                 continue;
             };
-            self.ensure_solved(&f, None);
-            let sites = {
-                let sol = f.sol.borrow();
-                self.sites_in(&f, &sol.as_ref().expect("solution present").ins)
-            };
-            for site in sites {
-                self.emit(&f, site, &mut out);
+            if self.shortcut {
+                let quick = self.quick_sites(&f);
+                found.extend(quick.into_iter().map(|s| (f.clone(), s)));
             }
+            if f.need.borrow().iter().any(|&n| n) {
+                self.ensure_solved(&f, None);
+                let sites = {
+                    let sol = f.sol.borrow();
+                    self.sites_in(&f, &sol.as_ref().expect("solution present").ins)
+                };
+                found.extend(sites.into_iter().map(|s| (f.clone(), s)));
+            }
+        }
+        // The callers of every wrapper, found in one pass over the code.
+        let mut targets: Vec<u32> = found
+            .iter()
+            .filter(|(f, s)| self.wants_callers(f, s).is_some())
+            .filter_map(|(_, s)| s.function)
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let callers = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            A::callers(self, &targets)
+        };
+        let mut out = Vec::new();
+        for (f, site) in found {
+            self.emit(&f, site, &callers, &mut out);
         }
         self.fill_tag_values(&mut out);
         out
+    }
+
+    /// Whether a site's arguments depend on its function's parameters: `Some(specialise)`,
+    /// where `specialise` says the function is to be solved again with a caller's constants
+    /// (it branches on a parameter and some argument is not one value); `None` when the
+    /// callers add nothing.
+    fn wants_callers(&self, f: &Func<A::Insn>, site: &FoundSite) -> Option<bool> {
+        let has_param = site.args.iter().any(|(_, v)| matches!(v, Val::Param(..)));
+        let open = site
+            .args
+            .iter()
+            .any(|(_, v)| matches!(v, Val::Set(..) | Val::Unknown));
+        let specialise =
+            open && !f.params_used.borrow().is_empty() && f.insns.len() <= MAX_SPECIALISED_INSNS;
+        (has_param || specialise).then_some(specialise)
     }
 
     // ----- functions ------------------------------------------------------------------------
@@ -256,12 +331,14 @@ impl<'a, A: Arch> Engine<'a, A> {
     }
 
     fn build(&self, ext: &Extent) -> Option<Func<A::Insn>> {
-        let mut insns = Vec::new();
+        let mut insns = pool::take();
         A::decode(self, ext.begin, ext.end, &mut insns);
         if insns.is_empty() {
+            pool::give(insns);
             return None;
         }
-        let rvas: Vec<u32> = insns.iter().map(A::rva).collect();
+        let mut rvas: Vec<u32> = pool::take_with(insns.len());
+        rvas.extend(insns.iter().map(A::rva));
         let (begin, end) = (ext.begin, ext.end);
         let cfg = Cfg::build(
             &rvas,
@@ -269,22 +346,23 @@ impl<'a, A: Arch> Engine<'a, A> {
             |t| t >= begin && t < end,
             &ext.entries,
         );
-        let cand = cfg
+        let cand: Vec<bool> = cfg
             .blocks
             .iter()
             .map(|b| (b.start..b.end).any(|k| A::may_transfer(self, &insns[k as usize])))
             .collect();
-        let nb = cfg.len();
         Some(Func {
             ext: ext.clone(),
             insns,
             rvas,
             cfg,
+            need: RefCell::new(cand.clone()),
             cand,
+            // Filled by the first solve (many functions are never solved).
             sol: RefCell::new(Some(Sol {
-                ins: vec![None; nb],
-                solved: vec![false; nb],
-                wanted: vec![false; nb],
+                ins: Vec::new(),
+                solved: Vec::new(),
+                wanted: Vec::new(),
             })),
             solves: Cell::new(0),
             params_used: RefCell::new(Vec::new()),
@@ -305,20 +383,27 @@ impl<'a, A: Arch> Engine<'a, A> {
         let at_block = at.map(|k| f.cfg.block_of(k));
         let mut sol = f.sol.borrow_mut();
         let s = sol.as_mut().expect("solution present");
-        let missing = (sites && (0..nb).any(|b| f.cand[b] && !s.solved[b]))
-            || at_block.is_some_and(|b| !s.solved[b]);
+        let need = f.need.borrow();
+        let solved = |b: usize| s.solved.get(b).copied().unwrap_or(false);
+        let missing = (sites && (0..nb).any(|b| need[b] && !solved(b)))
+            || at_block.is_some_and(|b| !solved(b));
         if missing {
-            let mut want = s.wanted.clone();
+            let mut want = if s.wanted.is_empty() {
+                vec![false; nb]
+            } else {
+                s.wanted.clone()
+            };
             if sites {
-                for (w, &c) in want.iter_mut().zip(&f.cand) {
+                for (w, &c) in want.iter_mut().zip(need.iter()) {
                     *w |= c;
                 }
             }
             if let Some(b) = at_block {
                 want[b] = true;
             }
-            if f.solves.get() >= 2 {
-                // Asked again and again (a caller of several wrappers): solve it all.
+            if f.solves.get() >= 1 {
+                // Asked again (a caller of several wrappers, a wrapper's caller that is also
+                // searched for sites): solve it all once rather than piece by piece.
                 want = vec![true; nb];
             }
             f.solves.set(f.solves.get() + 1);
@@ -331,8 +416,8 @@ impl<'a, A: Arch> Engine<'a, A> {
                     used.push(p);
                 }
             }
-            s.ins = solution.ins;
-            s.solved = solution.active;
+            pool::give(std::mem::replace(&mut s.ins, solution.ins));
+            pool::give(std::mem::replace(&mut s.solved, solution.active));
             s.wanted = want;
         }
     }
@@ -651,11 +736,74 @@ impl<'a, A: Arch> Engine<'a, A> {
 
     // ----- sites ----------------------------------------------------------------------------
 
-    /// Every pool-API transfer in the candidate blocks of `f` with entry states `ins`.
+    /// The sites of the candidate blocks that settle themselves: every transfer in them is
+    /// fixed ([`Arch::fixed_transfer`]) and every argument of each is a constant computed
+    /// from the block's own code, stepped from nothing known. Such a constant does not depend
+    /// on how the block is entered, so it is what solving the function gives there, and the
+    /// block needs no solving (the others stay in `need`).
+    fn quick_sites(&self, f: &Func<A::Insn>) -> Vec<FoundSite> {
+        let mut out = Vec::new();
+        let mut need = f.need.borrow_mut();
+        'blocks: for (b, blk) in f.cfg.blocks.iter().enumerate() {
+            if !f.cand[b] {
+                continue;
+            }
+            let (start, end) = (blk.start as usize, blk.end as usize);
+            let Some(last) = (start..end)
+                .rev()
+                .find(|&k| A::may_transfer(self, &f.insns[k]))
+            else {
+                continue;
+            };
+            let mut st = State::unknown(A::sp(self), solve::EPOCH_BLOCK + b as u32);
+            st.escaped_all = true;
+            let mut found = Vec::new();
+            for k in start..=last {
+                let insn = &f.insns[k];
+                if A::may_transfer(self, insn) && !A::fixed_transfer(insn) {
+                    continue 'blocks;
+                }
+                let first_of_root = k == start
+                    && (f.cfg.is_root[b] || f.cfg.is_entry[b])
+                    && f.cfg.preds(b).is_empty();
+                if let Some((api, reach)) = A::transfer(self, &st, insn, first_of_root) {
+                    let tail = reach == Reach::TailJump;
+                    let mut args = Vec::with_capacity(api.params.len());
+                    for (i, p) in api.params.iter().enumerate() {
+                        if p.role == Role::Other {
+                            continue;
+                        }
+                        let v = A::arg(self, &st, api, i + 1, tail);
+                        if !matches!(v, Val::Const(..) | Val::Runtime(..)) {
+                            continue 'blocks;
+                        }
+                        args.push((p.role, v));
+                    }
+                    found.push(FoundSite {
+                        rva: f.rvas[k],
+                        api,
+                        reach,
+                        function: self.function_of(f, k),
+                        args,
+                    });
+                }
+                if !A::step(self, &mut st, insn, k as u32) {
+                    continue 'blocks;
+                }
+            }
+            need[b] = false;
+            out.extend(found);
+        }
+        out
+    }
+
+    /// Every pool-API transfer in the candidate blocks of `f` that need a solved state, with
+    /// entry states `ins`.
     fn sites_in(&self, f: &Func<A::Insn>, ins: &[Option<State>]) -> Vec<FoundSite> {
         let mut out = Vec::new();
+        let need = f.need.borrow();
         for (b, blk) in f.cfg.blocks.iter().enumerate() {
-            if !f.cand[b] {
+            if !need[b] {
                 continue;
             }
             let Some(Some(entry)) = ins.get(b) else {
@@ -702,19 +850,18 @@ impl<'a, A: Arch> Engine<'a, A> {
 
     /// Adds the site and, when an argument depends on the enclosing function's parameters,
     /// one site per caller with the caller's values.
-    fn emit(&self, f: &Rc<Func<A::Insn>>, site: FoundSite, out: &mut Vec<CallSite>) {
+    fn emit(
+        &self,
+        f: &Rc<Func<A::Insn>>,
+        site: FoundSite,
+        callers: &HashMap<u32, Vec<(u32, bool)>>,
+        out: &mut Vec<CallSite>,
+    ) {
         let own = self.call_site(&site, None, &site.args);
-        let has_param = site.args.iter().any(|(_, v)| matches!(v, Val::Param(..)));
-        let open = site
-            .args
-            .iter()
-            .any(|(_, v)| matches!(v, Val::Set(..) | Val::Unknown));
-        let specialise =
-            open && !f.params_used.borrow().is_empty() && f.insns.len() <= MAX_SPECIALISED_INSNS;
-        if has_param || specialise {
-            if let Some(func) = site.function {
-                self.resolve_callers(f, &site, func, has_param, specialise, out);
-            }
+        if let (Some(specialise), Some(func)) = (self.wants_callers(f, &site), site.function) {
+            let has_param = site.args.iter().any(|(_, v)| matches!(v, Val::Param(..)));
+            let list = callers.get(&func).map_or(&[][..], |v| v.as_slice());
+            self.resolve_callers(f, &site, func, list, has_param, specialise, out);
         }
         out.push(own);
     }
@@ -743,17 +890,19 @@ impl<'a, A: Arch> Engine<'a, A> {
         need
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn resolve_callers(
         &self,
         f: &Rc<Func<A::Insn>>,
         site: &FoundSite,
         func: u32,
+        callers: &[(u32, bool)],
         has_param: bool,
         specialise: bool,
         out: &mut Vec<CallSite>,
     ) {
         let need = self.needed_params(f, site, specialise);
-        for (src, is_call) in A::callers(self, func).into_iter().take(MAX_CALLERS) {
+        for &(src, is_call) in callers.iter().take(MAX_CALLERS) {
             let Some(cext) = A::extent_of(self, src) else {
                 continue;
             };
@@ -893,6 +1042,8 @@ impl<'a, A: Arch> Engine<'a, A> {
         let solution = self.solve(f, &want, &entry, false);
         *self.param_uses.borrow_mut() = saved;
         let sites = Rc::new(self.sites_in(f, &solution.ins));
+        pool::give(solution.ins);
+        pool::give(solution.active);
         f.specialised.borrow_mut().insert(key, sites.clone());
         Some(sites)
     }

@@ -18,7 +18,7 @@ use std::collections::BinaryHeap;
 
 use super::bounds::VISITS_PER_BLOCK;
 use super::cfg::{Cfg, Edge};
-use super::state::{join, widen, JoinCtx, State};
+use super::state::{join_into, widen, JoinCtx, State};
 use super::value::Sets;
 
 /// Epochs of block entries where paths disagree about the stack pointer (instruction-derived
@@ -33,6 +33,15 @@ pub(crate) enum Refined {
     Infeasible,
     /// The state along this edge.
     Changed(Box<State>),
+}
+
+/// Where an input of a block's join comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Entry,
+    Unknown,
+    Out(usize),
+    Changed(usize),
 }
 
 /// The entry states found.
@@ -61,7 +70,8 @@ pub(crate) fn solve(
     mut refine: impl FnMut(&State, usize, Edge) -> Refined,
 ) -> Solution {
     let nb = cfg.len();
-    let mut active = want.to_vec();
+    let mut active: Vec<bool> = super::pool::take_with(nb);
+    active.extend_from_slice(want);
     let mut stack: Vec<usize> = (0..nb).filter(|&b| active[b]).collect();
     while let Some(x) = stack.pop() {
         for &(p, _) in cfg.preds(x) {
@@ -73,9 +83,9 @@ pub(crate) fn solve(
     }
     let n_active = active.iter().filter(|&&a| a).count();
     let mut budget = n_active.saturating_mul(VISITS_PER_BLOCK) + 64;
-    let mut ins: Vec<Option<State>> = vec![None; nb];
-    let mut outs: Vec<Option<State>> = vec![None; nb];
-    let mut queued = vec![false; nb];
+    let mut ins: Vec<Option<State>> = super::pool::filled(nb, None);
+    let mut outs: Vec<Option<State>> = super::pool::filled(nb, None);
+    let mut queued: Vec<bool> = super::pool::filled(nb, false);
     let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
     for b in 0..nb {
         if active[b] && (cfg.is_entry[b] || cfg.is_root[b]) {
@@ -84,7 +94,11 @@ pub(crate) fn solve(
         }
     }
     let mut changed_inputs: Vec<State> = Vec::new();
-    let mut seeded = vec![false; nb];
+    let mut scratch = State::unknown(cx.sp, 0);
+    let mut alt = State::unknown(cx.sp, 0);
+    let mut plan: Vec<Input> = Vec::new();
+    let mut unknown = State::unknown(cx.sp, 0);
+    let mut seeded: Vec<bool> = super::pool::filled(nb, false);
     let order: Vec<usize> = if seed {
         let mut o: Vec<usize> = (0..nb).filter(|&b| active[b]).collect();
         o.sort_by_key(|&b| cfg.rpo[b]);
@@ -118,65 +132,110 @@ pub(crate) fn solve(
                     *s = Some(State::unknown(cx.sp, EPOCH_BLOCK + i as u32));
                 }
             }
+            super::pool::give(outs);
+            super::pool::give(queued);
+            super::pool::give(seeded);
             return Solution { ins, active };
         }
         budget -= 1;
         let epoch = EPOCH_BLOCK + b as u32;
-        let unknown;
-        let mut inputs: Vec<&State> = Vec::with_capacity(cfg.preds(b).len() + 1);
-        changed_inputs.clear();
-        // Refined edge states are built first (they must outlive the borrow of `inputs`).
-        let mut plan: Vec<(usize, bool)> = Vec::with_capacity(cfg.preds(b).len());
+        // The inputs, as places: refined edge states go to `changed_inputs` (reused).
+        plan.clear();
+        let mut n_changed = 0;
+        if cfg.is_entry[b] {
+            plan.push(Input::Entry);
+        }
+        if cfg.is_root[b] || seeded[b] {
+            plan.push(Input::Unknown);
+        }
         for &(p, e) in cfg.preds(b) {
             let Some(o) = outs[p as usize].as_ref() else {
                 continue;
             };
             match refine(o, p as usize, e) {
-                Refined::Same => plan.push((p as usize, false)),
+                Refined::Same => plan.push(Input::Out(p as usize)),
                 Refined::Infeasible => {}
                 Refined::Changed(s) => {
-                    changed_inputs.push(*s);
-                    plan.push((p as usize, true));
+                    if changed_inputs.len() <= n_changed {
+                        changed_inputs.push(*s);
+                    } else {
+                        changed_inputs[n_changed] = *s;
+                    }
+                    plan.push(Input::Changed(n_changed));
+                    n_changed += 1;
                 }
             }
         }
-        if cfg.is_entry[b] {
-            inputs.push(entry);
-        }
-        if cfg.is_root[b] || seeded[b] {
-            unknown = State::unknown(cx.sp, epoch);
-            inputs.push(&unknown);
-        }
-        let mut c = 0;
-        for &(p, refined) in &plan {
-            if refined {
-                inputs.push(&changed_inputs[c]);
-                c += 1;
-            } else if let Some(o) = outs[p].as_ref() {
-                inputs.push(o);
-            }
-        }
-        if inputs.is_empty() {
+        if plan.is_empty() {
             continue;
         }
-        let mut new = if inputs.len() == 1 && cx.consts {
-            inputs[0].clone()
-        } else {
-            join(&inputs, epoch, cx, &mut sets.borrow_mut())
-        };
-        drop(inputs);
-        if let Some(old) = ins[b].as_ref() {
-            widen(old, &mut new, epoch, cx, &mut sets.borrow_mut());
-            if new == *old {
-                continue;
+        {
+            if plan.contains(&Input::Unknown) {
+                unknown = State::unknown(cx.sp, epoch);
+            }
+            let get = |i: &Input| -> &State {
+                match *i {
+                    Input::Entry => entry,
+                    Input::Unknown => &unknown,
+                    Input::Out(p) => outs[p].as_ref().unwrap_or(&unknown),
+                    Input::Changed(c) => &changed_inputs[c],
+                }
+            };
+            if plan.len() == 1 && cx.consts {
+                let only = get(&plan[0]);
+                if alt.slots.capacity() < only.slots.len() {
+                    alt.slots = Vec::with_capacity(only.slots.len() + 16);
+                }
+                alt.clone_from(only);
+            } else {
+                let mut arr: [&State; 8] = [entry; 8];
+                let many: Vec<&State>;
+                let refs: &[&State] = if plan.len() <= 8 {
+                    for (k, x) in plan.iter().enumerate() {
+                        arr[k] = get(x);
+                    }
+                    &arr[..plan.len()]
+                } else {
+                    many = plan.iter().map(get).collect();
+                    &many
+                };
+                join_into(&mut alt, refs, epoch, cx, &mut sets.borrow_mut());
             }
         }
-        let mut out = new.clone();
-        ins[b] = Some(new);
-        let continues = step(&mut out, b);
-        let out = continues.then_some(out);
-        if outs[b] != out {
-            outs[b] = out;
+        match ins[b].as_mut() {
+            Some(old) => {
+                widen(old, &mut alt, epoch, cx, &mut sets.borrow_mut());
+                if alt == *old {
+                    continue;
+                }
+                std::mem::swap(old, &mut alt);
+            }
+            None => ins[b] = Some(std::mem::replace(&mut alt, State::unknown(cx.sp, 0))),
+        }
+        let new = ins[b].as_ref().expect("just set");
+        // Stepped in a scratch state whose slot buffer has room to grow (a clone has none).
+        if scratch.slots.capacity() < new.slots.len() + 8 {
+            scratch.slots = Vec::with_capacity(new.slots.len() + 16);
+        }
+        scratch.clone_from(new);
+        let continues = step(&mut scratch, b);
+        let changed = match (&outs[b], continues) {
+            (Some(o), true) => *o != scratch,
+            (None, true) => true,
+            (Some(_), false) => true,
+            (None, false) => false,
+        };
+        if changed {
+            if continues {
+                match outs[b].as_mut() {
+                    Some(o) => std::mem::swap(o, &mut scratch),
+                    None => {
+                        outs[b] = Some(std::mem::replace(&mut scratch, State::unknown(cx.sp, 0)))
+                    }
+                }
+            } else {
+                outs[b] = None;
+            }
             for &(s, _) in cfg.succs(b) {
                 let s = s as usize;
                 if active[s] && !queued[s] {
@@ -186,5 +245,8 @@ pub(crate) fn solve(
             }
         }
     }
+    super::pool::give(outs);
+    super::pool::give(queued);
+    super::pool::give(seeded);
     Solution { ins, active }
 }

@@ -83,6 +83,10 @@ pub(crate) struct State {
     /// about how this point was reached): untracked slots of the entry frame are unknown, not
     /// the function's incoming stack parameters.
     pub wiped: bool,
+    /// Entry-frame offsets from this one up may have been written by code the analysis does
+    /// not follow (a callee given a stack address, a store through an unknown pointer): an
+    /// untracked slot there is unknown, not an incoming parameter. `i32::MAX`: none.
+    pub unknown_from: i32,
     /// The lowest stack address (epoch, offset) that escaped to code the analysis does not
     /// follow (passed to a call, stored to memory); a callee or a store through an unknown
     /// pointer may write there and above. `escaped_all`: stack addresses of several epochs
@@ -98,6 +102,7 @@ impl Clone for State {
             slots: self.slots.clone(),
             flags: self.flags,
             wiped: self.wiped,
+            unknown_from: self.unknown_from,
             escaped: self.escaped,
             escaped_all: self.escaped_all,
         }
@@ -109,6 +114,7 @@ impl Clone for State {
         self.slots.clone_from(&source.slots);
         self.flags = source.flags;
         self.wiped = source.wiped;
+        self.unknown_from = source.unknown_from;
         self.escaped = source.escaped;
         self.escaped_all = source.escaped_all;
     }
@@ -124,6 +130,7 @@ impl State {
             slots: Vec::new(),
             flags: Flags::NONE,
             wiped: true,
+            unknown_from: i32::MAX,
             escaped: None,
             escaped_all: false,
         }
@@ -156,7 +163,10 @@ impl State {
         self.regs.get(r).copied().unwrap_or(Val::Unknown)
     }
 
-    /// Stores `size` bytes at (`epoch`, `off`).
+    /// Stores `size` bytes at (`epoch`, `off`). An unknown value below the entry stack
+    /// pointer (or in another epoch) is not kept as a slot: a load finds nothing there and
+    /// reads unknown all the same, and states stay small. Above it (the caller's frame, where
+    /// an untracked slot would read as an incoming parameter) it is kept.
     pub(crate) fn store(&mut self, epoch: u32, off: i32, size: u8, val: Val) {
         let size = size.clamp(1, 8);
         let start = i64::from(off);
@@ -178,17 +188,24 @@ impl State {
             size,
             val,
         };
-        if last > first {
+        if val == Val::Unknown && (epoch != 0 || off < 0) {
+            self.slots.drain(first..last);
+        } else if last > first {
             self.slots.splice(first..last, std::iter::once(slot));
         } else if self.slots.len() < super::bounds::MAX_SLOTS {
             self.slots.insert(first, slot);
         }
     }
 
-    /// Forgets what is stored at (`epoch`, [`lo`, `hi`)).
+    /// Forgets what is stored at (`epoch`, [`lo`, `hi`)); in the entry frame's incoming part
+    /// (offsets from 0 up) that makes untracked slots unknown too, not parameters.
     pub(crate) fn forget(&mut self, epoch: u32, lo: i64, hi: i64) {
         self.slots
             .retain(|s| s.epoch != epoch || s.end() <= lo || i64::from(s.off) >= hi);
+        if epoch == 0 && hi > 0 {
+            let from = lo.clamp(0, i64::from(i32::MAX)) as i32;
+            self.unknown_from = self.unknown_from.min(from);
+        }
     }
 
     /// The value of `size` bytes at (`epoch`, `off`); `param_base` is the lowest entry-frame
@@ -215,7 +232,43 @@ impl State {
                 return Val::Unknown;
             }
         }
-        if self.wiped || epoch != 0 || off < param_base || size < 4 {
+        if self.wiped || epoch != 0 || off < param_base || off >= self.unknown_from || size < 4 {
+            return Val::Unknown;
+        }
+        Val::Param(ParamLoc::Stack(off), size < ptr)
+    }
+
+    /// [`State::load`] from position `*cursor` of the sorted slots on, for keys read in
+    /// increasing order (the cursor is advanced past slots wholly before the key).
+    #[allow(clippy::too_many_arguments)]
+    fn load_from(
+        &self,
+        cursor: &mut usize,
+        epoch: u32,
+        off: i32,
+        size: u8,
+        param_base: i32,
+        ptr: u8,
+        sets: &mut Sets,
+    ) -> Val {
+        let start = i64::from(off);
+        let end = start + i64::from(size);
+        while self
+            .slots
+            .get(*cursor)
+            .is_some_and(|s| (s.epoch, s.end()) <= (epoch, start))
+        {
+            *cursor += 1;
+        }
+        if let Some(s) = self.slots.get(*cursor) {
+            if s.epoch == epoch && i64::from(s.off) < end {
+                if s.off == off && s.size >= size {
+                    return view(s.val, size, ptr, sets);
+                }
+                return Val::Unknown;
+            }
+        }
+        if self.wiped || epoch != 0 || off < param_base || off >= self.unknown_from || size < 4 {
             return Val::Unknown;
         }
         Val::Param(ParamLoc::Stack(off), size < ptr)
@@ -237,10 +290,15 @@ impl State {
     pub(crate) fn clobber_escaped(&mut self) {
         if self.escaped_all {
             self.slots.clear();
+            self.unknown_from = 0;
             return;
         }
         if let Some((e, o)) = self.escaped {
-            self.forget(e, i64::from(o), i64::MAX);
+            // A local's address lets the callee write that local and what lies above it in the
+            // frame, not the caller's area above the entry stack pointer (the incoming
+            // parameters and return address): that would be out of the local's bounds.
+            let hi = if e == 0 && o < 0 { 0 } else { i64::MAX };
+            self.forget(e, i64::from(o), hi);
         }
     }
 
@@ -270,6 +328,7 @@ impl State {
 
 /// `v` as read with `size` bytes: constants truncated, symbolic values kept when the read is
 /// at least pointer-sized (parameters from 4 bytes on, as 32-bit views).
+#[inline]
 pub(crate) fn view(v: Val, size: u8, ptr: u8, sets: &mut Sets) -> Val {
     match v {
         Val::Stack(..) | Val::Addr(..) | Val::Import(..) => {
@@ -280,6 +339,36 @@ pub(crate) fn view(v: Val, size: u8, ptr: u8, sets: &mut Sets) -> Val {
             }
         }
         v => v.view(size, sets),
+    }
+}
+
+/// [`view`] borrowing the sets only when `v` is one (the common case needs none).
+#[inline]
+pub(crate) fn view_in(v: Val, size: u8, ptr: u8, sets: &std::cell::RefCell<Sets>) -> Val {
+    if size >= 8 {
+        return v;
+    }
+    let m = super::value::mask(size);
+    match v {
+        Val::Stack(..) | Val::Addr(..) | Val::Import(..) => {
+            if size >= ptr {
+                v
+            } else {
+                Val::Unknown
+            }
+        }
+        Val::Const(x, h) => Val::Const(x & m, h),
+        Val::Set(..) => sets.borrow_mut().map(v, |x| x & m),
+        Val::Runtime(x, g) => Val::Runtime(
+            x & m,
+            if size >= 4 {
+                g
+            } else {
+                super::value::NO_GLOBAL
+            },
+        ),
+        Val::Param(p, _) if size >= 4 => Val::Param(p, true),
+        _ => Val::Unknown,
     }
 }
 
@@ -296,19 +385,66 @@ pub(crate) struct JoinCtx {
 
 /// The state where paths carrying `inputs` (at least one) meet; `epoch` is the block's own
 /// epoch, used when the paths disagree about the stack pointer.
+#[cfg(test)]
 pub(crate) fn join(inputs: &[&State], epoch: u32, cx: &JoinCtx, sets: &mut Sets) -> State {
+    let mut out = State::unknown(cx.sp, epoch);
+    join_into(&mut out, inputs, epoch, cx, sets);
+    out
+}
+
+/// [`join`] into `out`, reusing its slot buffer.
+pub(crate) fn join_into(
+    out: &mut State,
+    inputs: &[&State],
+    epoch: u32,
+    cx: &JoinCtx,
+    sets: &mut Sets,
+) {
     let first = inputs[0];
     if cx.consts && inputs[1..].iter().all(|s| *s == first) {
-        return first.clone();
+        out.clone_from(first);
+        return;
     }
-    let mut out = State::unknown(cx.sp, epoch);
-    out.wiped = inputs.iter().any(|s| s.wiped);
-    for r in 0..NREGS {
-        let mut v = sets.join(first.regs[r], first.regs[r], cx.consts);
-        for s in &inputs[1..] {
-            v = sets.join(v, s.regs[r], cx.consts);
+    if inputs.len() == 1 {
+        // One path into a function whose control flow is not fully known: its constants
+        // are dropped, the rest crosses as it is.
+        out.clone_from(first);
+        for v in out.regs.iter_mut() {
+            if constant_like(*v) {
+                *v = Val::Unknown;
+            }
         }
-        out.regs[r] = v;
+        for sl in out.slots.iter_mut() {
+            if constant_like(sl.val) {
+                sl.val = Val::Unknown;
+            }
+        }
+        out.flags = Flags::NONE;
+        return;
+    }
+    out.regs = [Val::Unknown; NREGS];
+    out.regs[cx.sp] = Val::Stack(epoch, 0);
+    out.slots.clear();
+    out.escaped = None;
+    out.escaped_all = false;
+    out.wiped = inputs.iter().any(|s| s.wiped);
+    out.unknown_from = inputs
+        .iter()
+        .map(|s| s.unknown_from)
+        .min()
+        .unwrap_or(i32::MAX);
+    for r in 0..NREGS {
+        let v0 = first.regs[r];
+        let same = inputs[1..].iter().all(|s| s.regs[r] == v0);
+        out.regs[r] = if same && (cx.consts || !constant_like(v0)) {
+            v0
+        } else {
+            let mut v = sets.join(v0, v0, cx.consts);
+            for s in &inputs[1..] {
+                v = sets.join(v, s.regs[r], cx.consts);
+            }
+            v
+        };
     }
     if !inputs.iter().all(|s| s.regs[cx.sp] == first.regs[cx.sp]) {
         out.regs[cx.sp] = Val::Stack(epoch, 0);
@@ -337,10 +473,16 @@ pub(crate) fn join(inputs: &[&State], epoch: u32, cx: &JoinCtx, sets: &mut Sets)
     if same_keys {
         out.slots.reserve(first.slots.len());
         for (i, sl) in first.slots.iter().enumerate() {
-            let mut v = sets.join(sl.val, sl.val, cx.consts);
-            for s in &inputs[1..] {
-                v = sets.join(v, s.slots[i].val, cx.consts);
-            }
+            let same = inputs[1..].iter().all(|s| s.slots[i].val == sl.val);
+            let v = if same && (cx.consts || !constant_like(sl.val)) {
+                sl.val
+            } else {
+                let mut v = sets.join(sl.val, sl.val, cx.consts);
+                for s in &inputs[1..] {
+                    v = sets.join(v, s.slots[i].val, cx.consts);
+                }
+                v
+            };
             out.slots.push(Slot { val: v, ..*sl });
         }
     } else {
@@ -350,18 +492,59 @@ pub(crate) fn join(inputs: &[&State], epoch: u32, cx: &JoinCtx, sets: &mut Sets)
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        // Keys are visited in increasing order, so each input's position in its own sorted
+        // slots only moves forward.
+        let mut cursors = vec![0usize; inputs.len()];
+        let mut vals: Vec<Val> = Vec::with_capacity(inputs.len());
         for (e, o, z) in keys {
-            let v0 = first.load(e, o, z, cx.param_base, cx.ptr, sets);
-            let mut v = sets.join(v0, v0, cx.consts);
-            for s in &inputs[1..] {
-                let w = s.load(e, o, z, cx.param_base, cx.ptr, sets);
-                v = sets.join(v, w, cx.consts);
+            vals.clear();
+            for (i, s) in inputs.iter().enumerate() {
+                vals.push(s.load_from(&mut cursors[i], e, o, z, cx.param_base, cx.ptr, sets));
             }
-            out.store(e, o, z, v);
+            let v0 = vals[0];
+            let v = if vals[1..].iter().all(|&w| w == v0) && (cx.consts || !constant_like(v0)) {
+                v0
+            } else {
+                let mut v = sets.join(v0, v0, cx.consts);
+                for &w in &vals[1..] {
+                    v = sets.join(v, w, cx.consts);
+                }
+                v
+            };
+            if v == Val::Unknown && (e != 0 || o < 0) {
+                // Nothing to keep (see `State::store`); an overlapping earlier key is gone too.
+                if let Some(l) = out.slots.last() {
+                    if l.epoch == e && l.end() > i64::from(o) {
+                        out.slots.pop();
+                    }
+                }
+                continue;
+            }
+            // Stored in key order: only the last slot can overlap the new one.
+            let slot = Slot {
+                epoch: e,
+                off: o,
+                size: z,
+                val: v,
+            };
+            if let Some(l) = out.slots.last() {
+                if l.epoch == e && l.end() > i64::from(o) {
+                    out.slots.pop();
+                }
+            }
+            if out.slots.len() < super::bounds::MAX_SLOTS {
+                out.slots.push(slot);
+            }
         }
     }
     out.collect_garbage();
-    out
+}
+
+/// Whether a value is a constant of some kind (what does not cross a merge in a function
+/// whose control flow is not fully known).
+#[inline]
+fn constant_like(v: Val) -> bool {
+    matches!(v, Val::Const(..) | Val::Set(..) | Val::Runtime(..))
 }
 
 /// Widening at a block reached again (a loop): whatever changed since the block's previous
@@ -381,6 +564,7 @@ pub(crate) fn widen(old: &State, new: &mut State, epoch: u32, cx: &JoinCtx, sets
         new.flags = Flags::NONE;
     }
     new.wiped |= old.wiped;
+    new.unknown_from = new.unknown_from.min(old.unknown_from);
     if old.escaped_all {
         new.escaped_all = true;
     }

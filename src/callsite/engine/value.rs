@@ -134,39 +134,116 @@ pub(crate) fn sign_extend(v: u64, bytes: u8) -> u64 {
 }
 
 /// The sets of constants met during the analysis of one image, interned so that a value stays
-/// 16 bytes and equal sets compare equal by id.
+/// 16 bytes and equal sets compare equal by id. Members live in one arena; the index maps a
+/// hash of the sorted members to the sets with that hash (chained).
 #[derive(Default)]
 pub(crate) struct Sets {
-    members: Vec<Box<[u64]>>,
-    index: HashMap<Box<[u64]>, u32>,
+    arena: Vec<u64>,
+    /// (start in `arena`, length, next set with the same hash or `u32::MAX`), by id.
+    spans: Vec<(u32, u8, u32)>,
+    index: HashMap<u64, u32, std::hash::BuildHasherDefault<PassThrough>>,
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Room for the members of two sets combined, or of an operation on two sets.
+const BUF: usize = 4 * MAX_SET;
+
+/// A small stack buffer of constants.
+struct Buf {
+    v: [u64; BUF],
+    n: usize,
+}
+
+impl Buf {
+    fn new() -> Buf {
+        Buf { v: [0; BUF], n: 0 }
+    }
+    /// Appends; false when full.
+    fn push(&mut self, x: u64) -> bool {
+        if self.n == BUF {
+            return false;
+        }
+        self.v[self.n] = x;
+        self.n += 1;
+        true
+    }
+}
+
+fn hash_members(m: &[u64]) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for &x in m {
+        h = (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h
 }
 
 impl Sets {
     /// The value with these members: `Const` for one, `Set` for 2..=MAX_SET, `Unknown` for
     /// more (or none).
     pub(crate) fn make(&mut self, mut v: Vec<u64>, how: How) -> Val {
+        self.intern(&mut v, how)
+    }
+
+    /// [`Sets::make`] on a slice it may reorder.
+    fn intern(&mut self, v: &mut [u64], how: How) -> Val {
         v.sort_unstable();
-        v.dedup();
-        match v.len() {
+        let mut n = 0;
+        for i in 0..v.len() {
+            if i == 0 || v[i] != v[n - 1] {
+                v[n] = v[i];
+                n += 1;
+            }
+        }
+        let v = &v[..n];
+        match n {
             0 => Val::Unknown,
             1 => Val::Const(v[0], how),
             n if n > MAX_SET => Val::Unknown,
             _ => {
-                let key = v.into_boxed_slice();
-                if let Some(&id) = self.index.get(&key) {
-                    return Val::Set(SetId(id), how);
+                let h = hash_members(v);
+                let mut id = self.index.get(&h).copied().unwrap_or(u32::MAX);
+                let head = id;
+                while id != u32::MAX {
+                    let (start, len, next) = self.spans[id as usize];
+                    if &self.arena[start as usize..start as usize + usize::from(len)] == v {
+                        return Val::Set(SetId(id), how);
+                    }
+                    id = next;
                 }
-                let id = self.members.len() as u32;
-                self.members.push(key.clone());
-                self.index.insert(key, id);
-                Val::Set(SetId(id), how)
+                let new = self.spans.len() as u32;
+                self.spans.push((self.arena.len() as u32, n as u8, head));
+                self.arena.extend_from_slice(v);
+                self.index.insert(h, new);
+                Val::Set(SetId(new), how)
             }
         }
     }
 
     /// The members of a set.
     pub(crate) fn get(&self, id: SetId) -> &[u64] {
-        self.members.get(id.0 as usize).map_or(&[], |b| b)
+        match self.spans.get(id.0 as usize) {
+            Some(&(start, len, _)) => {
+                &self.arena[start as usize..start as usize + usize::from(len)]
+            }
+            None => &[],
+        }
     }
 
     /// The constants of `v` (one, or a set's members) and their origin; `None` for any other
@@ -179,13 +256,26 @@ impl Sets {
         }
     }
 
+    /// Appends the constants of `v` to `b`; false when `v` has none (or `b` is full).
+    fn push_constants(&self, v: Val, b: &mut Buf) -> bool {
+        match v {
+            Val::Const(c, _) => b.push(c),
+            Val::Set(s, _) => self.get(s).iter().all(|&c| b.push(c)),
+            _ => false,
+        }
+    }
+
     /// `f` applied to every constant of `v` (an operation with an immediate).
     pub(crate) fn map(&mut self, v: Val, f: impl Fn(u64) -> u64) -> Val {
         match v {
             Val::Const(c, h) => Val::Const(f(c), h.derived()),
             Val::Set(s, h) => {
-                let out: Vec<u64> = self.get(s).iter().map(|&c| f(c)).collect();
-                self.make(out, h.derived())
+                let mut b = Buf::new();
+                for &c in self.get(s) {
+                    b.push(f(c));
+                }
+                let n = b.n;
+                self.intern(&mut b.v[..n], h.derived())
             }
             _ => Val::Unknown,
         }
@@ -193,23 +283,30 @@ impl Sets {
 
     /// `f` applied to every pair of constants of `a` and `b` (at most [`MAX_SET`] results).
     pub(crate) fn map2(&mut self, a: Val, b: Val, f: impl Fn(u64, u64) -> u64) -> Val {
+        let how = |v: Val| match v {
+            Val::Const(_, h) | Val::Set(_, h) => Some(h),
+            _ => None,
+        };
         match (a, b) {
             (Val::Const(x, h1), Val::Const(y, h2)) => Val::Const(f(x, y), h1.combine(h2)),
             _ => {
-                let (Some((xs, h1)), Some((ys, h2))) = (self.constants(a), self.constants(b))
-                else {
+                let (Some(h1), Some(h2)) = (how(a), how(b)) else {
                     return Val::Unknown;
                 };
-                if xs.len() * ys.len() > 4 * MAX_SET {
+                let (mut xs, mut ys) = (Buf::new(), Buf::new());
+                if !self.push_constants(a, &mut xs) || !self.push_constants(b, &mut ys) {
                     return Val::Unknown;
                 }
-                let mut out = Vec::with_capacity(xs.len() * ys.len());
-                for &x in &xs {
-                    for &y in &ys {
-                        out.push(f(x, y));
+                let mut out = Buf::new();
+                for &x in &xs.v[..xs.n] {
+                    for &y in &ys.v[..ys.n] {
+                        if !out.push(f(x, y)) {
+                            return Val::Unknown;
+                        }
                     }
                 }
-                self.make(out, h1.combine(h2).derived())
+                let n = out.n;
+                self.intern(&mut out.v[..n], h1.combine(h2).derived())
             }
         }
     }
@@ -217,6 +314,7 @@ impl Sets {
     /// The value at a merge of paths carrying `a` and `b`: equal facts stay; constants meet
     /// in a set; anything else is unknown. With `consts` off (a function whose control flow is
     /// not fully known), constants never survive a merge, not even equal ones.
+    #[inline]
     pub(crate) fn join(&mut self, a: Val, b: Val, consts: bool) -> Val {
         let constant = |v: Val| matches!(v, Val::Const(..) | Val::Set(..) | Val::Runtime(..));
         if !consts && (constant(a) || constant(b)) {
@@ -227,25 +325,16 @@ impl Sets {
         }
         match (a, b) {
             (Val::Const(x, h1), Val::Const(y, h2)) if x == y => Val::Const(x, h1.combine(h2)),
-            (Val::Const(..) | Val::Set(..), Val::Const(..) | Val::Set(..)) => {
-                let (xs, h1) = self.constants(a).unwrap_or_default_how();
-                let (ys, h2) = self.constants(b).unwrap_or_default_how();
-                let mut all = xs;
-                all.extend_from_slice(&ys);
-                self.make(all, h1.combine(h2).derived())
+            (Val::Const(_, h1) | Val::Set(_, h1), Val::Const(_, h2) | Val::Set(_, h2)) => {
+                let mut all = Buf::new();
+                if !self.push_constants(a, &mut all) || !self.push_constants(b, &mut all) {
+                    return Val::Unknown;
+                }
+                let n = all.n;
+                self.intern(&mut all.v[..n], h1.combine(h2).derived())
             }
             _ => Val::Unknown,
         }
-    }
-}
-
-trait OrDefaultHow {
-    fn unwrap_or_default_how(self) -> (Vec<u64>, How);
-}
-
-impl OrDefaultHow for Option<(Vec<u64>, How)> {
-    fn unwrap_or_default_how(self) -> (Vec<u64>, How) {
-        self.unwrap_or((Vec::new(), How::Propagated))
     }
 }
 
