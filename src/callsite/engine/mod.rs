@@ -982,8 +982,17 @@ impl<'a, A: Arch> Engine<'a, A> {
             let args: Vec<(Role, Val)> = found
                 .iter()
                 .map(|&(role, v)| {
+                    // An argument the site passes on from a parameter is the caller's value
+                    // as the caller made it, specialised or not (the same value, either way).
+                    let passed = site.args.iter().find(|(r, _)| *r == role).map(|(_, o)| *o);
+                    let v = match passed {
+                        Some(p @ Val::Param(..)) => p,
+                        _ => v,
+                    };
                     let v = match v {
                         Val::Param(p, narrow) => {
+                            // Through the wrapper: an immediate of the caller's is propagated
+                            // at the API; a loaded value keeps its origin.
                             let outer = at(p).copied();
                             if narrow {
                                 outer.view(4, &mut self.sets.borrow_mut())
