@@ -169,6 +169,8 @@ fn run_bench() {
         shard: Default::default(),
         symbols: Vec::new(),
         source_map: Vec::new(),
+        blocklists: Vec::new(),
+        identify: false,
     };
     let mut scans: Vec<(Duration, usize)> = (0..3)
         .map(|_| {

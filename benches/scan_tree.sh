@@ -5,10 +5,13 @@
 #
 #   bash benches/scan_tree.sh [N]          (default N = 2400)
 #   BENCH_DRIVERS="dir ..." bash benches/scan_tree.sh [N]   (other drivers as the sources)
+#   BENCH_TREE=DIR bash benches/scan_tree.sh [N]   (only build the tree in DIR, to time by hand)
 #
 # The tree imitates System32\DriverStore\FileRepository: one folder per package
 # (`name.inf_amd64_<hash>`) holding the .sys with its .inf and .cat beside it, the packages
-# grouped 100 to a parent folder. The drivers are the fixtures and, when present,
+# grouped 100 to a parent folder. Each INF is a complete one naming its catalog, and each
+# catalog a real (test-signed) one that does not list the driver: the package checks parse
+# both and look the driver up, as on a real DriverStore. The drivers are the fixtures and, when present,
 # ../shared/corpus/drivers, each copy made unique by rewriting its PE TimeDateStamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ bin=target/release/drvaudit
 base=$(mktemp -d)
 tree="$base/tree"
 trap 'rm -rf "$base"' EXIT
+[ -n "${BENCH_TREE:-}" ] && tree="$BENCH_TREE"
 
 # BENCH_DRIVERS="dir ..." replaces the default sources with every .sys under those folders.
 if [ -n "${BENCH_DRIVERS:-}" ]; then
@@ -26,10 +30,11 @@ else
   sources=(testdata/bin/*.sys)
   [ -d ../shared/corpus/drivers ] && sources+=(../shared/corpus/drivers/*.sys)
 fi
-python3 - "$tree" "$n" "${sources[@]}" <<'PY'
+python3 - "$tree" "$n" testdata/packages/signed/signed.cat "${sources[@]}" <<'PY'
 import os, struct, sys
-tree, n, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+tree, n, cat, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 blobs = [open(p, "rb").read() for p in sources]
+catalog = open(cat, "rb").read()
 for i in range(n):
     data = bytearray(blobs[i % len(blobs)])
     pe = struct.unpack_from("<I", data, 0x3C)[0]
@@ -38,10 +43,19 @@ for i in range(n):
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, f"drv{i:05d}.sys"), "wb").write(data)
     open(os.path.join(d, f"drv{i:05d}.inf"), "w").write(
-        f"[Version]\nSignature=\"$WINDOWS NT$\"\nClass=System\nCatalogFile=drv{i:05d}.cat\n"
-        f"[SourceDisksFiles]\ndrv{i:05d}.sys=1\n")
-    open(os.path.join(d, f"drv{i:05d}.cat"), "wb").write(b"0\x82" + os.urandom(600))
+        f"[Version]\nSignature=\"$WINDOWS NT$\"\nClass=System\n"
+        f"ClassGuid={{4d36e97d-e325-11ce-bfc1-08002be10318}}\nProvider=%Mfg%\n"
+        f"DriverVer=01/01/2024,1.0.0.{i}\nCatalogFile=drv{i:05d}.cat\n"
+        f"[DestinationDirs]\nDefaultDestDir=12\n[SourceDisksNames]\n1=%Disk%\n"
+        f"[SourceDisksFiles]\ndrv{i:05d}.sys=1\n[Manufacturer]\n%Mfg%=Models,NTamd64\n"
+        f"[Models.NTamd64]\n%Dev%=Install,ROOT\\DRV{i:05d}\n[Install.NTamd64]\nCopyFiles=Copy\n"
+        f"[Copy]\ndrv{i:05d}.sys\n[Strings]\nMfg=\"Bench\"\nDisk=\"Disk\"\nDev=\"Device\"\n")
+    open(os.path.join(d, f"drv{i:05d}.cat"), "wb").write(catalog)
 PY
+if [ -n "${BENCH_TREE:-}" ]; then
+  echo "tree: $n drivers in $tree"
+  trap - EXIT; rm -rf "$base"; exit 0
+fi
 bytes=$(find "$tree" -name '*.sys' -print0 | du -cb --files0-from=- | tail -1 | cut -f1)
 echo "tree: $n drivers ($bytes bytes of .sys, with .inf and .cat beside each), $(nproc) cores"
 

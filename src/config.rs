@@ -303,23 +303,38 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
         (None, true) => None,
         (None, false) => discover(cwd),
     };
-    let (file, text) = match &path {
+    match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
                 path: p.clone(),
                 source,
             })?;
-            let file: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            resolve_text(args, cwd, Some((p, &text)))
+        }
+        None => resolve_text(args, cwd, None),
+    }
+}
+
+/// [`resolve`] with the config file already read: `config` is its path and text (`None`: no
+/// config file). Rule folders named by the flags or the file are still read from disk.
+pub fn resolve_text(
+    args: &GateArgs,
+    cwd: &Path,
+    config: Option<(PathBuf, &str)>,
+) -> Result<Resolved, ConfigError> {
+    let (path, file, text) = match config {
+        Some((p, text)) => {
+            let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 path: p.clone(),
                 message: e.to_string().trim_end().to_string(),
             })?;
-            (file, text)
+            (Some(p), file, text)
         }
-        None => (File::default(), String::new()),
+        None => (None, File::default(), ""),
     };
     let at = Positions {
         path: path.clone().unwrap_or_default(),
-        text: &text,
+        text,
     };
     let base = path
         .as_deref()
@@ -327,7 +342,9 @@ pub fn resolve(args: &GateArgs, cwd: &Path) -> Result<Resolved, ConfigError> {
         .unwrap_or(cwd)
         .to_path_buf();
     let rel = |p: &PathBuf| base.join(p);
-    let flag_path = |p: &PathBuf| cwd.join(p);
+    // A flag's path is kept as given: relative to the working directory, which `cwd` is, and
+    // shown in messages as the user wrote it.
+    let flag_path = |p: &PathBuf| p.clone();
     let mut explained = Vec::new();
     let mut explain = |key: &str, value: String, origin: Origin| {
         explained.push((key.to_string(), value, origin));

@@ -62,6 +62,7 @@ impl Driver {
             call_sites: self.sites.len(),
             tags: self.tag_inventory(),
             anomalies: self.image.anomalies.clone(),
+            identity: None,
         }
     }
 
@@ -164,4 +165,7 @@ pub struct ImageSummary {
     pub tags: Vec<TagUse>,
     /// Malformed structures parsing worked around (each also becomes a notice).
     pub anomalies: Vec<String>,
+    /// Its identity (`drvaudit identify`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Box<crate::facts::Identity>>,
 }

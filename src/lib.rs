@@ -20,7 +20,8 @@
 //!    and the [`report::Sink`] trait outputs implement;
 //! 7. [`pipeline`] — collect inputs, load, audit, carve dumps, merge, attribute pool evidence,
 //!    feed a sink;
-//! 8. [`output`] — the SARIF, text and tag-inventory sinks;
+//! 8. [`output`] — the SARIF, text and tag-inventory sinks; [`harness`] — one input's bytes
+//!    through everything that reads them (the fuzz targets' entry points);
 //! 9. the `drvaudit` binary (`main.rs`): arguments in, a sink chosen, the exit code out.
 
 pub mod util;
@@ -40,6 +41,8 @@ pub mod poolfiles;
 
 pub mod attribution;
 pub mod driver;
+pub mod facts;
+pub mod packageinfo;
 
 pub mod rules;
 
@@ -50,5 +53,7 @@ pub mod pipeline;
 pub mod output;
 
 pub mod config;
+
+pub mod harness;
 
 pub use util::{printable_text, sha256_hex};

@@ -44,6 +44,11 @@ fn tune_allocator() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Show Rust's own panic messages and backtraces (with RUST_BACKTRACE=1) when drvaudit or a
+    /// library fails on an input; without it such a failure is only a notice. Also
+    /// DRVAUDIT_DEBUG=1.
+    #[arg(long, global = true)]
+    debug: bool,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +118,34 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// One row per driver: name, version, company, machine, signature class and signer,
+    /// Authenticode SHA-256, blocklist entries. Exit code 0, or 2 when an input could not be
+    /// read.
+    Identify {
+        /// Files, folders or packages.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Blocklist: a LOLDrivers YAML folder, drivers.json or drivers.csv, or a SiPolicy XML
+        /// (repeatable; adds to the config's `blocklist`).
+        #[arg(long, value_name = "PATH")]
+        blocklist: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TagsFormat::Text)]
+        format: TagsFormat,
+        /// Write to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Configuration file (for its `blocklist`; default: drvaudit.toml found as `scan`
+        /// finds it).
+        #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+        config: Option<PathBuf>,
+        /// Ignore any configuration file.
+        #[arg(long)]
+        no_config: bool,
+        /// Inputs that cannot be examined do not make the exit code 2.
+        #[arg(long)]
+        allow_incomplete: bool,
+    },
     /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
     Tags {
         /// Files, folders or packages.
@@ -177,6 +210,9 @@ enum TagsFormat {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    // A panic while analysing an input is reported as a notice about that input; its text and
+    // backtrace are for debugging only.
+    drvaudit::util::guard::install_panic_hook(cli.debug || debug_env());
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -184,6 +220,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `DRVAUDIT_DEBUG` set to anything but empty or `0`.
+fn debug_env() -> bool {
+    std::env::var_os("DRVAUDIT_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn load_rules(extra: Option<&PathBuf>) -> Result<RuleSet> {
@@ -256,6 +297,36 @@ fn run(cli: Cli) -> Result<u8> {
             let (out, name) = open_output(output.as_ref())?;
             let tags = output::text::TagsSink::new(out, format == TagsFormat::Json);
             let mut sink = output::notices::NoticesFirst::new(Box::new(tags), std::io::stderr());
+            let (report, written) = pipeline::run(&settings, &mut sink);
+            drop(sink);
+            wrote(written, &name)?;
+            Ok(report.exit_code as u8)
+        }
+        Command::Identify {
+            paths,
+            blocklist,
+            format,
+            output,
+            config,
+            no_config,
+            allow_incomplete,
+        } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let gate = config::GateArgs {
+                config,
+                no_config,
+                blocklist,
+                ..Default::default()
+            };
+            let resolved = config::resolve(&gate, &cwd)?;
+            let mut settings = base_settings(paths, Vec::new(), RuleSet::none())?;
+            settings.allow_incomplete = allow_incomplete;
+            settings.call_sites = false;
+            settings.identify = true;
+            settings.blocklists = resolved.blocklists;
+            let (out, name) = open_output(output.as_ref())?;
+            let rows = output::identify::IdentifySink::new(out, format == TagsFormat::Json);
+            let mut sink = output::notices::NoticesFirst::new(Box::new(rows), std::io::stderr());
             let (report, written) = pipeline::run(&settings, &mut sink);
             drop(sink);
             wrote(written, &name)?;
@@ -346,6 +417,8 @@ fn base_settings(paths: Vec<PathBuf>, dumps: Vec<PathBuf>, rules: RuleSet) -> Re
         shard: Default::default(),
         symbols: Vec::new(),
         source_map: Vec::new(),
+        blocklists: Vec::new(),
+        identify: false,
     })
 }
 
@@ -384,6 +457,8 @@ fn scan_settings(
         shard,
         symbols: resolved.symbols,
         source_map: resolved.source_map,
+        blocklists: resolved.blocklists,
+        identify: false,
     };
     Ok((settings, resolved.max_results))
 }

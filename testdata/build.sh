@@ -12,9 +12,9 @@
 #        testdata/build.sh --update build everything and rewrite SHA256SUMS (after a source change)
 #
 # Outputs (committed): bin/*.sys, bin/ntoskrnl_stub_*.exe, bin/SHA256SUMS, packages/pkg.zip,
-# packages/pkg.cab, malformed/*.sys, signed/*.sys, packages/signed/*, and the debug fixtures
-# under debug/ (debug/build_debug.sh, listed in debug/SHA256SUMS). Intermediates (not
-# committed): .build/ - import libraries,
+# packages/pkg.cab, malformed/*.sys, signed/*.sys, packages/signed/*, the hostile archives of
+# regress/ (regress/make_hostile.py), and the debug fixtures under debug/ (debug/build_debug.sh,
+# listed in debug/SHA256SUMS). Intermediates (not committed): .build/ - import libraries,
 # objects, the PDBs of the clang builds and DWARF twins of the gcc builds, which
 # truth/make_truth.py uses to map call instructions to source lines.
 set -euo pipefail
@@ -196,9 +196,18 @@ rm -f bin/rebuild_a.lib bin/rebuild_b.lib  # import libraries lld-link writes fo
 # Signed fixtures (Authenticode, nested, tampered, timestamped, catalog package): sign/build_signed.sh.
 bash sign/build_signed.sh
 
+# Blocklist fixtures (a LOLDrivers folder and a SiPolicy naming three builds by their hashes).
+python3 blocklist/make.py
+
+# ---------------------------------------------------------------------------------------------
+# Hostile archives from the structures issues 18 and 19 describe (the fuzz targets' regression
+# files; see regress/README.md).
+python3 regress/make_hostile.py
+
 # ---------------------------------------------------------------------------------------------
 FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys rebuild/*/*.sys \
-    packages/signed/* | sort)
+    packages/signed/* blocklist/policy.xml blocklist/loldrivers/*.yaml \
+    regress/cab/*.cab regress/zip/*.zip regress/pe_file/*.sys | sort)
 DEBUG_FILES=$(find debug -type f \( -name '*.sys' -o -name '*.pdb' -o -name '*.debug' \) | sort)
 cd ..
 if [ "$UPDATE" = 1 ]; then

@@ -57,6 +57,16 @@ pub struct PeSignatures {
 /// they use (one pass over the file). An image without a certificate table gives an empty
 /// list.
 pub fn read_pe_signatures(pe: &[u8]) -> Result<PeSignatures, SignatureError> {
+    read_pe_signatures_with(pe, |layout, algs| pe::digests_with_layout(pe, layout, algs))
+}
+
+/// [`read_pe_signatures`], with the digests computed by `digests(layout, algorithms)` (one per
+/// algorithm, in order): a caller that hashes the file anyway for other reasons (catalogs,
+/// blocklists) hashes it once for everything.
+pub fn read_pe_signatures_with(
+    pe: &[u8],
+    digests: impl FnOnce(&PeLayout, &[DigestAlgorithm]) -> Vec<Vec<u8>>,
+) -> Result<PeSignatures, SignatureError> {
     let layout = pe::layout(pe)?;
     let entries = pe::win_certificates(pe, &layout)?;
     let mut signatures = Vec::new();
@@ -79,11 +89,13 @@ pub fn read_pe_signatures(pe: &[u8]) -> Result<PeSignatures, SignatureError> {
         .collect();
     algs.sort_unstable();
     algs.dedup();
-    let digests = pe::digests_with_layout(pe, &layout, &algs);
-    for s in &mut signatures {
-        let alg = s.indirect.as_ref().and_then(|i| i.digest_algorithm);
-        if let Some(i) = alg.and_then(|a| algs.iter().position(|&x| x == a)) {
-            s.computed_digest = Some(digests[i].clone());
+    if !algs.is_empty() {
+        let digests = digests(&layout, &algs);
+        for s in &mut signatures {
+            let alg = s.indirect.as_ref().and_then(|i| i.digest_algorithm);
+            if let Some(i) = alg.and_then(|a| algs.iter().position(|&x| x == a)) {
+                s.computed_digest = digests.get(i).cloned();
+            }
         }
     }
     Ok(PeSignatures {
@@ -108,7 +120,15 @@ pub struct PeVerdict {
 /// Reads and classifies a PE image's embedded signature. `Err` only when the bytes are not a
 /// PE image at all; an unreadable certificate table is the class `Malformed`, with the error.
 pub fn inspect_pe(pe: &[u8]) -> Result<PeVerdict, SignatureError> {
-    match read_pe_signatures(pe) {
+    inspect_pe_with(pe, |layout, algs| pe::digests_with_layout(pe, layout, algs))
+}
+
+/// [`inspect_pe`], with the digests computed by the caller (see [`read_pe_signatures_with`]).
+pub fn inspect_pe_with(
+    pe: &[u8],
+    digests: impl FnOnce(&PeLayout, &[DigestAlgorithm]) -> Vec<Vec<u8>>,
+) -> Result<PeVerdict, SignatureError> {
+    match read_pe_signatures_with(pe, digests) {
         Ok(s) => Ok(PeVerdict {
             classification: classify_signatures(&s.signatures),
             signatures: Some(s),

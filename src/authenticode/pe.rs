@@ -163,6 +163,7 @@ pub fn layout(pe: &[u8]) -> Result<PeLayout, SignatureError> {
 }
 
 /// A running hash of one of the algorithms Authenticode uses.
+#[derive(Clone)]
 pub(crate) enum Hasher {
     Md5(md5::Md5),
     Sha1(sha1::Sha1),
@@ -239,12 +240,88 @@ pub fn authenticode_digests(
     Ok(digests_with_layout(pe, &l, algs))
 }
 
-pub(crate) fn digests_with_layout(
+/// The Authenticode digests of a file-layout PE with each of `algs` as Windows computes them
+/// (zero padding to 8 bytes, see [`digest_runs`]), and, when the file needed padding, also
+/// without it: many tools (VirusTotal among them, and so the LOLDrivers lists) hash an
+/// unsigned file whose length is not a multiple of 8 without the padding Windows adds.
+/// One pass over the file for both.
+#[allow(clippy::type_complexity)]
+pub fn authenticode_digests_padded_and_not(
+    pe: &[u8],
+    algs: &[DigestAlgorithm],
+) -> Result<(Vec<Vec<u8>>, Option<Vec<Vec<u8>>>), SignatureError> {
+    let l = layout(pe)?;
+    let (runs, pad) = digest_runs(&l);
+    let mut hashers = hash_runs(pe, runs, algs);
+    let unpadded = (pad > 0).then(|| hashers.clone().into_iter().map(Hasher::finish).collect());
+    for h in &mut hashers {
+        h.update(&[0u8; 8][..pad]);
+    }
+    Ok((hashers.into_iter().map(Hasher::finish).collect(), unpadded))
+}
+
+/// Hashes of one file computed in a single pass: its Authenticode digests (padded as Windows
+/// pads, and without the padding when it needed some) and its flat hashes.
+#[derive(Debug, Clone)]
+pub struct FileHashes {
+    /// One per Authenticode algorithm asked for, in order.
+    pub authenticode: Vec<Vec<u8>>,
+    /// The same without the zero padding, when the hashed data does not end on 8 bytes.
+    pub unpadded: Option<Vec<Vec<u8>>>,
+    /// One per flat algorithm asked for, in order.
+    pub flat: Vec<Vec<u8>>,
+}
+
+/// The Authenticode digests with `auth` and the flat hashes with `flat` of a file-layout PE
+/// whose layout is `l`, reading each byte once: a driver's bytes are hashed for its
+/// signature, its catalog and the blocklists in one pass rather than one per purpose.
+pub fn file_hashes(
     pe: &[u8],
     l: &PeLayout,
-    algs: &[DigestAlgorithm],
-) -> Vec<Vec<u8>> {
+    auth: &[DigestAlgorithm],
+    flat: &[DigestAlgorithm],
+) -> FileHashes {
+    const CHUNK: usize = 64 << 10;
     let (runs, pad) = digest_runs(l);
+    let mut a: Vec<Hasher> = auth.iter().map(|&x| Hasher::new(x)).collect();
+    let mut f: Vec<Hasher> = flat.iter().map(|&x| Hasher::new(x)).collect();
+    let mut run = runs.iter().peekable();
+    let mut start = 0;
+    while start < pe.len() {
+        let end = (start + CHUNK).min(pe.len());
+        let chunk = &pe[start..end];
+        for h in &mut f {
+            h.update(chunk);
+        }
+        // The parts of the Authenticode runs inside this chunk (runs are sorted, disjoint).
+        while let Some(r) = run.peek() {
+            let (lo, hi) = (r.start.max(start), r.end.min(end));
+            if lo < hi {
+                for h in &mut a {
+                    h.update(&pe[lo..hi]);
+                }
+            }
+            if r.end <= end {
+                run.next();
+            } else {
+                break;
+            }
+        }
+        start = end;
+    }
+    let unpadded =
+        (pad > 0 && !a.is_empty()).then(|| a.clone().into_iter().map(Hasher::finish).collect());
+    for h in &mut a {
+        h.update(&[0u8; 8][..pad]);
+    }
+    FileHashes {
+        authenticode: a.into_iter().map(Hasher::finish).collect(),
+        unpadded,
+        flat: f.into_iter().map(Hasher::finish).collect(),
+    }
+}
+
+fn hash_runs(pe: &[u8], runs: Vec<Range<usize>>, algs: &[DigestAlgorithm]) -> Vec<Hasher> {
     let mut hashers: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
     for r in runs {
         // Chunked so that several hashers share the cache-warm bytes.
@@ -254,6 +331,16 @@ pub(crate) fn digests_with_layout(
             }
         }
     }
+    hashers
+}
+
+pub(crate) fn digests_with_layout(
+    pe: &[u8],
+    l: &PeLayout,
+    algs: &[DigestAlgorithm],
+) -> Vec<Vec<u8>> {
+    let (runs, pad) = digest_runs(l);
+    let mut hashers = hash_runs(pe, runs, algs);
     for h in &mut hashers {
         h.update(&[0u8; 8][..pad]);
     }

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::model::{
-    parse_hash, read_capped, BlocklistError, Category, HashKind, ListKind, Match, MatchRule,
-    Strength, Subject, MAX_FOLDER_BYTES, MAX_FOLDER_FILES,
+    parse_hash, read_capped, BlocklistError, Category, HashKind, HashNeeds, ListKind, Match,
+    MatchRule, Strength, Subject, MAX_FOLDER_BYTES, MAX_FOLDER_FILES,
 };
 use super::yaml::{self, Node};
 
@@ -446,7 +446,24 @@ impl LolDrivers {
 
     fn yaml_file(path: &Path, keep: yaml::Keep) -> Result<Option<LolEntry>, BlocklistError> {
         let bytes = read_capped(path)?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| BlocklistError::Yaml {
+        Self::yaml_bytes(path, &bytes, keep)
+    }
+
+    /// One driver's YAML file already in memory (as [`Self::load_yaml_files`] reads each);
+    /// `path` names it in errors.
+    pub fn from_yaml(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Self, BlocklistError> {
+        let entries = Self::yaml_bytes(path, bytes, opts.keep())?
+            .into_iter()
+            .collect();
+        Ok(Self::indexed(entries))
+    }
+
+    fn yaml_bytes(
+        path: &Path,
+        bytes: &[u8],
+        keep: yaml::Keep,
+    ) -> Result<Option<LolEntry>, BlocklistError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| BlocklistError::Yaml {
             path: path.to_owned(),
             line: 1 + bytes[..e.valid_up_to()]
                 .iter()
@@ -478,8 +495,13 @@ impl LolDrivers {
     /// Loads drivers.json (an array of driver objects as in the YAML files).
     pub fn load_json(path: &Path, opts: LoadOptions) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
+        Self::from_json(path, &bytes, opts)
+    }
+
+    /// drivers.json already in memory; `path` names it in errors.
+    pub fn from_json(path: &Path, bytes: &[u8], opts: LoadOptions) -> Result<Self, BlocklistError> {
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| BlocklistError::Json {
+            serde_json::from_slice(bytes).map_err(|source| BlocklistError::Json {
                 path: path.to_owned(),
                 source,
             })?;
@@ -502,13 +524,16 @@ impl LolDrivers {
     /// Loads drivers.csv.
     pub fn load_csv(path: &Path) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
+        Self::from_csv(path, &bytes)
+    }
+
+    /// drivers.csv already in memory; `path` names it in errors.
+    pub fn from_csv(path: &Path, bytes: &[u8]) -> Result<Self, BlocklistError> {
         let csv_err = |source| BlocklistError::Csv {
             path: path.to_owned(),
             source,
         };
-        let mut rd = csv::ReaderBuilder::new()
-            .flexible(false)
-            .from_reader(&bytes[..]);
+        let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
         let headers = rd.headers().map_err(csv_err)?.clone();
         let col = |name: &str| {
             headers
@@ -647,6 +672,28 @@ impl LolDrivers {
     /// Number of samples (or, for drivers.csv, hash values) loaded.
     pub fn sample_count(&self) -> usize {
         self.entries.iter().map(|e| e.samples.len()).sum()
+    }
+
+    /// The hashes besides the SHA-256s that a sample can match through alone: a sample is
+    /// matched by its strongest hash of each kind (a file with the sample's MD5 has the
+    /// sample's SHA-256 too), so SHA-1 is computed only when some sample lists no SHA-256 of
+    /// that kind, and MD5 when some lists neither (in the 2026 snapshot: 19 samples for the
+    /// flat SHA-1, 2 for the flat MD5, 6 for the Authenticode SHA-1, none for its MD5).
+    pub(super) fn needs(&self) -> HashNeeds {
+        let mut n = HashNeeds::default();
+        let has = |h: &Option<String>| h.as_deref().is_some_and(|v| !v.is_empty());
+        // Each sample by its strongest hash of each kind: SHA-256, else SHA-1, else MD5.
+        for s in self.entries.iter().flat_map(|e| &e.samples) {
+            if !has(&s.sha256) {
+                n.flat_sha1 |= has(&s.sha1);
+                n.flat_md5 |= !has(&s.sha1) && has(&s.md5);
+            }
+            if !has(&s.authentihash_sha256) {
+                n.authenticode_sha1 |= has(&s.authentihash_sha1);
+                n.authenticode_md5 |= !has(&s.authentihash_sha1) && has(&s.authentihash_md5);
+            }
+        }
+        n
     }
 
     pub(super) fn matches(&self, subject: &Subject, list: &str, kind: ListKind) -> Vec<Match> {

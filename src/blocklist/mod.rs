@@ -27,8 +27,9 @@ mod yaml;
 use std::path::Path;
 
 pub use model::{
-    BlocklistError, Category, CertFacts, HashKind, ListKind, Match, MatchRule, SignatureFacts,
-    Strength, Subject, TbsHashes, MAX_FILE_BYTES, MAX_FOLDER_BYTES, MAX_FOLDER_FILES,
+    BlocklistError, Category, CertFacts, HashKind, HashNeeds, ListKind, Match, MatchRule,
+    SignatureFacts, Strength, Subject, TbsHashes, MAX_FILE_BYTES, MAX_FOLDER_BYTES,
+    MAX_FOLDER_FILES,
 };
 
 /// A loaded list.
@@ -61,6 +62,15 @@ impl Blocklist {
             Content::Lol(_) => None,
         }
     }
+    /// The hashes besides the SHA-256s that an entry of this list can match through alone.
+    pub fn needs(&self) -> HashNeeds {
+        let n = match &self.content {
+            Content::Lol(l) => l.needs(),
+            Content::Policy(p) => p.needs(),
+        };
+        HashNeeds { any: true, ..n }
+    }
+
     /// Every entry of this list that `subject` matches, sorted.
     pub fn matches(&self, subject: &Subject) -> Vec<Match> {
         let mut out = match &self.content {
@@ -130,6 +140,31 @@ pub fn load_with(path: &Path, opts: loldrivers::LoadOptions) -> Result<Blocklist
     };
     Ok(Blocklist {
         source,
+        kind,
+        content,
+    })
+}
+
+/// A list already in memory, of the given kind (a LOLDrivers YAML file is one driver's),
+/// parsed exactly as [`load_with`] parses a file; `path` names it in errors and as the source.
+pub fn from_bytes(
+    path: &Path,
+    kind: ListKind,
+    bytes: &[u8],
+    opts: loldrivers::LoadOptions,
+) -> Result<Blocklist, BlocklistError> {
+    let content = match kind {
+        ListKind::LolDriversYaml => {
+            Content::Lol(loldrivers::LolDrivers::from_yaml(path, bytes, opts)?)
+        }
+        ListKind::LolDriversJson => {
+            Content::Lol(loldrivers::LolDrivers::from_json(path, bytes, opts)?)
+        }
+        ListKind::LolDriversCsv => Content::Lol(loldrivers::LolDrivers::from_csv(path, bytes)?),
+        ListKind::SiPolicy => Content::Policy(sipolicy::SiPolicy::from_bytes(path, bytes)?),
+    };
+    Ok(Blocklist {
+        source: path.display().to_string(),
         kind,
         content,
     })

@@ -24,6 +24,17 @@ pub enum Category {
     Blocked,
 }
 
+impl Category {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Vulnerable => "vulnerable",
+            Category::Malicious => "malicious",
+            Category::Blocked => "blocked",
+        }
+    }
+}
+
 /// Which loader read a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -61,6 +72,20 @@ impl HashKind {
             HashKind::AuthenticodeSha256 => "auth-sha256",
             HashKind::PageSha1 => "page-sha1",
             HashKind::PageSha256 => "page-sha256",
+        }
+    }
+
+    /// What the hash is of, for a message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HashKind::FlatMd5 => "MD5 of the whole file",
+            HashKind::FlatSha1 => "SHA-1 of the whole file",
+            HashKind::FlatSha256 => "SHA-256 of the whole file",
+            HashKind::AuthenticodeMd5 => "Authenticode MD5",
+            HashKind::AuthenticodeSha1 => "Authenticode SHA-1",
+            HashKind::AuthenticodeSha256 => "Authenticode SHA-256",
+            HashKind::PageSha1 => "first-page hash SHA-1",
+            HashKind::PageSha256 => "first-page hash SHA-256",
         }
     }
 }
@@ -122,6 +147,11 @@ pub struct Subject {
     pub authenticode_sha256: Option<String>,
     pub page_sha1: Option<String>,
     pub page_sha256: Option<String>,
+    /// For a file whose Authenticode-hashed data does not end on 8 bytes (an unsigned file of
+    /// odd length): its Authenticode MD5, SHA-1 and SHA-256 without the zero padding Windows
+    /// hashes after it. Windows (and so SiPolicy hash rules) pads; VirusTotal and the tools
+    /// LOLDrivers' hashes come from do not; an Authenticode hash rule matches either.
+    pub authenticode_unpadded: Option<[String; 3]>,
     /// Version resource strings.
     pub original_filename: Option<String>,
     pub internal_name: Option<String>,
@@ -148,7 +178,47 @@ impl Subject {
         ]
         .into_iter()
         .filter_map(|(k, h)| Some((k, hex::decode(h.as_deref()?).ok()?)))
+        .chain(self.authenticode_unpadded.iter().flat_map(|u| {
+            [
+                HashKind::AuthenticodeMd5,
+                HashKind::AuthenticodeSha1,
+                HashKind::AuthenticodeSha256,
+            ]
+            .into_iter()
+            .zip(u.iter())
+            .filter(|(_, h)| !h.is_empty())
+            .filter_map(|(k, h)| Some((k, hex::decode(h).ok()?)))
+        }))
         .collect()
+    }
+}
+
+/// Which of a driver's hashes the loaded lists can match on besides its flat and Authenticode
+/// SHA-256, which are always given: each costs a pass of a hash over the file, so a hash
+/// is computed only when some entry could match through it alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashNeeds {
+    /// Some list is loaded: the SHA-256s are needed.
+    pub any: bool,
+    pub flat_md5: bool,
+    pub flat_sha1: bool,
+    pub authenticode_md5: bool,
+    pub authenticode_sha1: bool,
+    /// First-page hashes (SiPolicy `Hash Page` rules; one 4 KiB page, cheap).
+    pub pages: bool,
+}
+
+impl HashNeeds {
+    /// What either needs.
+    pub fn union(self, o: HashNeeds) -> HashNeeds {
+        HashNeeds {
+            any: self.any || o.any,
+            flat_md5: self.flat_md5 || o.flat_md5,
+            flat_sha1: self.flat_sha1 || o.flat_sha1,
+            authenticode_md5: self.authenticode_md5 || o.authenticode_md5,
+            authenticode_sha1: self.authenticode_sha1 || o.authenticode_sha1,
+            pages: self.pages || o.pages,
+        }
     }
 }
 

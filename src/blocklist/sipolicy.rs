@@ -34,8 +34,8 @@ use std::path::Path;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use super::model::{
-    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind, ListKind,
-    Match, MatchRule, Strength, Subject,
+    cves_in, parse_hash, parse_version, read_capped, BlocklistError, Category, HashKind, HashNeeds,
+    ListKind, Match, MatchRule, Strength, Subject,
 };
 
 const NS: &str = "urn:schemas-microsoft-com:sipolicy";
@@ -236,7 +236,13 @@ fn eku_oid(value: &str) -> Option<String> {
 impl SiPolicy {
     pub fn load(path: &Path) -> Result<Self, BlocklistError> {
         let bytes = read_capped(path)?;
-        let text = decode(path, &bytes)?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// A policy file already in memory (UTF-8 or UTF-16, as [`Self::load`] reads it); `path`
+    /// names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, BlocklistError> {
+        let text = decode(path, bytes)?;
         Self::parse(path, &text)
     }
 
@@ -516,6 +522,19 @@ impl SiPolicy {
             strength: Strength::Identity,
             rule,
             location: format!("{list}:{line}"),
+        }
+    }
+
+    /// The hashes besides the SHA-256s that a rule can match through: SHA-1 when a rule holds
+    /// a 20-byte hash (policies list SHA-1 and SHA-256 in rules of their own, so neither
+    /// stands for the other), and the first-page hashes.
+    pub(super) fn needs(&self) -> HashNeeds {
+        let sha1 = self.by_hash.keys().any(|h| h.len() == 20);
+        HashNeeds {
+            flat_sha1: sha1,
+            authenticode_sha1: sha1,
+            pages: !self.by_hash.is_empty(),
+            ..HashNeeds::default()
         }
     }
 

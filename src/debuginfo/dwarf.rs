@@ -76,7 +76,16 @@ pub(crate) fn read_capped(path: &Path, what: &'static str) -> Result<Vec<u8>, De
         path: path.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(path).map_err(io)?.len();
+    let meta = std::fs::metadata(path).map_err(io)?;
+    // A FIFO would block the read, a device such as /dev/zero read without end (its length
+    // is 0): only a regular file is read.
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let len = meta.len();
     if len > MAX_DWARF_FILE_BYTES {
         return Err(DebugInfoError::TooLarge {
             what,

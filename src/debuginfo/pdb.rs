@@ -146,14 +146,25 @@ pub(crate) struct OpenedPdb {
 /// Opens `path` as a PDB and reads its GUID and age. `Err` carries the mismatch to report
 /// (`Absent`, `Unreadable`) for the search.
 pub(crate) fn open_pdb(path: &Path) -> Result<OpenedPdb, Mismatch> {
+    // What the path is, before opening it: the image names the path (its CodeView record), and
+    // opening a FIFO blocks until a writer comes (a hostile driver naming `/run/initctl` hung
+    // the scan; tests/it/hostile_paths.rs).
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        // `DIR/name.pdb` is a folder in the symbol-store layout: no PDB at the plain path.
+        Ok(m) if m.is_dir() => return Err(Mismatch::Absent),
+        Ok(_) => return Err(Mismatch::Unreadable("not a regular file".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Mismatch::Absent),
+        Err(e) => return Err(Mismatch::Unreadable(e.to_string())),
+    }
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Mismatch::Absent),
         Err(e) => return Err(Mismatch::Unreadable(e.to_string())),
     };
+    // Checked again on what was opened: the path may have changed in between.
     let len = match file.metadata() {
         Ok(m) if m.is_file() => m.len(),
-        // `DIR/name.pdb` is a folder in the symbol-store layout: no PDB at the plain path.
         Ok(m) if m.is_dir() => return Err(Mismatch::Absent),
         Ok(_) => return Err(Mismatch::Unreadable("not a regular file".into())),
         Err(e) => return Err(Mismatch::Unreadable(e.to_string())),

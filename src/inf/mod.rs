@@ -45,6 +45,9 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture an INF decoration can name.
+    pub const ALL: [Arch; 5] = [Arch::X86, Arch::Amd64, Arch::Arm, Arch::Arm64, Arch::Ia64];
+
     /// From a PE `IMAGE_FILE_HEADER.Machine`.
     pub fn from_machine(machine: u16) -> Option<Arch> {
         Some(match machine {
@@ -67,7 +70,7 @@ impl Arch {
         }
     }
     fn parse(s: &str) -> Option<Arch> {
-        [Arch::X86, Arch::Amd64, Arch::Arm, Arch::Arm64, Arch::Ia64]
+        Arch::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s))
     }
@@ -327,6 +330,7 @@ pub enum ProblemKind {
     UnresolvedString { key: String },
     InvalidUtf16 { units: usize },
     Utf8WithoutBom,
+    Utf16WithoutBom,
     // [Version].
     MissingVersionSection,
     InvalidSignature { value: String },
@@ -377,6 +381,11 @@ impl Problem {
             UnresolvedString { key } => format!("%{key}% is not defined in a [Strings] section"),
             InvalidUtf16 { units } => {
                 format!("{units} UTF-16 code units are not valid (shown as U+FFFD)")
+            }
+            Utf16WithoutBom => {
+                "UTF-16 text without a byte-order mark: Windows recognises a Unicode INF by its \
+                 BOM, and may read this one as ANSI"
+                    .into()
             }
             Utf8WithoutBom => {
                 "UTF-8 text without a byte-order mark: Windows reads it in the ANSI code page"
@@ -581,6 +590,13 @@ impl Inf {
                 line: 0,
                 section: None,
                 kind: ProblemKind::InvalidUtf16 { units: bad_units },
+            });
+        }
+        if encoding == Encoding::Utf16Le {
+            problems.push(Problem {
+                line: 0,
+                section: None,
+                kind: ProblemKind::Utf16WithoutBom,
             });
         }
         if encoding == Encoding::Utf8 {

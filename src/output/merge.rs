@@ -73,18 +73,31 @@ struct Group {
 /// with (their report-level rules are run again over the whole). Returns the merged run's exit
 /// code (the worst of the shards').
 pub fn merge(paths: &[PathBuf], rules: &RuleSet, out: impl Write) -> Result<i64, MergeError> {
-    let mut shards = Vec::new();
+    let mut logs = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(|source| MergeError::Read {
             path: path.clone(),
             source,
         })?;
+        logs.push((path.clone(), text));
+    }
+    merge_texts(&logs, rules, out)
+}
+
+/// [`merge`] of logs already read: (the path that names each in errors, its text).
+pub fn merge_texts(
+    logs: &[(PathBuf, String)],
+    rules: &RuleSet,
+    out: impl Write,
+) -> Result<i64, MergeError> {
+    let mut shards = Vec::new();
+    for (path, text) in logs {
         let format = |why: String| MergeError::Format {
             path: path.clone(),
             why,
         };
         let log: Value =
-            serde_json::from_str(&text).map_err(|e| format(format!("not JSON: {e}")))?;
+            serde_json::from_str(text).map_err(|e| format(format!("not JSON: {e}")))?;
         let run = log["runs"]
             .as_array()
             .and_then(|r| r.first())
@@ -361,6 +374,7 @@ fn report_level(
                 pe_key: String::new(),
                 tags,
                 anomalies: Vec::new(),
+                identity: None,
             })
         })
         .collect();

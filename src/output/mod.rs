@@ -4,8 +4,10 @@
 //! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
 //!   lines or JSON);
 //! - [`notices`]: what could not be examined, on standard error before the report;
-//! - [`merge`]: the SARIF logs of a sharded scan joined into one.
+//! - [`merge`]: the SARIF logs of a sharded scan joined into one;
+//! - [`identify`]: `drvaudit identify`'s table of driver identities, or JSON.
 
+pub mod identify;
 pub mod merge;
 pub mod notices;
 pub mod sarif;

@@ -285,21 +285,29 @@ struct AggregationFacts {
     results_written: usize,
     /// Levels whose results were folded.
     levels: Vec<&'static str>,
+    /// Rules whose results were folded over the whole run, not per artifact.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules_folded_across_artifacts: Vec<String>,
 }
 
 impl<W: Write> SarifSink<W> {
-    /// Folds findings to fit `limit`: for notes, then warnings, then errors, the findings of
-    /// one rule in one artifact become one result (largest groups first) until the count
-    /// fits. Returns the encoded results in report order (a folded result where its first
-    /// finding was) and what was done.
+    /// Folds findings to fit `limit`. First, for notes, then warnings, then errors, the
+    /// findings of one rule in one artifact become one result (largest groups first) until the
+    /// count fits; when that is not enough (a rule that fires once in each of thousands of
+    /// drivers), then the findings of one rule in the whole run, in the same order. Returns
+    /// the encoded results in report order (a folded result where its first finding was) and
+    /// what was done.
     fn aggregate(
         &self,
         findings: &[Finding],
         limit: usize,
     ) -> std::io::Result<(Vec<String>, Aggregation)> {
         use std::collections::HashMap;
+        const LEVELS: [Level; 3] = [Level::Note, Level::Warning, Level::Error];
+        let results_of = |n: usize| n.div_ceil(MAX_RELATED);
         // Groups of (level, rule, artifact), by first occurrence.
-        let mut groups: HashMap<(Level, &str, usize), Vec<usize>> = HashMap::new();
+        type Key<'k> = (Level, &'k str, usize);
+        let mut groups: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
         for (i, f) in findings.iter().enumerate() {
             groups
                 .entry((f.level, f.rule_id.as_str(), f.artifact))
@@ -307,33 +315,72 @@ impl<W: Write> SarifSink<W> {
                 .push(i);
         }
         let mut count = findings.len();
-        let mut folded: Vec<&Vec<usize>> = Vec::new();
+        // The folded groups, keyed by (level, rule) so that the second stage can replace a
+        // rule's per-artifact groups with one.
+        let mut folded: HashMap<(Level, &str), Vec<Vec<usize>>> = HashMap::new();
         let mut levels = Vec::new();
-        for level in [Level::Note, Level::Warning, Level::Error] {
+        for level in LEVELS {
             if count <= limit {
                 break;
             }
-            let mut of_level: Vec<&Vec<usize>> = groups
+            let mut of_level: Vec<(&Key<'_>, &Vec<usize>)> = groups
                 .iter()
                 .filter(|((l, ..), members)| *l == level && members.len() > 1)
-                .map(|(_, m)| m)
                 .collect();
             // Largest first, then report order: deterministic.
-            of_level.sort_by_key(|m| (std::cmp::Reverse(m.len()), m[0]));
-            for m in of_level {
+            of_level.sort_by_key(|(_, m)| (std::cmp::Reverse(m.len()), m[0]));
+            for (&(l, rule, _), m) in of_level {
                 if count <= limit {
                     break;
                 }
-                count -= m.len() - m.len().div_ceil(MAX_RELATED);
-                folded.push(m);
+                count -= m.len() - results_of(m.len());
+                folded.entry((l, rule)).or_default().push(m.clone());
                 if !levels.contains(&level_name(level)) {
                     levels.push(level_name(level));
                 }
             }
         }
+        let mut across = Vec::new();
+        if count > limit {
+            let mut of_rule: HashMap<(Level, &str), Vec<usize>> = HashMap::new();
+            for (i, f) in findings.iter().enumerate() {
+                of_rule
+                    .entry((f.level, f.rule_id.as_str()))
+                    .or_default()
+                    .push(i);
+            }
+            for level in LEVELS {
+                let mut rules: Vec<(&(Level, &str), &Vec<usize>)> =
+                    of_rule.iter().filter(|((l, _), _)| *l == level).collect();
+                rules.sort_by_key(|(_, m)| (std::cmp::Reverse(m.len()), m[0]));
+                for (&key, m) in rules {
+                    if count <= limit {
+                        break;
+                    }
+                    // What the rule takes now: its unfolded findings and its folded groups.
+                    let groups_now = folded.get(&key).map_or(&[][..], Vec::as_slice);
+                    let in_groups: usize = groups_now.iter().map(Vec::len).sum();
+                    let now = m.len() - in_groups
+                        + groups_now
+                            .iter()
+                            .map(|g| results_of(g.len()))
+                            .sum::<usize>();
+                    let then = results_of(m.len());
+                    if then >= now {
+                        continue;
+                    }
+                    count -= now - then;
+                    folded.insert(key, vec![m.clone()]);
+                    across.push(key.1.to_string());
+                    if !levels.contains(&level_name(level)) {
+                        levels.push(level_name(level));
+                    }
+                }
+            }
+        }
         let mut first_of: HashMap<usize, &Vec<usize>> = HashMap::new();
         let mut skip = vec![false; findings.len()];
-        for m in &folded {
+        for m in folded.values().flatten() {
             first_of.insert(m[0], m);
             for &i in m.iter() {
                 skip[i] = true;
@@ -360,6 +407,7 @@ impl<W: Write> SarifSink<W> {
                 results_before: findings.len(),
                 results_written: out.len(),
                 levels,
+                rules_folded_across_artifacts: across,
             },
         };
         Ok((out, summary))
@@ -395,12 +443,18 @@ impl<W: Write> SarifSink<W> {
             fingerprints.push(f.fingerprint.clone());
             state = fold_state(state, f.baseline);
         }
+        let artifacts: std::collections::BTreeSet<usize> =
+            members.iter().map(|&i| findings[i].artifact).collect();
+        let within = if artifacts.len() > 1 {
+            format!("{} files", artifacts.len())
+        } else {
+            first.subject.clone().unwrap_or_else(|| "the report".into())
+        };
         r["message"]["text"] = format!(
-            "{} result(s) of {} in {}, folded into one to fit the run's result limit (each is a \
-             related location); the first: {}",
+            "{} result(s) of {} in {within}, folded into one to fit the run's result limit (each \
+             is a related location); the first: {}",
             members.len(),
             first.rule_id,
-            first.subject.as_deref().unwrap_or("the report"),
             first.message(why)
         )
         .into();
@@ -1005,12 +1059,22 @@ fn view<'s>(
         },
         // A binary artifact has no lines, but GitHub code scanning requires `startLine`: line 1
         // stands beside the byte region, which viewers that read bytes use.
-        region: f.region.map(|(offset, length)| RegionView {
-            byte_length: Some(length as i64),
-            byte_offset: Some(offset as i64),
-            start_column: None,
-            start_line: f.source.is_none().then_some(1),
-        }),
+        region: match (f.region, f.line) {
+            (Some((offset, length)), _) => Some(RegionView {
+                byte_length: Some(length as i64),
+                byte_offset: Some(offset as i64),
+                start_column: None,
+                start_line: f.source.is_none().then_some(1),
+            }),
+            // A line of a text artifact (an INF).
+            (None, Some(line)) => Some(RegionView {
+                byte_length: None,
+                byte_offset: None,
+                start_column: None,
+                start_line: Some(line),
+            }),
+            (None, None) => None,
+        },
     };
     // With a source location, the result is at the source line, and the binary location and
     // the inlining chain become related locations.

@@ -149,6 +149,9 @@ pub fn render(report: &Report) -> String {
     let rule = |id: &str| report.rules.iter().find(|r| r.id == id);
     for f in report.findings.iter().filter(|f| f.suppression.is_none()) {
         let mut path = artifact_path(report, f.artifact);
+        if let Some(line) = f.line {
+            path.push_str(&format!(":{line}"));
+        }
         if let Some(rva) = f.rva {
             // A carved image's path already ends in `@base`: show base+rva, the address.
             let sep = match report.artifacts[f.artifact].kind {

@@ -21,6 +21,8 @@ pub(crate) enum InputKind {
     Cab,
     /// A crash dump (by its signature).
     Dump,
+    /// An INF: its folder is a driver package.
+    Inf,
 }
 
 /// One file to analyse.
@@ -125,6 +127,7 @@ fn kind_by_extension(path: &Path) -> Option<InputKind> {
         ("sys", InputKind::Image),
         ("zip", InputKind::Zip),
         ("cab", InputKind::Cab),
+        ("inf", InputKind::Inf),
     ]
     .into_iter()
     .find(|(e, _)| ext.eq_ignore_ascii_case(e))
@@ -134,7 +137,7 @@ fn kind_by_extension(path: &Path) -> Option<InputKind> {
 /// A file named on the command line: a package by extension, a dump by its `PAGE` signature,
 /// otherwise an image.
 pub(crate) fn kind_of_explicit(path: &Path) -> InputKind {
-    if let Some(k @ (InputKind::Zip | InputKind::Cab)) = kind_by_extension(path) {
+    if let Some(k @ (InputKind::Zip | InputKind::Cab | InputKind::Inf)) = kind_by_extension(path) {
         return k;
     }
     let mut magic = [0u8; 8];

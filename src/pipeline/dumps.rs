@@ -35,7 +35,28 @@ pub(crate) fn analyze_dump(
     on_disk: &OnDisk,
     auditor: &Auditor<'_>,
 ) -> (Unit, Option<PoolSnapshot>, LoadedIn) {
-    let subject = display_path(path);
+    let length = std::fs::metadata(path).ok().map(|m| m.len());
+    analyze_opened(
+        &display_path(path),
+        uri,
+        length,
+        Dump::open(path),
+        on_disk,
+        auditor,
+    )
+}
+
+/// [`analyze_dump`] of a dump already opened, from a file or from memory (or that failed to
+/// open): `subject` names it in notices, `length` is its size in bytes.
+pub(crate) fn analyze_opened(
+    subject: &str,
+    uri: String,
+    length: Option<u64>,
+    opened: Result<Dump, dump::DumpError>,
+    on_disk: &OnDisk,
+    auditor: &Auditor<'_>,
+) -> (Unit, Option<PoolSnapshot>, LoadedIn) {
+    let subject = subject.to_string();
     let mut unit = Unit::default();
     unit.artifacts.push(Artifact {
         name: file_name(&uri),
@@ -43,7 +64,7 @@ pub(crate) fn analyze_dump(
         parent: None,
         kind: ArtifactKind::Dump,
         sha256: None,
-        length: std::fs::metadata(path).ok().map(|m| m.len()),
+        length,
         memory_only: false,
         facts: Default::default(),
     });
@@ -51,7 +72,7 @@ pub(crate) fn analyze_dump(
         unit.notices
             .push(Notice::new(subject.clone(), kind, level, message))
     };
-    let dump = match Dump::open(path) {
+    let dump = match opened {
         Ok(d) => d,
         Err(e) => {
             let kind = match e {
@@ -172,10 +193,7 @@ pub(crate) fn analyze_dump(
                 }));
             }
             Err(e) => {
-                let kind = match e {
-                    AuditError::Image(_) => NoticeKind::Malformed,
-                    AuditError::Internal(_) => NoticeKind::Internal,
-                };
+                let kind = e.notice_kind();
                 unit.notices.push(Notice::new(
                     module_subject,
                     kind,
@@ -184,14 +202,6 @@ pub(crate) fn analyze_dump(
                 ))
             }
         }
-    }
-    for n in dump.notice_records() {
-        // A budget reached (a hostile or damaged dump) leaves part of the dump unexamined.
-        let kind = match n.kind {
-            dump::NoticeKind::Budget => NoticeKind::Budget,
-            _ => NoticeKind::Partial,
-        };
-        notice(&mut unit, n.message, kind, Level::Warning);
     }
     let pool = match dump.pool_usage() {
         Ok(s) => Some(s),
@@ -215,6 +225,21 @@ pub(crate) fn analyze_dump(
             None
         }
     };
+    // After the pool table was read: reading it records notices of its own (a budget reached
+    // while probing, entries that do not add up).
+    for n in dump.notice_records() {
+        let kind = match n.kind {
+            // A budget reached (a hostile or damaged dump) leaves part of the dump unexamined;
+            // so does a mode the reader does not support.
+            dump::NoticeKind::Budget => NoticeKind::Budget,
+            dump::NoticeKind::Unsupported => NoticeKind::Unsupported,
+            // Missing pages and damaged structures are worked around: the rest is analysed.
+            dump::NoticeKind::Missing | dump::NoticeKind::Malformed | dump::NoticeKind::Partial => {
+                NoticeKind::Partial
+            }
+        };
+        notice(&mut unit, n.message, kind, Level::Warning);
+    }
     (unit, pool, loaded_in)
 }
 
@@ -296,6 +321,7 @@ fn audit_module(
         name: &module.name,
         display: &display,
         path: None,
+        package: None,
         holes: carved.holes.clone(),
     };
     let result = auditor.audit(target, |image| {

@@ -19,7 +19,9 @@ mod audit;
 mod collect;
 mod dumps;
 mod evidence;
+mod memory;
 mod merge;
+mod packages;
 
 pub use evidence::{rank_findings, sort_ranked};
 
@@ -36,6 +38,8 @@ use crate::rules::RuleSet;
 use audit::{analyze_input, artifact_kind, guarded, internal_error, Auditor};
 use collect::{collect, kind_of_explicit, uri_for, Input, InputKind};
 use merge::{finding_order, Merger, Mode, OwnedBatch};
+
+pub use memory::{audit_bytes, MemoryInput};
 
 /// Everything a scan needs, resolved from the command line.
 #[derive(Debug, Clone)]
@@ -72,6 +76,56 @@ pub struct Settings {
     pub symbols: Vec<PathBuf>,
     /// Build-path rewrites onto a checkout (`--source-map PREFIX=DIR`).
     pub source_map: Vec<(String, PathBuf)>,
+    /// Blocklists drivers are matched against (`--blocklist`).
+    pub blocklists: Vec<PathBuf>,
+    /// Compute each image's identity (`drvaudit identify`): version resource, signature
+    /// class and signer, Authenticode SHA-256, blocklist entries.
+    pub identify: bool,
+}
+
+/// Loads every blocklist; one that cannot be used is an input that could not be read, and the
+/// audit is incomplete (a gate must not pass drivers because it lost its list).
+fn load_blocklists(
+    paths: &[PathBuf],
+    notices: &mut Vec<crate::report::Notice>,
+) -> Vec<crate::blocklist::Blocklist> {
+    let mut lists = Vec::new();
+    for p in paths {
+        match crate::blocklist::load(p) {
+            Ok(l) => {
+                // Rules the matcher cannot evaluate: the policy is checked without them.
+                let notes = l.sipolicy().map_or(&[][..], |p| p.notes.as_slice());
+                if let Some((first, rest)) = notes.split_first() {
+                    notices.push(crate::report::Notice::new(
+                        crate::util::display_path(p),
+                        crate::report::NoticeKind::Partial,
+                        Level::Warning,
+                        format!(
+                            "matched without the rules it cannot evaluate: {first}{}",
+                            if rest.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (and {} more)", rest.len())
+                            }
+                        ),
+                    ));
+                }
+                lists.push(l)
+            }
+            Err(e) => notices.push(crate::report::Notice::new(
+                crate::util::display_path(p),
+                match e {
+                    crate::blocklist::BlocklistError::Io { .. } => {
+                        crate::report::NoticeKind::Unreadable
+                    }
+                    _ => crate::report::NoticeKind::Malformed,
+                },
+                Level::Error,
+                e.to_string(),
+            )),
+        }
+    }
+    lists
 }
 
 /// A deterministic part of the inputs: `index` of `count` (1-based), chosen by a hash of each
@@ -191,11 +245,24 @@ fn run_batched(
             .collect(),
         root: settings.root.clone(),
     };
+    let blocklists = load_blocklists(&settings.blocklists, &mut notices);
+    let packages = packages::FolderPackages::default();
     let auditor = Auditor {
         rules: &settings.rules,
         owners: owners.as_ref(),
         call_sites: settings.call_sites,
         debug: &debug,
+        blocklists: &blocklists,
+        hash_needs: blocklists
+            .iter()
+            .fold(Default::default(), |n: crate::blocklist::HashNeeds, l| {
+                n.union(l.needs())
+            }),
+        packages: &packages,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+        identify: settings.identify,
     };
     let report = Report {
         rules: settings.rules.enabled(),

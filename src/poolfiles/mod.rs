@@ -188,6 +188,16 @@ pub fn parse_pool_text(
     name: &str,
 ) -> Result<(PoolFileFormat, PoolSnapshot), PoolSourceError> {
     let format = detect_format(text, name)?;
+    Ok((format, parse_pool_text_as(format, text, name)?))
+}
+
+/// Parses pool-usage text in a format already known (no detection): what [`parse_pool_text`]
+/// does once it has decided.
+pub fn parse_pool_text_as(
+    format: PoolFileFormat,
+    text: &str,
+    name: &str,
+) -> Result<PoolSnapshot, PoolSourceError> {
     let tags = match format {
         PoolFileFormat::Poolused => poolused::parse(text, name)?,
         PoolFileFormat::PoolmonLog | PoolFileFormat::PoolmonScreen => poolmon::parse(text, name)?,
@@ -200,13 +210,10 @@ pub fn parse_pool_text(
             why: format!("the {format} has no pool tag rows"),
         });
     }
-    Ok((
-        format,
-        PoolSnapshot {
-            source: format!("{name} ({format})"),
-            tags,
-        },
-    ))
+    Ok(PoolSnapshot {
+        source: format!("{name} ({format})"),
+        tags,
+    })
 }
 
 /// Decides the format from the first line that says which it is. Debugger logs start with

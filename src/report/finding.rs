@@ -38,6 +38,10 @@ pub enum AnchorKind {
     Header,
     /// A pool tag as a whole (report-level rules).
     PoolTag,
+    /// The driver as a whole (its signature, a blocklist entry).
+    Driver,
+    /// A line of a package's INF (package-level rules).
+    InfLine,
 }
 
 /// Where a hit was found: in one driver, or over the whole report (report-level rules, whose
@@ -52,6 +56,15 @@ pub enum Place<'a> {
     },
     /// A hit of a report-level rule.
     Report,
+    /// A hit of a package-level rule on an INF.
+    Package {
+        /// The INF's artifact index.
+        artifact: usize,
+        /// The INF as messages name it (`pkg.zip:x.inf`).
+        display: &'a str,
+        /// What names the package in fingerprints: the INF's SHA-256.
+        identity: &'a str,
+    },
 }
 
 /// Only [`Finding::from_hit`] can make a finding.
@@ -76,6 +89,8 @@ pub struct Finding {
     pub rva: Option<u32>,
     /// Byte offset and length within the artifact.
     pub region: Option<(u64, u64)>,
+    /// 1-based line within a text artifact (an INF).
+    pub line: Option<u32>,
     /// Logical location.
     pub logical: Option<Logical>,
     /// What kind of place the finding is anchored at.
@@ -134,6 +149,26 @@ impl Finding {
                     located,
                 )
             }
+            Place::Package {
+                artifact,
+                display,
+                identity,
+            } => match &hit.anchor {
+                Anchor::InfLine { line, key } => (
+                    artifact,
+                    Some(display.to_string()),
+                    identity,
+                    Located {
+                        rva: None,
+                        region: None,
+                        line: (*line > 0).then_some(*line as u32),
+                        logical: None,
+                        key: key.clone(),
+                        site: None,
+                    },
+                ),
+                other => panic!("package-level hit anchored at {other:?}"),
+            },
             Place::Report => match hit.anchor {
                 Anchor::PoolTag { tag, artifact } => (
                     artifact,
@@ -150,6 +185,7 @@ impl Finding {
                         }),
                         key: format!("tag:{tag:08x}"),
                         site: None,
+                        line: None,
                     },
                 ),
                 other => panic!("report-level hit anchored at {other:?}"),
@@ -161,6 +197,8 @@ impl Finding {
             Anchor::CallSite(_) => AnchorKind::CallSite,
             Anchor::Header(..) => AnchorKind::Header,
             Anchor::PoolTag { .. } => AnchorKind::PoolTag,
+            Anchor::Driver { .. } => AnchorKind::Driver,
+            Anchor::InfLine { .. } => AnchorKind::InfLine,
         };
         Finding {
             rule_id: rule.id.clone(),
@@ -170,11 +208,15 @@ impl Finding {
             artifact,
             rva: located.rva,
             region: located.region,
+            line: located.line,
             logical: located.logical,
             anchor,
             properties,
             tags: hit.tags,
-            driver_level: !matches!(anchor, AnchorKind::CallSite | AnchorKind::PoolTag),
+            driver_level: !matches!(
+                anchor,
+                AnchorKind::CallSite | AnchorKind::PoolTag | AnchorKind::InfLine
+            ),
             site: located.site,
             evidence: None,
             rank: None,
@@ -238,6 +280,7 @@ struct Located {
     /// What, within the driver, the fingerprint identifies.
     key: String,
     site: Option<CallSite>,
+    line: Option<u32>,
 }
 
 fn locate_in_driver(
@@ -324,7 +367,20 @@ fn locate_in_driver(
             }),
             format!("header:{off:x}"),
         ),
-        Anchor::PoolTag { .. } => panic!("a pool-tag anchor is report-level"),
+        Anchor::Driver { key } => (
+            None,
+            Some((0, 0)),
+            Some(Logical {
+                name: driver.name.to_string(),
+                fully_qualified: driver.name.to_string(),
+                kind: "module",
+                bounds: None,
+            }),
+            format!("driver:{key}"),
+        ),
+        Anchor::PoolTag { .. } | Anchor::InfLine { .. } => {
+            panic!("{anchor:?} is not an anchor inside a driver")
+        }
     };
     let site = match anchor {
         Anchor::CallSite(i) => Some(driver.sites[*i].clone()),
@@ -336,6 +392,7 @@ fn locate_in_driver(
         logical,
         key,
         site,
+        line: None,
     }
 }
 

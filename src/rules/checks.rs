@@ -6,7 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use super::hit::{describe_site, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule};
+use super::gating;
+use super::hit::{
+    describe_site, Anchor, CheckContext, Hit, Level, PackageContext, ReportContext, ReportRule,
+};
 use crate::callsite::{CallSite, Provenance};
 use crate::pe::Machine;
 use crate::pool::apis::{ApiKind, Role};
@@ -24,10 +27,37 @@ const IMAGE_CHECKS: &[(&str, ImageCheck)] = &[
     ("executable-pool-request", executable_pool_request),
     ("section-not-page-aligned", section_not_page_aligned),
     ("iat-in-executable-section", iat_in_executable_section),
+    ("known-vulnerable-driver", gating::known_vulnerable),
+    ("known-malicious-driver", gating::known_malicious),
+    ("blocked-by-policy", gating::blocked_by_policy),
+    ("unsigned-driver", gating::unsigned),
+    ("test-signed-driver", gating::test_signed),
+    ("signature-digest-mismatch", gating::digest_mismatch),
+    (
+        "catalog-does-not-cover-driver",
+        gating::catalog_does_not_cover,
+    ),
+    (
+        "signer-expired-without-timestamp",
+        gating::expired_without_timestamp,
+    ),
+    ("attestation-signed-driver", gating::attestation_signed),
 ];
 
 /// Report-level checks by name.
 const REPORT_CHECKS: &[(&str, &dyn ReportRule)] = &[("pool-consumer", &PoolConsumer)];
+
+/// A check over one INF of a package.
+pub(super) type PackageCheck = fn(&PackageContext<'_>) -> Vec<Hit>;
+
+/// Package-level checks by name.
+const PACKAGE_CHECKS: &[(&str, PackageCheck)] = &[
+    ("inf-problem", gating::inf_problem),
+    (
+        "package-file-not-in-catalog",
+        gating::package_file_not_in_catalog,
+    ),
+];
 
 /// A native check, resolved from its name when the rule loads.
 #[derive(Clone, Copy)]
@@ -36,6 +66,8 @@ pub(super) enum Native {
     Image(ImageCheck),
     /// Runs once over the report.
     Report(&'static dyn ReportRule),
+    /// Runs once per INF of a package.
+    Package(PackageCheck),
 }
 
 impl std::fmt::Debug for Native {
@@ -43,6 +75,7 @@ impl std::fmt::Debug for Native {
         f.write_str(match self {
             Native::Image(_) => "Native::Image",
             Native::Report(_) => "Native::Report",
+            Native::Package(_) => "Native::Package",
         })
     }
 }
@@ -59,6 +92,12 @@ pub(super) fn resolve(name: &str) -> Option<Native> {
                 .find(|(n, _)| *n == name)
                 .map(|(_, c)| Native::Report(*c))
         })
+        .or_else(|| {
+            PACKAGE_CHECKS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| Native::Package(*c))
+        })
 }
 
 /// Every check name, for the error that lists them.
@@ -67,6 +106,7 @@ pub(super) fn names() -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|(n, _)| *n)
         .chain(REPORT_CHECKS.iter().map(|(n, _)| *n))
+        .chain(PACKAGE_CHECKS.iter().map(|(n, _)| *n))
 }
 
 fn allocates(site: &CallSite) -> bool {

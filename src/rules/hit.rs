@@ -35,7 +35,7 @@ impl fmt::Display for Level {
 }
 
 /// Where a hit is: the report layer turns this into RVA, byte region and logical location.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anchor {
     /// An import's IAT slot (index into the image's imports).
     Import(usize),
@@ -52,6 +52,19 @@ pub enum Anchor {
         tag: u32,
         /// The artifact the result is placed on.
         artifact: usize,
+    },
+    /// The driver as a whole (its signature, a blocklist entry), with what identifies the
+    /// finding within the driver (`list:entry`), since it has no address.
+    Driver {
+        /// The finding's key within the driver.
+        key: String,
+    },
+    /// A line of a package's INF (package-level rules), with a key identifying the finding.
+    InfLine {
+        /// 1-based line; 0 when the problem has no line (an absent section).
+        line: usize,
+        /// The finding's key within the INF.
+        key: String,
     },
 }
 
@@ -89,6 +102,22 @@ pub struct CheckContext<'a> {
     pub driver: &'a Driver,
     /// `tag → owning binary` from `--pooltag`, when given.
     pub pooltag: Option<&'a HashMap<u32, String>>,
+    /// The driver's identity facts, computed when a rule first asks.
+    pub facts: &'a crate::facts::Facts<'a>,
+    /// The blocklists given (`--blocklist`).
+    pub blocklists: &'a [crate::blocklist::Blocklist],
+    /// The package the driver came in, when it came in one (a folder or archive with an INF).
+    pub package: Option<&'a crate::packageinfo::PackageInfo>,
+    /// When the scan runs (seconds since 1970), for certificates judged without a timestamp.
+    pub now: i64,
+}
+
+/// What package-level rules see: one INF of a package.
+pub struct PackageContext<'a> {
+    /// The package.
+    pub package: &'a crate::packageinfo::PackageInfo,
+    /// The INF.
+    pub inf: &'a crate::packageinfo::InfFile,
 }
 
 /// What report-level rules see: the run's pool usage attributed to its drivers.

@@ -13,10 +13,12 @@
 //!   analysed: the pool usage attributed to the drivers ([`RuleSet::check_report`]).
 
 mod checks;
+mod gating;
 mod hit;
 
 pub use hit::{
-    describe_site, function_name, Anchor, CheckContext, Hit, Level, ReportContext, ReportRule,
+    describe_site, function_name, Anchor, CheckContext, Hit, Level, PackageContext, ReportContext,
+    ReportRule,
 };
 
 use std::path::{Path, PathBuf};
@@ -330,6 +332,13 @@ impl RuleSet {
         self.sort_and_check()
     }
 
+    /// Adds one user rule file's text as [`RuleSet::add_dir`] adds each file it finds; `path`
+    /// names it in errors and decides the file-name checks.
+    pub fn add_text(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {
+        self.add_file(path, text)?;
+        self.sort_and_check()
+    }
+
     /// Adds one user rule file: a whole rule, or — when its `id` is a rule already loaded —
     /// only the fields it changes.
     fn add_file(&mut self, path: &Path, text: &str) -> Result<(), RuleError> {
@@ -448,6 +457,11 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.enabled).cloned().collect()
     }
 
+    /// The set with no rule (`drvaudit identify` audits identities, not rules).
+    pub fn none() -> RuleSet {
+        RuleSet { rules: Vec::new() }
+    }
+
     /// The set holding only the rule `key` (id or name), enabled whatever its default: for
     /// running one rule alone, as its tests do. `None` when there is no such rule.
     pub fn only(&self, key: &str) -> Option<RuleSet> {
@@ -480,6 +494,17 @@ impl RuleSet {
         for rule in self.rules.iter().filter(|r| r.enabled) {
             if let Some(checks::Native::Report(check)) = rule.native {
                 out.extend(check.check(ctx).into_iter().map(|h| (rule, h)));
+            }
+        }
+        out
+    }
+
+    /// Runs every enabled package-level rule over one INF of a package.
+    pub fn check_package<'r>(&'r self, ctx: &PackageContext<'_>) -> Vec<(&'r Rule, Hit)> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().filter(|r| r.enabled) {
+            if let Some(checks::Native::Package(check)) = rule.native {
+                out.extend(check(ctx).into_iter().map(|h| (rule, h)));
             }
         }
         out
@@ -670,8 +695,9 @@ fn match_rule(rule: &Rule, ctx: &CheckContext<'_>) -> Vec<Hit> {
             .collect(),
         Matcher::Native { .. } => match rule.native {
             Some(checks::Native::Image(check)) => check(ctx),
-            // Report-level rules run once per report (`check_report`), not per image.
-            Some(checks::Native::Report(_)) => Vec::new(),
+            // Report-level rules run once per report (`check_report`), package-level ones once
+            // per INF (`check_package`), not per image.
+            Some(checks::Native::Report(_) | checks::Native::Package(_)) => Vec::new(),
             None => unreachable!("native rules are resolved when they load"),
         },
     }

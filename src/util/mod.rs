@@ -4,6 +4,7 @@
 //! formatting, and reading input files ([`fileio`]).
 
 pub mod fileio;
+pub mod guard;
 
 use std::path::Path;
 
@@ -55,8 +56,32 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// Seconds since 1970-01-01 UTC as `YYYY-MM-DD` (the proleptic Gregorian calendar; Howard
+/// Hinnant's days-from-civil inverse).
+pub fn utc_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dates_from_unix_seconds() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(1_535_068_800), "2018-08-24");
+        assert_eq!(super::utc_date(951_782_400), "2000-02-29");
+        assert_eq!(super::utc_date(-86_400), "1969-12-31");
+    }
+
     #[test]
     fn control_characters_are_escaped() {
         let name = String::from_utf8_lossy(b"INIT\x19\x1b[2J").into_owned();

@@ -87,7 +87,10 @@ def pe_offsets(data):
     return checksum, secdir, size_of_headers, cert_off, cert_size
 
 
-def authenticode(data, algo):
+def authenticode(data, algo, padded=False):
+    """padded: as Windows computes it (Get-AppLockerFileInformation, WDAC hash rules), with the
+    hashed data zero-padded to a multiple of 8 bytes, the padding signing tools add before the
+    certificate table; without it, as VirusTotal and most tools hash an unsigned file."""
     checksum, secdir, _, cert_off, cert_size = pe_offsets(data)
     end = len(data)
     if cert_off and cert_size and cert_off + cert_size <= len(data):
@@ -96,6 +99,8 @@ def authenticode(data, algo):
     h.update(data[:checksum])
     h.update(data[checksum + 4:secdir])
     h.update(data[secdir + 8:end])
+    if padded and end % 8:
+        h.update(b"\0" * (8 - end % 8))
     return h.hexdigest()
 
 
@@ -368,6 +373,11 @@ def policy_matches(pol, h, facts, sigs):
 
 # ---------------------------------------------------------------- main
 
+def both(policy, h, padded, facts, sigs):
+    """The policy's matches with either form of the Authenticode hashes."""
+    return sorted(set(policy_matches(policy, h, facts, sigs)) | set(policy_matches(policy, padded, facts, sigs)))
+
+
 def main():
     check = "--check" in sys.argv
     if not os.path.isdir(SHARED):
@@ -377,7 +387,7 @@ def main():
     msft = load_policy(os.path.join(SHARED, "reference/data/microsoft/SiPolicy_DriverBlockRules.xml"))
 
     ident = ["file\tmd5\tsha1\tsha256\timphash\tfixed_file_version\tfixed_product_version\tOriginalFilename\tFileVersion\tCompanyName\tProductName\tFileDescription\tInternalName\tLegalCopyright"]
-    block = ["file\tflat_md5\tflat_sha1\tflat_sha256\tauth_md5\tauth_sha1\tauth_sha256\tpage_sha1\tpage_sha256\tOriginalFilename\tfile_version\timphash\tloldrivers\tloldrivers_imphash\tdenypolicy\tmsft_block"]
+    block = ["file\tflat_md5\tflat_sha1\tflat_sha256\tauth_md5\tauth_sha1\tauth_sha256\tauth_sha256_padded\tpage_sha1\tpage_sha256\tOriginalFilename\tfile_version\timphash\tloldrivers\tloldrivers_imphash\tdenypolicy\tmsft_block"]
     certs = ["file\tsignature\tcert\tcn\ttbs_md5\ttbs_sha1\ttbs_sha256\ttbs_sha384\ttbs_sha512\topus_program"]
     checked = 0
     for label, path in drivers(True):
@@ -396,6 +406,10 @@ def main():
             h["auth_" + a] = authenticode(data, a)
         for a in ["sha1", "sha256"]:
             h["page_" + a] = first_page(data, a)
+        padded = dict(h)
+        for a in ["md5", "sha1", "sha256"]:
+            padded["auth_" + a] = authenticode(data, a, padded=True)
+        h["auth_sha256_padded"] = padded["auth_sha256"]
         sigs = signatures(data)
         if sigs:
             got = osslsigncode_digests(path)
@@ -412,11 +426,12 @@ def main():
                     sys.exit("%s: Authenticode %s %s != osslsigncode %s" % (label, algo, h["auth_" + algo], dig))
                 checked += 1
         facts = {"strings": strings, "version": ver(fixed) if fixed else (0, 0, 0, 0)}
-        lol = lol_matches(h, idx)
+        # A list's Authenticode hash may be either (see authenticode()): both are tried.
+        lol = sorted(set(lol_matches(h, idx)) | set(lol_matches(padded, idx)))
         limp = sorted("%s#%d" % t for t in imp.get(ih, []))
-        block.append("\t".join([label] + [h[k] for k in ["flat_md5", "flat_sha1", "flat_sha256", "auth_md5", "auth_sha1", "auth_sha256", "page_sha1", "page_sha256"]] +
+        block.append("\t".join([label] + [h[k] for k in ["flat_md5", "flat_sha1", "flat_sha256", "auth_md5", "auth_sha1", "auth_sha256", "auth_sha256_padded", "page_sha1", "page_sha256"]] +
                                [esc(strings.get("OriginalFilename")), fixed or "-", ih, ";".join(lol) or "-", ";".join(limp) or "-",
-                                ";".join(policy_matches(deny, h, facts, sigs)) or "-", ";".join(policy_matches(msft, h, facts, sigs)) or "-"]))
+                                ";".join(both(deny, h, padded, facts, sigs)) or "-", ";".join(both(msft, h, padded, facts, sigs)) or "-"]))
         for si, (opus, chain) in enumerate(sigs):
             for ci, c in enumerate(chain):
                 t = tbs(c)

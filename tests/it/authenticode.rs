@@ -371,3 +371,64 @@ fn measure_signature_cost() {
         per(both)
     );
 }
+
+/// The one-pass hashes equal the separate ones, for every fixture build and signed fixture;
+/// on the corpus, the Authenticode SHA-256 without padding is the truth's (pefile's layout,
+/// unpadded) and with padding the truth's Windows form.
+#[test]
+fn one_pass_hashes_equal_the_separate_ones_and_the_truth() {
+    use drvaudit::authenticode::pe::{file_hashes, layout};
+    let algs = [
+        DigestAlgorithm::Md5,
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha256,
+    ];
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["bin", "signed"] {
+        for e in std::fs::read_dir(common::testdata(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sys") {
+                files.push(p);
+            }
+        }
+    }
+    for p in &files {
+        let pe = std::fs::read(p).unwrap();
+        let Ok(l) = layout(&pe) else { continue };
+        let h = file_hashes(&pe, &l, &algs, &algs);
+        for (i, &alg) in algs.iter().enumerate() {
+            assert_eq!(
+                h.authenticode[i],
+                authenticode_digest(&pe, alg).unwrap(),
+                "{}",
+                p.display()
+            );
+            assert_eq!(
+                h.flat[i],
+                drvaudit::authenticode::pe::hash(alg, &pe),
+                "{}",
+                p.display()
+            );
+        }
+    }
+    let rows = tsv("blocklist.tsv");
+    let Some(_) = common::shared("corpus/drivers") else {
+        return;
+    };
+    let mut unpadded = 0;
+    for r in &rows {
+        let (file, auth_sha256, padded) = (&r[0], &r[6], &r[7]);
+        let pe = std::fs::read(resolve(file).unwrap()).unwrap();
+        let l = layout(&pe).unwrap();
+        let h = file_hashes(&pe, &l, &[DigestAlgorithm::Sha256], &[]);
+        assert_eq!(hex::encode(&h.authenticode[0]), *padded, "{file}");
+        match &h.unpadded {
+            Some(u) => {
+                assert_eq!(hex::encode(&u[0]), *auth_sha256, "{file}");
+                unpadded += 1;
+            }
+            None => assert_eq!(padded, auth_sha256, "{file}"),
+        }
+    }
+    assert_eq!(unpadded, 13);
+}

@@ -10,7 +10,7 @@ use drvaudit::authenticode::classify::SignatureClass;
 use drvaudit::authenticode::der::DerWhy;
 use drvaudit::authenticode::{inspect_pe, pkcs7, Catalog, SignatureError};
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut v = vec![tag];
     let n = content.len();
     if n < 0x80 {
@@ -25,23 +25,28 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     v
 }
 
-fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
 }
 
-fn oid(enc: &[u8]) -> Vec<u8> {
+pub(crate) fn oid(enc: &[u8]) -> Vec<u8> {
     tlv(0x06, enc)
 }
 
 const SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-const SPC_INDIRECT: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04];
-const CTL: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x0a, 0x01];
+pub(crate) const SPC_INDIRECT: &[u8] =
+    &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04];
+pub(crate) const CTL: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x0a, 0x01];
 const NESTED: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x04, 0x01];
 const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 
 /// A ContentInfo(SignedData) with `content_type`/`content`, no certificates, and one
 /// SignerInfo whose unauthenticated attributes are `unsigned` (when given).
-fn signed_data(content_type: &[u8], content: &[u8], unsigned: Option<Vec<u8>>) -> Vec<u8> {
+pub(crate) fn signed_data(
+    content_type: &[u8],
+    content: &[u8],
+    unsigned: Option<Vec<u8>>,
+) -> Vec<u8> {
     let alg = tlv(0x30, &oid(SHA256));
     let mut si = cat(&[
         tlv(0x02, &[1]),
@@ -65,7 +70,7 @@ fn signed_data(content_type: &[u8], content: &[u8], unsigned: Option<Vec<u8>>) -
     tlv(0x30, &cat(&[oid(SIGNED_DATA), tlv(0xa0, &sd)]))
 }
 
-fn indirect() -> Vec<u8> {
+pub(crate) fn indirect() -> Vec<u8> {
     tlv(
         0x30,
         &cat(&[
@@ -80,7 +85,7 @@ fn indirect() -> Vec<u8> {
 
 /// An unsigned fixture driver with `blob` appended as its certificate table (one
 /// WIN_CERTIFICATE, 8-byte aligned), or with the table entry set to `entry` as given.
-fn pe_with(blob: &[u8], entry: Option<(u32, u32)>) -> Vec<u8> {
+pub(crate) fn pe_with(blob: &[u8], entry: Option<(u32, u32)>) -> Vec<u8> {
     let mut pe = std::fs::read(common::testdata("bin/clean_gcc_x64_O2.sys")).unwrap();
     while pe.len() % 8 != 0 {
         pe.push(0);
@@ -193,8 +198,8 @@ fn certificate_table_outside_the_file_or_over_the_headers() {
     );
 }
 
-#[test]
-fn a_catalog_with_a_million_members_is_refused_quickly() {
+/// A catalog (a SignedData over a CTL) of a million members.
+pub(crate) fn million_member_catalog() -> Vec<u8> {
     let member = tlv(0x30, &tlv(0x04, &[0xab; 20]));
     let members = tlv(0x30, &member.repeat(1_000_000));
     let ctl = tlv(
@@ -212,7 +217,12 @@ fn a_catalog_with_a_million_members_is_refused_quickly() {
             members,
         ]),
     );
-    let catalog = signed_data(CTL, &ctl, None);
+    signed_data(CTL, &ctl, None)
+}
+
+#[test]
+fn a_catalog_with_a_million_members_is_refused_quickly() {
+    let catalog = million_member_catalog();
     assert!(catalog.len() > 20_000_000);
     let start = Instant::now();
     let err = Catalog::parse(&catalog).unwrap_err();

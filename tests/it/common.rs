@@ -55,6 +55,8 @@ pub fn settings(paths: &[PathBuf]) -> Settings {
         shard: Default::default(),
         symbols: Vec::new(),
         source_map: Vec::new(),
+        blocklists: Vec::new(),
+        identify: false,
     }
 }
 

@@ -301,7 +301,7 @@ fn t(tag: u32, np: (u64, u64, u64), p: (u64, u64, u64)) -> TagCounts {
 
 /// Ordinary tags among a non-printable one, a zero key in a used slot and two keys carrying the
 /// PROTECTED_POOL bit (one of them non-printable, 0x80000001).
-fn odd_global_tags() -> Vec<TagCounts> {
+pub(crate) fn odd_global_tags() -> Vec<TagCounts> {
     vec![
         t(TAG_NONE, (120, 20, 0x19000), (0, 0, 0)),
         t(TAG_CHIPSEC, (7, 2, 0x2C0), (0, 0, 0)),
@@ -312,7 +312,7 @@ fn odd_global_tags() -> Vec<TagCounts> {
     ]
 }
 
-fn odd_cpu1_tags() -> Vec<TagCounts> {
+pub(crate) fn odd_cpu1_tags() -> Vec<TagCounts> {
     vec![
         t(TAG_NONE, (30, 5, 0x6400), (0, 0, 0)),
         t(TAG_CHIPSEC, (1, 0, 0x40), (0, 0, 0)),

@@ -167,3 +167,64 @@ fn hostile_dumps_finish_with_their_budget_notices() {
         assert_eq!(r.exit_code, 2, "{name}");
     }
 }
+
+/// Dumps whose pool tables hold chipsec's `\x841\x00\x00`, a zero key in a used slot and keys
+/// with the protected bit among ordinary tags (x64 bitmap, x86 PAE): the table is read, and the
+/// scan ranks the carved driver's untagged allocation — `None` holds the most NonPaged bytes —
+/// first.
+#[test]
+fn odd_tags_do_not_stop_the_ranking() {
+    use crate::dump_reader::{odd_cpu1_tags, odd_global_tags};
+    for (arch, dump_type, build, drv, nt) in [
+        (
+            Arch::X64,
+            5,
+            19041,
+            "untagged_clang_x64_O2.sys",
+            "ntoskrnl_stub_x64.exe",
+        ),
+        (
+            Arch::X86Pae,
+            2,
+            17763,
+            "untagged_clang_x86_O2.sys",
+            "ntoskrnl_stub_x86.exe",
+        ),
+    ] {
+        let mut s = Scenario::new(arch, dump_type, build, 2, ImportPlacement::InRdata);
+        s.images = Some((
+            std::fs::read(testdata(&format!("bin/{drv}"))).unwrap(),
+            std::fs::read(testdata(&format!("bin/{nt}"))).unwrap(),
+        ));
+        s.tags = Some(odd_global_tags());
+        s.cpu1_tags = Some(odd_cpu1_tags());
+        let (_dir, dump) = to_file(&s.bytes().0, "ODD.DMP");
+        let r = scan_with_dump(&[], &dump);
+        // Only the carved image's known gaps (a page of .data, the freed INIT) are noted.
+        assert!(
+            r.notices
+                .iter()
+                .all(|n| n.level != drvaudit::report::Level::Error),
+            "{arch:?}: {:?}",
+            r.notices
+        );
+        assert!(r.unranked.is_none(), "{arch:?}: {:?}", r.unranked);
+        let pool = r.pool.as_ref().expect("the dump's pool usage");
+        let chipsec = pool.tags.iter().find(|t| t.tag == 0x3184).expect("0x3184");
+        assert_eq!(
+            (
+                chipsec.nonpaged.allocs,
+                chipsec.nonpaged.frees,
+                chipsec.nonpaged.bytes
+            ),
+            (8, 2, 0x300),
+            "{arch:?}"
+        );
+        let first = &r.findings[0];
+        assert_eq!(first.rule_id, "DRV1001", "{arch:?}: {}", msg(first));
+        assert_eq!(r.artifacts[first.artifact].name, GUID_DRIVER, "{arch:?}");
+        // The highest rank (DRV2001 on the same call shares it: two errors of one site).
+        assert!(r.findings.iter().all(|f| f.rank <= first.rank), "{arch:?}");
+        assert_eq!(first.evidence.as_ref().unwrap().nonpaged.bytes, 0x1F400);
+    }
+}

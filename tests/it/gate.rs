@@ -38,7 +38,7 @@ fn sarif(text: &str) -> Value {
 
 /// An incomplete audit exits 2 and names the input and the problem on standard error, also
 /// with `-o`; the report still holds every other input; `--allow-incomplete` lets the exit
-/// code follow the findings again.
+/// code follow the findings again (1 for the unsigned fixture drivers: DRV4004 is an error).
 fn fails_closed(args: &[&str], on_stderr: &[&str], allowed_exit: i32) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.sarif");
@@ -83,7 +83,7 @@ fn a_missing_path_fails_closed() {
     fails_closed(
         &["scan", &clean, "/nonexistent/drivers"],
         &["/nonexistent/drivers: error: cannot read"],
-        0,
+        1,
     );
 }
 
@@ -114,7 +114,7 @@ fn a_corrupt_driver_in_a_tree_fails_closed() {
     let bytes = std::fs::read(bin("clean_gcc_x64_O2.sys")).unwrap();
     std::fs::write(dir.path().join("broken.sys"), &bytes[..300]).unwrap();
     let d = dir.path().display().to_string();
-    fails_closed(&["scan", &d], &["broken.sys: error: not a PE image"], 0);
+    fails_closed(&["scan", &d], &["broken.sys: error: not a PE image"], 1);
 }
 
 #[test]
@@ -139,7 +139,12 @@ fn a_corrupt_package_member_fails_closed() {
     bytes[at] ^= 0xff;
     std::fs::write(&zip_path, &bytes).unwrap();
     let z = zip_path.display().to_string();
-    fails_closed(&["scan", &z], &["pkg.zip: error: drivers/bad.sys"], 0);
+    // The notice names the member itself, as the notices of its audit do.
+    fails_closed(
+        &["scan", &z],
+        &["pkg.zip:drivers/bad.sys: error: cannot decompress"],
+        1,
+    );
     // The good member is still reported.
     let (_, out, _) = run(&["scan", &z, "--allow-incomplete", "--no-progress"]);
     assert!(out.contains("pkg.zip:drivers/good.sys"), "{out}");
@@ -155,7 +160,7 @@ fn an_unopenable_dump_fails_closed() {
     fails_closed(
         &["scan", &clean, "--dump", &n],
         &["notadump.txt: error:", "not a readable crash dump"],
-        0,
+        1,
     );
 }
 
@@ -169,7 +174,7 @@ fn a_malformed_pool_export_fails_closed() {
     fails_closed(
         &["scan", &clean, "--pool", &b],
         &["pool.txt:1: `hello` starts no known pool usage format"],
-        0,
+        1,
     );
 }
 
@@ -198,7 +203,10 @@ fn project(text: &str) -> tempfile::TempDir {
 #[test]
 fn flags_override_the_config_which_overrides_rule_files() {
     // The rule file makes DRV3007 a note; the config a warning and the gate warning-level.
-    let p = project("fail-on = \"warning\"\n\n[rules.DRV3007]\nlevel = \"warning\"\n");
+    // The fixture is unsigned (DRV4004, an error), which is not what this test is about.
+    let p = project(
+        "fail-on = \"warning\"\nignore = [\"DRV4004\"]\n\n[rules.DRV3007]\nlevel = \"warning\"\n",
+    );
     let (code, out, _) = run_in(Some(p.path()), &["scan", "clean.sys", "--no-progress"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("warning[DRV3007]"), "{out}");
@@ -211,7 +219,14 @@ fn flags_override_the_config_which_overrides_rule_files() {
     // --no-config: the rule file's level, the default gate.
     let (code, out, _) = run_in(
         Some(p.path()),
-        &["scan", "clean.sys", "--no-config", "--no-progress"],
+        &[
+            "scan",
+            "clean.sys",
+            "--no-config",
+            "--ignore",
+            "DRV4004",
+            "--no-progress",
+        ],
     );
     assert_eq!(code, 0);
     assert!(out.contains("note[DRV3007]"), "{out}");
@@ -356,12 +371,13 @@ fn suppressions_keep_results_with_their_reason_and_leave_the_exit_code() {
     let p = project(
         "[[suppress]]\nrule = \"DRV1001\"\npath = \"**/untagged.sys\"\nreason = \"legacy vendor driver\"\n\n\
          [[suppress]]\nrule = \"executable-pool-request\"\ndriver = \"UNTAGGED.SYS\"\nreason = \"known, tracked\"\n\n\
-         [[suppress]]\nrule = \"DRV1003\"\nreason = \"nothing to match\"\n",
+         [[suppress]]\nrule = \"DRV1003\"\nreason = \"nothing to match\"\n\n\
+         [[suppress]]\nrule = \"unsigned-driver\"\nreason = \"built here, signed at release\"\n",
     );
     let (code, out, err) = run_in(Some(p.path()), &["scan", "untagged.sys", "--no-progress"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("error["), "{out}");
-    assert!(out.contains("2 finding(s) suppressed"), "{out}");
+    assert!(out.contains("3 finding(s) suppressed"), "{out}");
     // The entry that matched nothing is stale.
     assert!(err.contains("stale suppressions"), "{err}");
     assert!(
@@ -379,7 +395,7 @@ fn suppressions_keep_results_with_their_reason_and_leave_the_exit_code() {
         .iter()
         .filter(|r| r.get("suppressions").is_some())
         .collect();
-    assert_eq!(suppressed.len(), 2);
+    assert_eq!(suppressed.len(), 3);
     let s = &suppressed[0]["suppressions"][0];
     assert_eq!(s["kind"], "external");
     assert_eq!(s["status"], "accepted");
@@ -576,6 +592,17 @@ fn a_large_run_is_folded_to_fit_without_losing_a_site() {
     assert_eq!(facts["resultsWritten"], results.len());
     // Notes are folded first, errors last.
     assert_eq!(facts["levels"][0], "note");
+    // Folding per driver is not enough for 150 (rules that fire once in each driver: DRV3007,
+    // DRV4004): rules are folded over the whole run, notes first.
+    let across = facts["rulesFoldedAcrossArtifacts"].as_array().unwrap();
+    assert!(across.contains(&"DRV3007".into()), "{across:?}");
+    for rule in across {
+        assert!(results.iter().any(|r| &r["ruleId"] == rule
+            && r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(" files, folded into one")));
+    }
     // With a limit that notes alone can meet, errors and warnings stay individual.
     let near = all_args(&(n - 50).to_string());
     let run_near = &near["runs"][0];

@@ -189,12 +189,21 @@ fn softether_and_fixture_infs_match_the_truth() {
         for (k, v) in &got {
             assert_eq!(v, &r[*k], "{} {}: {k}", r["file"], r["arch"]);
         }
-        // The same text in every other encoding gives the same facts.
+        // The same text in every other encoding gives the same facts; without a byte-order
+        // mark, UTF-16 is also a problem of its own (Windows expects the BOM).
         let text = String::from_utf8(bytes).expect("the corpus INFs are ASCII");
         for (enc, b) in reencode(&text) {
             let i = Inf::parse(&b).unwrap();
             assert_eq!(i.encoding, enc);
-            assert_eq!(facts(&i, a, &package), got, "{} as {enc:?}", r["file"]);
+            let mut want = got.clone();
+            if enc == Encoding::Utf16Le {
+                let p = want.get_mut("problems").unwrap();
+                *p = match p.as_str() {
+                    "-" => "0:Utf16WithoutBom".to_string(),
+                    rest => format!("0:Utf16WithoutBom;{rest}"),
+                };
+            }
+            assert_eq!(facts(&i, a, &package), want, "{} as {enc:?}", r["file"]);
         }
         checked += 1;
     }

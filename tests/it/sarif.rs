@@ -141,9 +141,19 @@ fn drvaudit(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn exit_codes_gate_ci() {
-    // clean.sys only has the DRV3007 note.
+    // clean.sys has the DRV3007 note, and is unsigned (DRV4004, an error).
+    let (code, out, _) = drvaudit(&["scan", "testdata/bin/clean_gcc_x64_O2.sys"]);
+    assert_eq!(code, 1);
+    assert_eq!(out.matches("error[").count(), 1, "{out}");
+    assert!(out.contains("error[DRV4004]"), "{out}");
     assert_eq!(
-        drvaudit(&["scan", "testdata/bin/clean_gcc_x64_O2.sys"]).0,
+        drvaudit(&[
+            "scan",
+            "--ignore",
+            "unsigned-driver",
+            "testdata/bin/clean_gcc_x64_O2.sys"
+        ])
+        .0,
         0
     );
     assert_eq!(
@@ -205,7 +215,7 @@ fn text_report_is_compiler_style_with_a_summary() {
         first.starts_with("testdata/bin/wxsection_clang_x64_O2.sys@0x4000: error[DRV3001] writable-executable-section: testdata/bin/wxsection_clang_x64_O2.sys section `.rwx`"),
         "{first}"
     );
-    assert!(out.contains("1 file(s), 1 image(s) analysed: 1 error(s), 0 warning(s), 1 note(s); 1 notification(s) (on standard error)"), "{out}");
+    assert!(out.contains("1 file(s), 1 image(s) analysed: 2 error(s), 0 warning(s), 1 note(s); 1 notification(s) (on standard error)"), "{out}");
 }
 
 #[test]

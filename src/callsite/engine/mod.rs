@@ -149,6 +149,24 @@ impl<I: pool::Pooled> Drop for Func<I> {
     }
 }
 
+/// Where [`Engine::step_to`] stands: the state before instruction `at` of block `block` of
+/// the function whose extent begins at `func`, stepped from `entry` at the block's start
+/// (`None`: the path ended before `at`).
+struct BlockCursor {
+    func: u32,
+    block: usize,
+    at: usize,
+    entry: Option<State>,
+    state: Option<State>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Instructions interpreted on this thread (the work of an analysis), for tests that bound
+    /// it.
+    pub(crate) static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// A pool-API transfer found in a function, with its arguments as abstract values.
 #[derive(Debug, Clone)]
 pub(crate) struct FoundSite {
@@ -243,6 +261,15 @@ impl<'a, A: Arch> Engine<'a, A> {
             rva,
             size,
         )
+    }
+
+    /// Applies one instruction to `st` (the architecture's transfer); false when the path
+    /// ends there. Every instruction the analysis interprets goes through here, so tests can
+    /// bound the work of an analysis ([`STEPS`]).
+    fn step(&self, st: &mut State, i: &A::Insn, k: u32) -> bool {
+        #[cfg(test)]
+        STEPS.set(STEPS.get() + 1);
+        A::step(self, st, i, k)
     }
 
     fn join_ctx(&self, f: &Func<A::Insn>) -> JoinCtx {
@@ -435,7 +462,7 @@ impl<'a, A: Arch> Engine<'a, A> {
             |st, b| {
                 let blk = f.cfg.blocks[b];
                 for k in blk.start..blk.end {
-                    if !A::step(self, st, &f.insns[k as usize], k) {
+                    if !self.step(st, &f.insns[k as usize], k) {
                         return false;
                     }
                 }
@@ -451,18 +478,6 @@ impl<'a, A: Arch> Engine<'a, A> {
                 }
             },
         )
-    }
-
-    /// The state just before instruction `k` of `f`, from its block's entry state.
-    fn state_before(&self, f: &Func<A::Insn>, ins: &[Option<State>], k: usize) -> Option<State> {
-        let b = f.cfg.block_of(k);
-        let mut st = ins.get(b)?.clone()?;
-        for j in f.cfg.blocks[b].start as usize..k {
-            if !A::step(self, &mut st, &f.insns[j], j as u32) {
-                return None;
-            }
-        }
-        Some(st)
     }
 
     /// The function entry a site at instruction `k` belongs to: the nearest entry at or
@@ -787,7 +802,7 @@ impl<'a, A: Arch> Engine<'a, A> {
                         args,
                     });
                 }
-                if !A::step(self, &mut st, insn, k as u32) {
+                if !self.step(&mut st, insn, k as u32) {
                     continue 'blocks;
                 }
             }
@@ -840,7 +855,7 @@ impl<'a, A: Arch> Engine<'a, A> {
                         args,
                     });
                 }
-                if !A::step(self, &mut st, insn, k as u32) {
+                if !self.step(&mut st, insn, k as u32) {
                     break;
                 }
             }
@@ -902,6 +917,8 @@ impl<'a, A: Arch> Engine<'a, A> {
         out: &mut Vec<CallSite>,
     ) {
         let need = self.needed_params(f, site, specialise);
+        let mut quick: Option<BlockCursor> = None;
+        let mut solved: Option<BlockCursor> = None;
         for &(src, is_call) in callers.iter().take(MAX_CALLERS) {
             let Some(cext) = A::extent_of(self, src) else {
                 continue;
@@ -925,36 +942,57 @@ impl<'a, A: Arch> Engine<'a, A> {
             // unknown state, the call's own block already gives them. A constant found that
             // way does not depend on the block's entry, so it is what solving the caller would
             // give; only when one is missing is the caller solved.
+            //
+            // Callers come in address order; several in one block (straight-line code calling
+            // the wrapper thousands of times) are stepped to one after the other from the state
+            // at the previous one, not each from the block's start, which was quadratic in the
+            // block's length (testdata/regress/pe_file/wrapper-callers.sys and
+            // arm64-wrapper-callers.sys). Stepping is deterministic: the states are the same.
             let b = cf.cfg.block_of(idx);
-            let mut st = State::unknown(A::sp(self), solve::EPOCH_BLOCK + b as u32);
-            // Anything may have escaped before the block: every call forgets the slots.
-            st.escaped_all = true;
-            let mut reached = true;
-            for k in cf.cfg.blocks[b].start as usize..idx {
-                if !A::step(self, &mut st, &cf.insns[k], k as u32) {
-                    reached = false;
-                    break;
-                }
-            }
+            let mut st = self
+                .step_to(&mut quick, &cf, b, idx, || {
+                    let mut st = State::unknown(A::sp(self), solve::EPOCH_BLOCK + b as u32);
+                    // Anything may have escaped before the block: every call forgets the slots.
+                    st.escaped_all = true;
+                    Some(st)
+                })
+                .cloned();
+            let reached = st.is_some();
             let settled = reached
                 && self.shortcut
                 && need.iter().all(|&p| {
                     matches!(
-                        A::caller_value(self, &st, p, is_call),
-                        Val::Const(..) | Val::Runtime(..)
+                        st.as_ref().map(|st| A::caller_value(self, st, p, is_call)),
+                        Some(Val::Const(..) | Val::Runtime(..))
                     )
                 });
             if !settled {
                 self.ensure_solved(&cf, Some(idx));
-                let before = {
+                let entry = {
                     let sol = cf.sol.borrow();
-                    self.state_before(&cf, &sol.as_ref().expect("solution present").ins, idx)
+                    sol.as_ref()
+                        .expect("solution present")
+                        .ins
+                        .get(b)
+                        .cloned()
+                        .flatten()
                 };
-                match before {
-                    Some(s) => st = s,
+                // A cursor over another solution of this block (the function was solved again
+                // in between) is not continued.
+                if solved
+                    .as_ref()
+                    .is_some_and(|c| c.func == cf.ext.begin && c.block == b && c.entry != entry)
+                {
+                    solved = None;
+                }
+                match self.step_to(&mut solved, &cf, b, idx, || entry.clone()) {
+                    Some(s) => st = Some(s.clone()),
                     None => continue,
                 }
             }
+            let Some(st) = st else {
+                continue; // the call is not reached from the block's start
+            };
             let at = |p: ParamLoc| A::caller_value(self, &st, p, is_call);
             let mut found = site.args.clone();
             if specialise {
@@ -1014,6 +1052,44 @@ impl<'a, A: Arch> Engine<'a, A> {
             }
             out.push(self.call_site(site, Some(src), &args));
         }
+    }
+
+    /// The state just before instruction `idx` of block `b` of `f`, stepped from `entry()` at
+    /// the block's start, or on from `cursor`'s state when it stands at or before `idx` in the
+    /// same block (the same state: stepping is deterministic). `None`: the path ends before
+    /// `idx`. `cursor` is left at `idx`.
+    fn step_to<'c>(
+        &self,
+        cursor: &'c mut Option<BlockCursor>,
+        f: &Func<A::Insn>,
+        b: usize,
+        idx: usize,
+        entry: impl FnOnce() -> Option<State>,
+    ) -> Option<&'c State> {
+        let reusable = cursor
+            .as_ref()
+            .is_some_and(|c| c.func == f.ext.begin && c.block == b && c.at <= idx);
+        if !reusable {
+            let first = entry();
+            *cursor = Some(BlockCursor {
+                func: f.ext.begin,
+                block: b,
+                at: f.cfg.blocks[b].start as usize,
+                entry: first.clone(),
+                state: first,
+            });
+        }
+        let c = cursor.as_mut()?;
+        if let Some(st) = c.state.as_mut() {
+            for k in c.at..idx {
+                if !self.step(st, &f.insns[k], k as u32) {
+                    c.state = None;
+                    break;
+                }
+            }
+        }
+        c.at = idx;
+        c.state.as_ref()
     }
 
     /// Whether two values are the same fact, whatever their provenance.
@@ -1294,7 +1370,7 @@ impl<'a, A: Arch> Engine<'a, A> {
                         }
                     }
                     let flow = A::flow(self, i);
-                    if !A::step(self, &mut st, i, k as u32)
+                    if !self.step(&mut st, i, k as u32)
                         || matches!(
                             flow,
                             Flow::Jump { .. } | Flow::Return | Flow::Stop | Flow::Table

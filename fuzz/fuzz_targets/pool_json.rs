@@ -1,0 +1,8 @@
+//! drvaudit's pool usage JSON.
+//! The entry point is `drvaudit::harness::pool_json`, which `tests/it/regress.rs` replays on
+//! stable for every file under `testdata/regress/pool_json/`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| drvaudit::harness::pool_json(data));

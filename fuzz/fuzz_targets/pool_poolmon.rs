@@ -1,0 +1,8 @@
+//! PoolMon `/n` logs and screens.
+//! The entry point is `drvaudit::harness::pool_poolmon`, which `tests/it/regress.rs` replays on
+//! stable for every file under `testdata/regress/pool_poolmon/`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| drvaudit::harness::pool_poolmon(data));

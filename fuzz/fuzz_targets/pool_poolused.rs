@@ -1,0 +1,8 @@
+//! WinDbg `!poolused` text.
+//! The entry point is `drvaudit::harness::pool_poolused`, which `tests/it/regress.rs` replays on
+//! stable for every file under `testdata/regress/pool_poolused/`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| drvaudit::harness::pool_poolused(data));
