@@ -217,7 +217,7 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
                 "?" => "unknown",
                 w => w,
             };
-            if !value_matches(want, s.arg(Role::PoolType)) {
+            if !value_matches(want, s.arg(Role::PoolType), s.detail(Role::PoolType)) {
                 failures.push(format!(
                     "{drv}: {va:#x} type {:?}, truth {want}",
                     s.arg(Role::PoolType)
@@ -232,10 +232,20 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
 
 /// Whether an argument matches a sites.tsv value: hex = that constant of the image, `unknown`
 /// / `param` = not a constant, `runtime:0xN` = a writable global's initial value N, `-` = n/a.
-fn value_matches(want: &str, got: Option<callsite::ArgValue>) -> bool {
+/// `one:0xA|0xB|...` = one of several constants, the set (ascending) in `detail`.
+fn value_matches(
+    want: &str,
+    got: Option<callsite::ArgValue>,
+    detail: Option<&callsite::ArgDetail>,
+) -> bool {
     let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
     match want {
         "-" => true,
+        w if w.starts_with("one:") => {
+            let set: Option<Vec<u64>> = w["one:".len()..].split('|').map(parse).collect();
+            got.is_some_and(|v| v.value.is_none())
+                && set.is_some_and(|set| detail == Some(&callsite::ArgDetail::OneOf(set)))
+        }
         "unknown" | "param" => got.is_some_and(|v| v.value.is_none()),
         w if w.starts_with("runtime:") => got.is_some_and(|v| {
             v.how == Provenance::Runtime && v.value == parse(&w["runtime:".len()..])
@@ -306,12 +316,17 @@ fn fixture_sites_and_values_match_truth() {
                 s.arg(Role::Size),
                 s.arg(Role::Tag),
             ];
+            let details = [
+                type_role.and_then(|r| s.detail(r)),
+                s.detail(Role::Size),
+                s.detail(Role::Tag),
+            ];
             for (i, name) in ["type", "size", "tag"].iter().enumerate() {
                 checked += 1;
-                if !value_matches(&vals[i], got_vals[i]) {
+                if !value_matches(&vals[i], got_vals[i], details[i]) {
                     failures.push(format!(
-                        "{bin}: {:#x} {} via {:x?}: {name} {:?}, truth {}",
-                        k.0, k.1, k.2, got_vals[i], vals[i]
+                        "{bin}: {:#x} {} via {:x?}: {name} {:?} {:?}, truth {}",
+                        k.0, k.1, k.2, got_vals[i], details[i], vals[i]
                     ));
                 }
             }

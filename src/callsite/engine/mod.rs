@@ -613,7 +613,13 @@ impl<'a, A: Arch> Engine<'a, A> {
             Cond::Flags(cc) => {
                 let f = st.flags;
                 let r = usize::from(f.reg);
-                if f.reg == state::NO_REG || st.get(r) != f.a {
+                // A 32-bit compare of a parameter (`cmp ecx, 3`, `cmp w0, #3`) tests its low
+                // half, the view the code then indexes with (`mov ecx, ecx`, `uxtw`): the
+                // register still holds that parameter, so it is narrowed too.
+                let held = st.get(r);
+                let same = held == f.a
+                    || matches!((held, f.a), (Val::Param(p, _), Val::Param(q, true)) if p == q);
+                if f.reg == state::NO_REG || !same {
                     return Refined::Same;
                 }
                 let keep = |x: u64| self.eval_flags(f, cc, Some(x), false).map(|t| t == taken);
