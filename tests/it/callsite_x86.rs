@@ -341,6 +341,45 @@ fn fixture_sites_and_values_match_truth() {
     );
 }
 
+/// A tag pushed as an immediate covered by a base relocation is an address, never a tag
+/// (testdata/src/x86asm.c, AddressAsTag): no value, the global it names, and what that global
+/// holds since it is constant. Truth: testdata/truth/address_tags.tsv (pefile's relocations and
+/// capstone's pushes, make_address_truth.py).
+#[test]
+fn a_relocated_immediate_tag_is_the_address_of_its_global() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let Ok(text) = std::fs::read_to_string(root.join("truth/address_tags.tsv")) else {
+        println!("SKIPPED: testdata/truth/address_tags.tsv not found");
+        return;
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let mut n = 0;
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split('\t').collect();
+        let (bin, call, global, writable, holds) = (f[0], hex(f[1]), hex(f[2]), f[4], hex(f[5]));
+        let (_, sites) = sites_of(&root.join("bin").join(bin));
+        let site = sites
+            .iter()
+            .find(|s| u64::from(s.rva) == call && s.via.is_none())
+            .unwrap_or_else(|| panic!("{bin}: no site at {call:#x}: {sites:#?}"));
+        let tag = site.arg(Role::Tag).expect("a tag argument");
+        assert_eq!(tag.value, None, "{bin} {call:#x}: an address is not a tag");
+        assert_eq!(tag.how, Provenance::Address, "{bin} {call:#x}");
+        let want = callsite::ArgDetail::AddressOf {
+            global: global as u32,
+            holds: (writable == "no").then_some(holds),
+        };
+        assert_eq!(site.detail(Role::Tag), Some(&want), "{bin} {call:#x}");
+        assert_eq!(
+            site.effective_tag(),
+            None,
+            "{bin} {call:#x}: no tag claimed"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 1, "rows in address_tags.tsv");
+}
+
 // ----- hostile bytes ------------------------------------------------------------------------
 
 /// Mutated and truncated images must not panic (debug build: overflow checks on).
