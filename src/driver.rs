@@ -86,7 +86,7 @@ impl Driver {
             e.runtime |= runtime;
         };
         for s in &self.sites {
-            let runtime = s.effective_tag().is_none();
+            let runtime = s.tag_at_run_time();
             for tag in s.possible_tags() {
                 note(tag, s.api, s.spec().kind != ApiKind::Free, true, runtime);
             }

@@ -123,6 +123,18 @@ gcc_build runtimetag x64 O2 runtimetag_gcc_x64_O2
 clang_build runtimetag x64 O2 runtimetag_clang_x64_O2
 clang_build runtimetag arm64 O2 runtimetag_clang_arm64_O2
 
+# Values kept in callee-saved registers across calls, and a tag chosen by a switch in a
+# wrapper (issue 17): gcc x86/x64, clang x86/x64/arm64, -O2.
+for arch in x86 x64; do
+    gcc_build dataflow $arch O2 "dataflow_gcc_${arch}_O2"
+done
+for arch in x86 x64 arm64; do
+    clang_build dataflow $arch O2 "dataflow_clang_${arch}_O2"
+done
+# x86 stack shapes written as assembly (rep movs between pushes, an extra push first, a
+# relocated immediate as tag): i686 gcc.
+gcc_build x86asm x86 O2 x86asm_gcc_x86_O2
+
 # The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
 clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf
 

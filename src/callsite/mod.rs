@@ -3,19 +3,22 @@
 //!
 //! Why hand-written: no library recovers call arguments from Windows driver machine code. The
 //! decoders are libraries (iced-x86 for x86/x64, yaxpeax-arm for ARM64); what is ours is the
-//! search for the calls and a deliberately small constant propagation over straight-line code,
-//! which refuses to guess across a merge of paths (a wrong tag is worse than an unknown one).
+//! search for the calls and a dataflow analysis ([`engine`]) shared by both architectures,
+//! which refuses to guess: at a merge of paths a value survives only when every path carries
+//! it, and several constants stay a set, never one of them (a wrong tag is worse than an
+//! unknown one). The architecture modules ([`x86`], [`arm64`]) supply decoding, the transfer
+//! function and the calling convention.
 //!
 //! The result is a list of [`CallSite`]s stored beside the [`Image`](crate::pe::Image); rules
 //! read them like any other fact of the model.
 
 mod arm64;
-mod common;
+mod engine;
 mod fltctx;
 mod site;
 mod x86;
 
-pub use site::{arg_location, ArgLocation, ArgValue, CallSite, Provenance, Reach};
+pub use site::{arg_location, ArgDetail, ArgLocation, ArgValue, CallSite, Provenance, Reach};
 
 use crate::pe::{Image, Machine};
 

@@ -19,6 +19,10 @@ pub enum Provenance {
     /// Loaded from a writable global at run time (the `POOL_NX_OPTIN` pattern); the value is
     /// the global's initial value in the image, which the driver may change before the call.
     Runtime,
+    /// An address in the image (an operand covered by a base relocation, a RIP-relative
+    /// `lea`, an ARM64 `adrp`/`add`): not a number such as a tag, and not known before the
+    /// loader places the image. The global it names is in [`CallSite::details`].
+    Address,
     /// Not a constant at this call (a parameter no caller resolves, a merge of paths, memory).
     Unknown,
 }
@@ -42,10 +46,27 @@ impl ArgValue {
     /// The value, only when it is a compile-time constant of the image (not `Runtime`).
     pub fn constant(&self) -> Option<u64> {
         match self.how {
-            Provenance::Runtime | Provenance::Unknown => None,
+            Provenance::Runtime | Provenance::Unknown | Provenance::Address => None,
             _ => self.value,
         }
     }
+}
+
+/// What is known about an argument beyond one constant ([`CallSite::details`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArgDetail {
+    /// One of several constants, sorted: paths that choose different values (a wrapper's
+    /// switch on its parameter when the caller's argument is unknown, an if/else, a
+    /// conditional move). The argument's [`ArgValue`] is unknown: no single value is claimed.
+    OneOf(Vec<u64>),
+    /// The address of the global at RVA `global` (the argument's provenance is
+    /// [`Provenance::Address`]); `holds`: the global's 4-byte content when it is a constant
+    /// that nothing writes.
+    AddressOf { global: u32, holds: Option<u64> },
+    /// Set at run time: read from the writable global at RVA `global`, whose content in the
+    /// image is `initial` (the values it can hold are in [`CallSite::tag_values`] for a tag).
+    SetAtRunTime { global: u32, initial: u64 },
 }
 
 /// How the code reaches the API.
@@ -81,18 +102,31 @@ pub struct CallSite {
     pub via: Option<u32>,
     /// Recovered arguments by role (only roles the API has; see [`apis::Role`]).
     pub args: Vec<(Role, ArgValue)>,
-    /// For a tag read from a writable global ([`Provenance::Runtime`]): every value the global
-    /// can hold, sorted — its initial value and each constant the code stores into it (with
-    /// several globals holding that initial value, all of theirs). Empty for other tags, and
-    /// when such a global is also written otherwise or its address is taken (its values are
-    /// then unknown). A pointer to it computed at run time some other way is not seen.
+    /// Every value the tag can take when it is not one constant, sorted: for a tag read from a
+    /// writable global ([`Provenance::Runtime`]), every value the global can hold — its
+    /// initial value (unless that is a zero the code always replaces) and each constant the
+    /// code stores into it; empty when such a global is also written otherwise or its address
+    /// is taken (its values are then unknown; a pointer to it computed at run time some other
+    /// way is not seen). For a tag that is one of several constants ([`ArgDetail::OneOf`]),
+    /// those constants. Empty otherwise.
     pub tag_values: Vec<u32>,
+    /// What more is known about some arguments, by role: a set of constants, the global an
+    /// address names, the global a run-time value is read from ([`ArgDetail`]).
+    pub details: Vec<(Role, ArgDetail)>,
 }
 
 impl CallSite {
     /// The API's table entry.
     pub fn spec(&self) -> &'static ApiSpec {
         apis::find(self.api).expect("call sites are only built for table APIs")
+    }
+
+    /// What more is known about the argument with `role` ([`ArgDetail`]).
+    pub fn detail(&self, role: Role) -> Option<&ArgDetail> {
+        self.details
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, d)| d)
     }
 
     /// The recovered value for `role`, if the API has that parameter.
@@ -105,13 +139,27 @@ impl CallSite {
         self.via.unwrap_or(self.rva)
     }
 
-    /// The tags the kernel may record for this call: the effective tag, else the values of a
-    /// tag read at run time ([`CallSite::tag_values`]).
+    /// The tags the kernel may record for this call: the effective tag, else every value the
+    /// tag can take ([`CallSite::tag_values`]: a set of constants, or the values of a tag read
+    /// at run time).
     pub fn possible_tags(&self) -> Vec<u32> {
         match self.effective_tag() {
             Some(t) => vec![t],
             None => self.tag_values.clone(),
         }
+    }
+
+    /// Whether the tag the kernel records is known: one constant (recovered or implied by the
+    /// API), or the values of a writable global it is read from at run time. A tag that is one
+    /// of several constants the code chooses between is not: any of them may be recorded.
+    pub fn tag_known(&self) -> bool {
+        self.effective_tag().is_some() || (self.tag_at_run_time() && !self.tag_values.is_empty())
+    }
+
+    /// Whether the tag is read at run time from a writable global.
+    pub fn tag_at_run_time(&self) -> bool {
+        self.arg(Role::Tag)
+            .is_some_and(|v| v.how == Provenance::Runtime)
     }
 
     /// The tag the kernel records for this call, when known: the recovered constant tag, or

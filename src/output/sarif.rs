@@ -27,6 +27,7 @@ use std::io::Write;
 
 use serde_sarif::sarif;
 
+use crate::callsite::Provenance;
 use crate::pool::apis::Role;
 use crate::pool::tag_display;
 use crate::report::{Artifact, ArtifactKind, Batch, Finding, Level, Report, Sink};
@@ -877,6 +878,10 @@ enum Prop<'a> {
     Tags(&'a [u32]),
     How(crate::callsite::Provenance),
     Reach(crate::callsite::Reach),
+    /// What more is known about arguments, by the role's property name: `{"size": {"oneOf":
+    /// ["0x10", "0x20"]}, "tag": {"addressOf": "0x3000", "holds": "Tag1"}, "poolType":
+    /// {"setAtRunTime": "0x5000", "initial": "0x0"}}` (tags shown as tags).
+    Details(&'a [(Role, crate::callsite::ArgDetail)]),
 }
 
 impl serde::Serialize for Prop<'_> {
@@ -890,7 +895,43 @@ impl serde::Serialize for Prop<'_> {
             Prop::Tags(ts) => s.collect_seq(ts.iter().map(|&t| tag_display(t))),
             Prop::How(h) => h.serialize(s),
             Prop::Reach(r) => r.serialize(s),
+            Prop::Details(ds) => s.collect_map(ds.iter().filter_map(|(role, d)| {
+                let (key, _) = role.property_names()?;
+                Some((key, DetailView(*role, d)))
+            })),
         }
+    }
+}
+
+/// One [`crate::callsite::ArgDetail`] as a SARIF property value.
+struct DetailView<'a>(Role, &'a crate::callsite::ArgDetail);
+
+impl serde::Serialize for DetailView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::callsite::ArgDetail;
+        use serde::ser::SerializeMap;
+        let role = self.0;
+        let value = |x: u64| match role {
+            Role::Tag => tag_display(x as u32),
+            _ => format!("0x{x:x}"),
+        };
+        let mut m = s.serialize_map(None)?;
+        match self.1 {
+            ArgDetail::OneOf(xs) => {
+                m.serialize_entry("oneOf", &xs.iter().map(|&x| value(x)).collect::<Vec<_>>())?
+            }
+            ArgDetail::AddressOf { global, holds } => {
+                m.serialize_entry("addressOf", &Hex(u64::from(*global)))?;
+                if let Some(h) = holds {
+                    m.serialize_entry("holds", &value(*h))?;
+                }
+            }
+            ArgDetail::SetAtRunTime { global, initial } => {
+                m.serialize_entry("setAtRunTime", &Hex(u64::from(*global)))?;
+                m.serialize_entry("initial", &value(*initial))?;
+            }
+        }
+        m.end()
     }
 }
 
@@ -936,6 +977,12 @@ impl<'a> PropertiesView<'a> {
                     continue;
                 };
                 match (role, v.value) {
+                    // A tag set at run time whose initial content it never keeps (a zero the
+                    // code replaces) has no one tag to show: `tagValues` holds what it can be.
+                    (Role::Tag, Some(t))
+                        if v.how == Provenance::Runtime
+                            && !site.tag_values.contains(&(t as u32))
+                            && (t == 0 || !site.tag_values.is_empty()) => {}
                     (Role::Tag, Some(t)) => {
                         p.push(("tag", Prop::Tag(t as u32)));
                         p.push(("tagValue", Prop::U64(t)));
@@ -947,6 +994,9 @@ impl<'a> PropertiesView<'a> {
             }
             if !site.tag_values.is_empty() {
                 p.push(("tagValues", Prop::Tags(&site.tag_values)));
+            }
+            if !site.details.is_empty() {
+                p.push(("argumentDetails", Prop::Details(&site.details)));
             }
         }
         if !f.tags.is_empty() {

@@ -189,14 +189,15 @@ fn tag_collision(ctx: &CheckContext<'_>) -> Vec<Hit> {
 fn free_tag_never_allocated(ctx: &CheckContext<'_>) -> Vec<Hit> {
     let sites = &ctx.driver.sites;
     // Every tag an allocation may record: constants, the implied `None` of untagged
-    // allocators, and each value of a tag read at run time.
+    // allocators, each value of a tag read at run time, and each member of a set of tags.
     let allocated: BTreeSet<u32> = sites
         .iter()
         .filter(|s| allocates(s))
         .flat_map(|s| s.possible_tags())
         .collect();
-    // Allocations whose tag is unknown could be the missing ones: say how many. A wrapper's own
-    // site does not count when its callers' sites carry the values.
+    // Allocations whose tag is not known (nor one of a run-time global's known values) could
+    // be the missing ones: say how many. A wrapper's own site does not count when its callers'
+    // sites carry the values.
     let resolved_wrappers: BTreeSet<u32> = sites
         .iter()
         .filter(|s| s.via.is_some())
@@ -211,7 +212,7 @@ fn free_tag_never_allocated(ctx: &CheckContext<'_>) -> Vec<Hit> {
     };
     let unknown = sites
         .iter()
-        .filter(|s| allocates(s) && s.possible_tags().is_empty())
+        .filter(|s| allocates(s) && !s.tag_known())
         .filter(takes_tag)
         .filter(|s| s.via.is_some() || !resolved_wrappers.contains(&s.rva))
         .count();

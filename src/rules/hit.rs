@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::Attribution;
-use crate::callsite::{CallSite, Provenance};
+use crate::callsite::{ArgDetail, CallSite, Provenance};
 use crate::driver::Driver;
 use crate::pe::Image;
 use crate::pool::apis::Role;
@@ -136,29 +136,58 @@ pub trait ReportRule: Sync {
     fn check(&self, ctx: &ReportContext<'_>) -> Vec<Hit>;
 }
 
-/// "calls ExAllocatePool at 0x1040 in sub_1000 (pool type 0x0, size 0x40)".
+/// "calls ExAllocatePool at 0x1040 in sub_1000 (pool type 0x0, size 0x40)". A value that is
+/// one of several constants is shown as the set, an address as the global it names, and a tag
+/// read at run time as set at run time with the values it can hold (never its initial zero).
 pub fn describe_site(image: &Image, site: &CallSite) -> String {
     let mut parts = Vec::new();
     for (role, v) in &site.args {
         let Some(label) = role.label() else {
             continue;
         };
-        let text = match (role, v.value) {
-            (Role::Tag, Some(t)) => format!("'{}'", crate::pool::tag_display(t as u32)),
-            (_, Some(x)) => format!("0x{x:x}"),
+        let show = |x: u64| match role {
+            Role::Tag => format!("'{}'", crate::pool::tag_display(x as u32)),
+            _ => format!("0x{x:x}"),
+        };
+        let list = |xs: &mut dyn Iterator<Item = u64>| xs.map(show).collect::<Vec<_>>().join(", ");
+        let text = match (site.detail(*role), v.value) {
+            (Some(ArgDetail::OneOf(xs)), _) => format!("one of {}", list(&mut xs.iter().copied())),
+            (Some(ArgDetail::AddressOf { global, holds }), _) => match holds {
+                Some(h) => format!(
+                    "the address of the global at RVA 0x{global:x} (holding {})",
+                    show(*h)
+                ),
+                None => format!("the address of the global at RVA 0x{global:x}"),
+            },
+            (_, Some(x)) if v.how == Provenance::Runtime && *role == Role::Tag => {
+                let values = &site.tag_values;
+                let initial = x as u32;
+                match values.as_slice() {
+                    [t] if *t == initial => format!(
+                        "{} at run time, from a global the code never changes",
+                        show(x)
+                    ),
+                    [_, _, ..] if values.contains(&initial) => {
+                        format!(
+                            "{} at run time, one of {}",
+                            show(x),
+                            list(&mut values.iter().map(|&t| u64::from(t)))
+                        )
+                    }
+                    [] if initial != 0 => format!("{} at run time", show(x)),
+                    [] => "set at run time".into(),
+                    [t] => format!("set at run time to {}", show(u64::from(*t))),
+                    _ => format!(
+                        "set at run time, one of {}",
+                        list(&mut values.iter().map(|&t| u64::from(t)))
+                    ),
+                }
+            }
+            (_, Some(x)) if v.how == Provenance::Runtime => format!("{} at run time", show(x)),
+            (_, Some(x)) => show(x),
             (_, None) => "unknown".into(),
         };
-        let shown = |t: &u32| format!("'{}'", crate::pool::tag_display(*t));
-        let suffix = match (role, site.tag_values.as_slice()) {
-            (_, _) if v.how != Provenance::Runtime => String::new(),
-            (Role::Tag, [_]) => " at run time, from a global the code never changes".into(),
-            (Role::Tag, values @ [_, _, ..]) => format!(
-                " at run time, one of {}",
-                values.iter().map(shown).collect::<Vec<_>>().join(", ")
-            ),
-            _ => " at run time".into(),
-        };
-        parts.push(format!("{label} {text}{suffix}"));
+        parts.push(format!("{label} {text}"));
     }
     let args = if parts.is_empty() {
         String::new()

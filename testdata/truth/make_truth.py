@@ -389,6 +389,13 @@ def scan_x86(pe, cs, arch, insns, slots, thunks):
                     spill[key] = reg[s]
                 else:
                     spill.pop(key, None)
+        # `lea esi, [esi]` (gcc's padding before a loop head) writes its register with its own
+        # value: whatever it held, it still holds.
+        if insn.id == X86.X86_INS_LEA and len(insn.operands) == 2:
+            dst, src = insn.operands
+            if dst.type == X86.X86_OP_REG and src.mem.index == 0 and src.mem.disp == 0 \
+                    and src.mem.base == dst.reg:
+                continue
         try:
             _, written = insn.regs_access()
         except capstone.CsError:

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use drvaudit::callsite::{self, ArgValue, CallSite, Provenance, Reach};
+use drvaudit::callsite::{self, ArgDetail, ArgValue, CallSite, Provenance, Reach};
 use drvaudit::pe::{Image, Layout};
 use drvaudit::pool::apis::{self, ApiKind, Role};
 use drvaudit::pool::tag_display;
@@ -161,10 +161,26 @@ fn wine_arm64_stubs_have_no_sites() {
 /// debugging aid that does nothing otherwise.
 /// One expected value of `testdata/truth/sites.tsv`: `-` (no such argument), `unknown`,
 /// `param` (a wrapper's own site: its parameter), `runtime:0xN` or a hex constant.
-fn check_value(binary: &str, rva: &str, what: &str, expected: &str, got: Option<ArgValue>) {
-    let ctx = format!("{binary} {rva} {what}: expected {expected}, got {got:?}");
+/// `one:0xA|0xB|...`: one of several constants, the set in `detail` (ascending).
+fn check_value(
+    binary: &str,
+    rva: &str,
+    what: &str,
+    expected: &str,
+    got: Option<ArgValue>,
+    detail: Option<&ArgDetail>,
+) {
+    let ctx = format!("{binary} {rva} {what}: expected {expected}, got {got:?} {detail:?}");
     match expected {
         "-" => {}
+        w if w.starts_with("one:") => {
+            let want: Vec<u64> = w["one:".len()..]
+                .split('|')
+                .map(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).unwrap())
+                .collect();
+            assert_eq!(got.and_then(|v| v.value), None, "{ctx}");
+            assert_eq!(detail, Some(&ArgDetail::OneOf(want)), "{ctx}");
+        }
         "unknown" | "param" => {
             assert_eq!(got.map(|v| v.how), Some(Provenance::Unknown), "{ctx}")
         }
@@ -222,9 +238,21 @@ fn fixture_drivers_match_the_truth_rows() {
                 .unwrap_or_else(|| {
                     panic!("{binary}: no {api} site at {rva} via {via}: {sites:#?}")
                 });
-            check_value(binary, rva, "type/flags", ty, type_or_flags(site));
-            check_value(binary, rva, "size", size, site.arg(Role::Size));
-            check_value(binary, rva, "tag", tag, site.arg(Role::Tag));
+            let type_detail = [Role::PoolFlags, Role::PoolType, Role::LookasideFlags]
+                .into_iter()
+                .find_map(|r| site.detail(r));
+            check_value(
+                binary,
+                rva,
+                "type/flags",
+                ty,
+                type_or_flags(site),
+                type_detail,
+            );
+            let size_detail = site.detail(Role::Size);
+            check_value(binary, rva, "size", size, site.arg(Role::Size), size_detail);
+            let tag_detail = site.detail(Role::Tag);
+            check_value(binary, rva, "tag", tag, site.arg(Role::Tag), tag_detail);
             matched += 1;
         }
         assert_eq!(

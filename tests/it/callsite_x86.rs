@@ -217,7 +217,7 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
                 "?" => "unknown",
                 w => w,
             };
-            if !value_matches(want, s.arg(Role::PoolType)) {
+            if !value_matches(want, s.arg(Role::PoolType), s.detail(Role::PoolType)) {
                 failures.push(format!(
                     "{drv}: {va:#x} type {:?}, truth {want}",
                     s.arg(Role::PoolType)
@@ -232,10 +232,20 @@ fn wine_x64_site_rvas_match_dwarf_truth() {
 
 /// Whether an argument matches a sites.tsv value: hex = that constant of the image, `unknown`
 /// / `param` = not a constant, `runtime:0xN` = a writable global's initial value N, `-` = n/a.
-fn value_matches(want: &str, got: Option<callsite::ArgValue>) -> bool {
+/// `one:0xA|0xB|...` = one of several constants, the set (ascending) in `detail`.
+fn value_matches(
+    want: &str,
+    got: Option<callsite::ArgValue>,
+    detail: Option<&callsite::ArgDetail>,
+) -> bool {
     let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
     match want {
         "-" => true,
+        w if w.starts_with("one:") => {
+            let set: Option<Vec<u64>> = w["one:".len()..].split('|').map(parse).collect();
+            got.is_some_and(|v| v.value.is_none())
+                && set.is_some_and(|set| detail == Some(&callsite::ArgDetail::OneOf(set)))
+        }
         "unknown" | "param" => got.is_some_and(|v| v.value.is_none()),
         w if w.starts_with("runtime:") => got.is_some_and(|v| {
             v.how == Provenance::Runtime && v.value == parse(&w["runtime:".len()..])
@@ -306,12 +316,17 @@ fn fixture_sites_and_values_match_truth() {
                 s.arg(Role::Size),
                 s.arg(Role::Tag),
             ];
+            let details = [
+                type_role.and_then(|r| s.detail(r)),
+                s.detail(Role::Size),
+                s.detail(Role::Tag),
+            ];
             for (i, name) in ["type", "size", "tag"].iter().enumerate() {
                 checked += 1;
-                if !value_matches(&vals[i], got_vals[i]) {
+                if !value_matches(&vals[i], got_vals[i], details[i]) {
                     failures.push(format!(
-                        "{bin}: {:#x} {} via {:x?}: {name} {:?}, truth {}",
-                        k.0, k.1, k.2, got_vals[i], vals[i]
+                        "{bin}: {:#x} {} via {:x?}: {name} {:?} {:?}, truth {}",
+                        k.0, k.1, k.2, got_vals[i], details[i], vals[i]
                     ));
                 }
             }
@@ -324,6 +339,45 @@ fn fixture_sites_and_values_match_truth() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A tag pushed as an immediate covered by a base relocation is an address, never a tag
+/// (testdata/src/x86asm.c, AddressAsTag): no value, the global it names, and what that global
+/// holds since it is constant. Truth: testdata/truth/address_tags.tsv (pefile's relocations and
+/// capstone's pushes, make_address_truth.py).
+#[test]
+fn a_relocated_immediate_tag_is_the_address_of_its_global() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let Ok(text) = std::fs::read_to_string(root.join("truth/address_tags.tsv")) else {
+        println!("SKIPPED: testdata/truth/address_tags.tsv not found");
+        return;
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+    let mut n = 0;
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split('\t').collect();
+        let (bin, call, global, writable, holds) = (f[0], hex(f[1]), hex(f[2]), f[4], hex(f[5]));
+        let (_, sites) = sites_of(&root.join("bin").join(bin));
+        let site = sites
+            .iter()
+            .find(|s| u64::from(s.rva) == call && s.via.is_none())
+            .unwrap_or_else(|| panic!("{bin}: no site at {call:#x}: {sites:#?}"));
+        let tag = site.arg(Role::Tag).expect("a tag argument");
+        assert_eq!(tag.value, None, "{bin} {call:#x}: an address is not a tag");
+        assert_eq!(tag.how, Provenance::Address, "{bin} {call:#x}");
+        let want = callsite::ArgDetail::AddressOf {
+            global: global as u32,
+            holds: (writable == "no").then_some(holds),
+        };
+        assert_eq!(site.detail(Role::Tag), Some(&want), "{bin} {call:#x}");
+        assert_eq!(
+            site.effective_tag(),
+            None,
+            "{bin} {call:#x}: no tag claimed"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 1, "rows in address_tags.tsv");
 }
 
 // ----- hostile bytes ------------------------------------------------------------------------

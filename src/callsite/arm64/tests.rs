@@ -3,7 +3,9 @@
 //! 0x2000, writable `.data` at 0x3000.
 
 use super::*;
+use crate::callsite::{ArgValue, Provenance};
 use crate::pe::{Import, ImportOrigin, Layout, Section, SCN_MEM_EXECUTE, SCN_MEM_WRITE};
+use crate::pool::apis::Role;
 
 const TEXT: u32 = 0x1000;
 const IAT: u32 = 0x2000;
@@ -579,17 +581,14 @@ fn a_pointer_to_the_tag_global_in_data_makes_its_values_unknown() {
     assert_eq!(s[0].tag_values, vec![TAG]);
 }
 
-thread_local! {
-    /// Instructions interpreted on this thread (the work of an analysis).
-    pub(super) static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
 /// 32,763 `movz w2, #imm; bl wrapper` pairs in one 256 KiB function (built by
 /// testdata/regress/make_hostile.py): every call is a site through the wrapper with its own
 /// tag, and the stretch is interpreted once for all of them, not once per call after a scan
-/// of the whole function (quadratic: 60 s before, 0.4 s after in a release build).
+/// of the whole function (quadratic: 60 s before, 0.4 s after in a release build). The
+/// engine's step count ([`crate::callsite::engine::STEPS`]) bounds the work.
 #[test]
 fn wrapper_callers_in_one_stretch_are_interpreted_once() {
+    use crate::callsite::engine::STEPS;
     let bytes = include_bytes!("../../../testdata/regress/pe_file/arm64-wrapper-callers.sys");
     let image = Image::parse(bytes, Layout::File).unwrap();
     STEPS.set(0);
