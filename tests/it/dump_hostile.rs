@@ -415,3 +415,28 @@ fn huge_modules_aliasing_one_page_stop_at_the_carving_budget() {
     assert!(budget.limit < 65_536, "{budget:?}");
     assert!(d.budget_events().contains(budget));
 }
+
+/// Writes issue 19's hostile dumps to the folder `DRVAUDIT_HOSTILE_OUT` names, to time the
+/// binary on them (`/usr/bin/time -v drvaudit scan --dump FILE`): the pool tables aliasing one
+/// page with 2, 32 and 2048 processors, 256 and 4096 modules repeating one 128 MiB image, 64
+/// such modules aliasing one page. `cargo test --test it write_hostile_dumps -- --ignored`.
+#[test]
+#[ignore = "writes files for timing by hand"]
+fn write_hostile_dumps() {
+    let Ok(dir) = std::env::var("DRVAUDIT_HOSTILE_OUT") else {
+        eprintln!("SKIPPED: set DRVAUDIT_HOSTILE_OUT to a folder");
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for processors in [2u32, 32, 2048] {
+        let (bytes, _) = hostile_pool(processors, (1 << 20) + 1);
+        std::fs::write(dir.join(format!("pool-alias-{processors}.dmp")), bytes).unwrap();
+    }
+    for count in [256usize, 4096] {
+        let (bytes, _) = hostile_modules(count, 0x800_0000, true);
+        std::fs::write(dir.join(format!("modules-{count}.dmp")), bytes).unwrap();
+    }
+    let (bytes, _) = hostile_modules(64, 0x800_0000, false);
+    std::fs::write(dir.join("alias-modules-64.dmp"), bytes).unwrap();
+}

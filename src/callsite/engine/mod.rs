@@ -293,6 +293,8 @@ impl<'a, A: Arch> Engine<'a, A> {
         *self.site_starts.borrow_mut() = extents.iter().map(|x| x.begin).collect();
         let mut found: Vec<(Rc<Func<A::Insn>>, FoundSite)> = Vec::new();
         for ext in &extents {
+            // The input's time limit, checked once per function (see `util::deadline`).
+            crate::util::deadline::check();
             let Some(f) = self.function(ext) else {
                 continue;
             };
@@ -324,6 +326,7 @@ impl<'a, A: Arch> Engine<'a, A> {
         };
         let mut out = Vec::new();
         for (f, site) in found {
+            crate::util::deadline::check();
             self.emit(&f, site, &callers, &mut out);
         }
         self.fill_tag_values(&mut out);
@@ -451,6 +454,7 @@ impl<'a, A: Arch> Engine<'a, A> {
 
     /// Solves `f` from `entry` for the ancestors of `want` (`seed`: see [`solve::solve`]).
     fn solve(&self, f: &Func<A::Insn>, want: &[bool], entry: &State, seed: bool) -> Solution {
+        crate::util::deadline::check();
         let cx = self.join_ctx(f);
         solve::solve(
             &f.cfg,
