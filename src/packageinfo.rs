@@ -106,9 +106,25 @@ impl PackageInfo {
 /// Whether `catalog` lists a PE file by one of its Authenticode digests (`digest(alg)` computes
 /// them on demand: SHA-1 first, as most catalogs use it, then SHA-256).
 pub fn lists_pe(catalog: &Catalog, digest: impl Fn(DigestAlgorithm) -> Option<Vec<u8>>) -> bool {
-    [DigestAlgorithm::Sha1, DigestAlgorithm::Sha256]
+    // A digest no member could equal is not computed: a catalog of SHA-256 members never
+    // lists a SHA-1 digest (a member matches by its hash, or by a tag of the hash's length or
+    // its hex), and an Authenticode pass over the file costs as much as the rest of its checks.
+    let lengths: Vec<usize> = catalog
+        .members
+        .iter()
+        .flat_map(|m| {
+            [
+                m.digest().map(|(_, d)| d.len()),
+                Some(m.tag.len()),
+                Some(m.tag_text.len() / 2),
+            ]
+        })
+        .flatten()
+        .collect();
+    [(DigestAlgorithm::Sha1, 20), (DigestAlgorithm::Sha256, 32)]
         .into_iter()
-        .filter_map(digest)
+        .filter(|(_, len)| lengths.contains(len))
+        .filter_map(|(alg, _)| digest(alg))
         .any(|d| catalog.find(&d).is_some())
 }
 
