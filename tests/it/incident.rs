@@ -96,7 +96,7 @@ fn the_memory_only_guid_driver_comes_first() {
     );
 
     // The text report opens with the dump's facts, then the top consumers, None first.
-    let text = drvaudit::output::text::render(&r);
+    let text = drvaudit::output::text::render_oneline(&r);
     let mut lines = text.lines();
     let facts = lines.next().unwrap();
     // The writer's header: DumpType 1 (a run list), build 7601, PAE, bugcheck 0xE2

@@ -1,6 +1,16 @@
-//! The human report: compiler-style lines (`path: level[ID] name: message`), then a summary.
-//! When pool evidence was supplied it opens with the "top pool consumers" table. Also the tag
-//! inventory of `drvaudit tags`, as pooltag.txt lines or JSON.
+//! The human report, and the tag inventory of `drvaudit tags` (pooltag.txt lines or JSON).
+//!
+//! The report opens with each dump's facts and, when pool evidence was supplied, the "top pool
+//! consumers" table. Then the findings: by default grouped by driver ([`grouped`]: a heading
+//! with the driver's machine, signature class and counts, one short line of facts per finding,
+//! each rule's reason once at the end, as rustc prints `= note:`), or one compiler-style line
+//! each (`path@0xrva: level[ID] name: message`, [`TextOptions::oneline`]) for grep and
+//! editors. Then the summary: counts by level and by rule.
+//!
+//! Invariants: colour is only ever added by [`style::Styles`] (nothing else writes escapes),
+//! so the plain report is the coloured one with its escapes removed; lines of the grouped
+//! report and the consumers table stay within [`WIDTH`] columns unless one word (a path) is
+//! longer.
 
 use std::fmt::Write;
 
@@ -9,19 +19,54 @@ use crate::pool::tag_display;
 use crate::report::{Batch, Finding, Report, Sink};
 use crate::util::group;
 
+mod grouped;
+pub mod names;
+pub mod style;
+
+/// How the text report is laid out and what it prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextOptions {
+    /// One compiler-style line per finding (`path:line: level[ID] name: message`), for grep and
+    /// editors, instead of the report grouped by driver.
+    pub oneline: bool,
+    /// Repeat each rule's reason under every finding (grouped report).
+    pub verbose: bool,
+    /// ANSI colour (levels coloured, paths bold).
+    pub color: bool,
+    /// Findings below this level are not printed (they still count, and decide the exit code).
+    pub min_level: crate::rules::Level,
+    /// Counts per rule and per driver after the findings.
+    pub statistics: bool,
+}
+
+impl Default for TextOptions {
+    fn default() -> TextOptions {
+        TextOptions {
+            oneline: false,
+            verbose: false,
+            color: false,
+            min_level: crate::rules::Level::Note,
+            statistics: false,
+        }
+    }
+}
+
 /// The text report as a sink: it needs the whole run (the consumers table comes first, the
-/// summary counts everything), so it keeps the findings until the end.
+/// summary counts everything, findings are grouped by driver), so it keeps the findings until
+/// the end.
 pub struct TextSink<W: std::io::Write> {
     out: W,
+    options: TextOptions,
     findings: Vec<Finding>,
     images: Vec<ImageSummary>,
 }
 
 impl<W: std::io::Write> TextSink<W> {
     /// A text report written to `out`.
-    pub fn new(out: W) -> TextSink<W> {
+    pub fn new(out: W, options: TextOptions) -> TextSink<W> {
         TextSink {
             out,
+            options,
             findings: Vec::new(),
             images: Vec::new(),
         }
@@ -41,7 +86,8 @@ impl<W: std::io::Write + Send> Sink for TextSink<W> {
             images: std::mem::take(&mut self.images),
             ..report.clone()
         };
-        self.out.write_all(render(&whole).as_bytes())?;
+        self.out
+            .write_all(render(&whole, &self.options).as_bytes())?;
         self.out.flush()
     }
 }
@@ -91,8 +137,40 @@ pub fn artifact_path(report: &Report, index: usize) -> String {
     crate::report::display_path(&report.artifacts, index)
 }
 
-/// Renders the report.
-pub fn render(report: &Report) -> String {
+/// The widest line the report aims for (the grouped report and the consumers table); longer
+/// lines are wrapped at spaces, and only a path or word longer than that stays whole.
+pub const WIDTH: usize = 120;
+
+/// Renders the report: what the dumps are and the top pool consumers, then the findings
+/// (grouped by driver, or one line each with [`TextOptions::oneline`]), then the summary.
+pub fn render(report: &Report, options: &TextOptions) -> String {
+    let st = style::Styles::new(options.color);
+    let mut out = preamble(report, &st);
+    if options.oneline {
+        out.push_str(&oneline_findings(report, options));
+    } else {
+        out.push_str(&grouped::findings(report, options, &st));
+    }
+    if options.statistics {
+        out.push_str(&grouped::statistics(report, &st));
+    }
+    out.push_str(&summary(report, options, &st));
+    out
+}
+
+/// The compiler-style report of earlier versions: [`render`] with [`TextOptions::oneline`].
+pub fn render_oneline(report: &Report) -> String {
+    render(
+        report,
+        &TextOptions {
+            oneline: true,
+            ..TextOptions::default()
+        },
+    )
+}
+
+/// What opens the report: why it is not ranked, each dump's facts, the top pool consumers.
+fn preamble(report: &Report, st: &style::Styles) -> String {
     let mut out = String::new();
     if let Some(why) = &report.unranked {
         let _ = writeln!(out, "unranked: {why}\n");
@@ -103,8 +181,10 @@ pub fn render(report: &Report) -> String {
         }
         let fact = |k: &str| a.facts.get(k).and_then(|v| v.as_str()).unwrap_or("");
         let mut line = format!(
-            "{}: {}, Windows {}, {}",
+            "{}{}{}: {}, Windows {}, {}",
+            st.path.render(),
             artifact_path(report, i),
+            st.path.render_reset(),
             fact("dumpType"),
             fact("windows"),
             fact("acquisition")
@@ -118,36 +198,77 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "{line}; {}\n", fact("coverage"));
     }
     if !report.consumers.is_empty() {
-        out.push_str("top pool consumers\n");
+        let _ = writeln!(
+            out,
+            "{}top pool consumers{}",
+            st.heading.render(),
+            st.heading.render_reset()
+        );
         let _ = writeln!(
             out,
             "  {:<8} {:>14} {:>14} {:>12}  drivers",
             "tag", "nonpaged", "paged", "live allocs"
         );
+        // The columns before the drivers take 2+8+1+14+1+14+1+12+2 = 55.
+        let room = WIDTH - 55;
         for c in &report.consumers {
-            let mut drivers = c.drivers.join(", ");
-            if drivers.is_empty() {
-                drivers = c.owner.clone().unwrap_or_else(|| "-".into());
-            } else if let Some(o) = &c.owner {
-                drivers.push_str(&format!(" (owner: {o})"));
+            let mut tail = String::new();
+            if let Some(o) = c.owner.as_ref().filter(|_| !c.drivers.is_empty()) {
+                tail.push_str(&format!(" (owner: {o})"));
             }
             if c.ambiguous {
-                drivers.push_str(" [ambiguous]");
+                tail.push_str(" [ambiguous]");
             }
+            let drivers = if c.drivers.is_empty() {
+                c.owner.clone().unwrap_or_else(|| "-".into())
+            } else {
+                fit_list(&c.drivers, room.saturating_sub(tail.chars().count()))
+            };
             let _ = writeln!(
                 out,
-                "  {:<8} {:>14} {:>14} {:>12}  {}",
+                "  {:<8} {:>14} {:>14} {:>12}  {drivers}{tail}",
                 format!("'{}'", tag_display(c.tag)),
                 group(c.nonpaged.bytes),
                 group(c.paged.bytes),
                 group(c.nonpaged.live() + c.paged.live()),
-                drivers
             );
         }
         out.push('\n');
     }
+    out
+}
+
+/// `a, b, c` when it fits in `room` columns, else as many as fit and `+N more`; at least
+/// one name is shown, however long.
+pub fn fit_list(names: &[String], room: usize) -> String {
+    let mut shown = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let left = names.len() - i - 1;
+        let more = if left == 0 {
+            String::new()
+        } else {
+            format!(", +{left} more")
+        };
+        let width = shown.chars().count() + sep.len() + name.chars().count() + more.len();
+        if i > 0 && width > room {
+            return format!("{shown}, +{} more", names.len() - i);
+        }
+        shown.push_str(sep);
+        shown.push_str(name);
+    }
+    shown
+}
+
+/// One line per finding, compiler style (`path@0xrva: level[ID] name: message`).
+fn oneline_findings(report: &Report, options: &TextOptions) -> String {
+    let mut out = String::new();
     let rule = |id: &str| report.rules.iter().find(|r| r.id == id);
-    for f in report.findings.iter().filter(|f| f.suppression.is_none()) {
+    for f in report
+        .findings
+        .iter()
+        .filter(|f| f.suppression.is_none() && f.level >= options.min_level)
+    {
         let mut path = artifact_path(report, f.artifact);
         if let Some(line) = f.line {
             path.push_str(&format!(":{line}"));
@@ -181,6 +302,13 @@ pub fn render(report: &Report) -> String {
         );
         out.push('\n');
     }
+    out
+}
+
+/// The closing lines: inputs and counts by level, counts by rule, suppressed findings, the
+/// baseline comparison.
+fn summary(report: &Report, options: &TextOptions, st: &style::Styles) -> String {
+    let mut out = String::new();
     let (e, w, n) = report.counts();
     let images = report.images.len();
     let _ = writeln!(
@@ -193,6 +321,30 @@ pub fn render(report: &Report) -> String {
         n,
         report.notices.len()
     );
+    if !options.oneline {
+        let by_rule = grouped::per_rule(report);
+        if !by_rule.is_empty() {
+            let parts: Vec<String> = by_rule
+                .iter()
+                .map(|(id, _, count)| format!("{id} {count},"))
+                .collect();
+            let text = parts.join(" ");
+            let lead = format!("{} ", st.paint(st.dim, "by rule:"));
+            out.push_str(&grouped::wrap(&lead, 9, text.trim_end_matches(','), 9));
+        }
+        let hidden = report
+            .findings
+            .iter()
+            .filter(|f| f.suppression.is_none() && f.level < options.min_level)
+            .count();
+        if hidden > 0 {
+            let _ = writeln!(
+                out,
+                "{hidden} finding(s) below --min-level {} not shown",
+                options.min_level
+            );
+        }
+    }
     let suppressed = report
         .findings
         .iter()
