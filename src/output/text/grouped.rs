@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use super::names;
+use super::options::{TextOptions, WIDTH};
 use super::style::Styles;
-use super::{artifact_path, TextOptions, WIDTH};
 use crate::callsite::{CallSite, Provenance};
 use crate::pool::apis::{ApiKind, Role};
+use crate::report::display_path;
 use crate::report::{AnchorKind, ArtifactKind, Finding, Report};
 use crate::rules::Level;
 use crate::util::group as thousands;
@@ -118,7 +119,7 @@ pub(super) fn findings(report: &Report, options: &TextOptions, st: &Styles) -> S
 
 /// A driver's heading: its path (bold), then machine, signature class and counts by level.
 fn heading(report: &Report, artifact: usize, st: &Styles) -> String {
-    let path = artifact_path(report, artifact);
+    let path = display_path(&report.artifacts, artifact);
     let mut facts = Vec::new();
     if let Some(img) = report.images.iter().find(|i| i.artifact == artifact) {
         facts.push(img.machine.to_string());
@@ -439,7 +440,7 @@ pub(super) fn statistics(report: &Report, st: &Styles) -> String {
             c[2],
             c[1],
             c[0],
-            artifact_path(report, artifact)
+            display_path(&report.artifacts, artifact)
         );
     }
     out

@@ -21,35 +21,10 @@ use crate::util::group;
 
 mod grouped;
 pub mod names;
+mod options;
 pub mod style;
 
-/// How the text report is laid out and what it prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TextOptions {
-    /// One compiler-style line per finding (`path:line: level[ID] name: message`), for grep and
-    /// editors, instead of the report grouped by driver.
-    pub oneline: bool,
-    /// Repeat each rule's reason under every finding (grouped report).
-    pub verbose: bool,
-    /// ANSI colour (levels coloured, paths bold).
-    pub color: bool,
-    /// Findings below this level are not printed (they still count, and decide the exit code).
-    pub min_level: crate::rules::Level,
-    /// Counts per rule and per driver after the findings.
-    pub statistics: bool,
-}
-
-impl Default for TextOptions {
-    fn default() -> TextOptions {
-        TextOptions {
-            oneline: false,
-            verbose: false,
-            color: false,
-            min_level: crate::rules::Level::Note,
-            statistics: false,
-        }
-    }
-}
+pub use options::{TextOptions, WIDTH};
 
 /// The text report as a sink: it needs the whole run (the consumers table comes first, the
 /// summary counts everything, findings are grouped by driver), so it keeps the findings until
@@ -136,10 +111,6 @@ impl<W: std::io::Write + Send> Sink for TagsSink<W> {
 pub fn artifact_path(report: &Report, index: usize) -> String {
     crate::report::display_path(&report.artifacts, index)
 }
-
-/// The widest line the report aims for (the grouped report and the consumers table); longer
-/// lines are wrapped at spaces, and only a path or word longer than that stays whole.
-pub const WIDTH: usize = 120;
 
 /// Renders the report: what the dumps are and the top pool consumers, then the findings
 /// (grouped by driver, or one line each with [`TextOptions::oneline`]), then the summary.
