@@ -35,4 +35,5 @@ mod scan;
 mod snapshots;
 mod source_lines;
 mod support;
+mod text_report;
 mod triage;

@@ -45,6 +45,13 @@ pub(super) fn findings(report: &Report, options: &TextOptions, st: &Styles) -> S
         });
         order[slot].1.push(f);
     }
+    // Unranked, a driver's errors come first (stable: by rule and address within a level);
+    // ranked, the ranking's order is kept.
+    if report.findings.iter().all(|f| f.rank.is_none()) {
+        for (_, members) in &mut order {
+            members.sort_by_key(|f| std::cmp::Reverse(f.level));
+        }
+    }
     for (artifact, members) in &order {
         out.push_str(&heading(report, *artifact, st));
         let rows: Vec<(String, &Finding)> =
@@ -71,7 +78,7 @@ pub(super) fn findings(report: &Report, options: &TextOptions, st: &Styles) -> S
                 .filter(|_| f.anchor != AnchorKind::PoolTag)
             {
                 let observed = format!(
-                    "observed: {} holds {} B of NonPagedPool and {} B of PagedPool ({} live allocations, {:.1}% of pool in use)",
+                    "observed: {} {} B nonpaged, {} B paged, {} live, {:.1}% of pool in use",
                     e.observed
                         .iter()
                         .map(|&t| names::tag(t))
@@ -400,7 +407,7 @@ pub(super) fn per_rule(report: &Report) -> Vec<(String, Level, usize)> {
 /// its statistics; suppressed findings are not counted.
 pub(super) fn statistics(report: &Report, st: &Styles) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", st.paint(st.heading, "statistics by rule"));
+    let _ = writeln!(out, "\n{}", st.paint(st.heading, "statistics by rule"));
     let _ = writeln!(out, "  {:>6}  {:<8} {:<8} name", "count", "rule", "level");
     for (id, level, n) in per_rule(report) {
         let name = report

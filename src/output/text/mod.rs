@@ -166,7 +166,12 @@ fn preamble(report: &Report, st: &style::Styles) -> String {
         if !fact("upTime").is_empty() {
             line.push_str(&format!(" (up {})", fact("upTime")));
         }
-        let _ = writeln!(out, "{line}; {}\n", fact("coverage"));
+        line.push_str(&format!("; {}", fact("coverage")));
+        // The path and its facts, wrapped like the findings.
+        let plain_width = artifact_path(report, i).chars().count();
+        let (head, rest) = line.split_at(line.find(": ").map_or(0, |p| p + 2));
+        out.push_str(&grouped::wrap(head, plain_width + 2, rest, 4));
+        out.push('\n');
     }
     if !report.consumers.is_empty() {
         let _ = writeln!(
@@ -183,18 +188,24 @@ fn preamble(report: &Report, st: &style::Styles) -> String {
         // The columns before the drivers take 2+8+1+14+1+14+1+12+2 = 55.
         let room = WIDTH - 55;
         for c in &report.consumers {
-            let mut tail = String::new();
-            if let Some(o) = c.owner.as_ref().filter(|_| !c.drivers.is_empty()) {
-                tail.push_str(&format!(" (owner: {o})"));
-            }
-            if c.ambiguous {
-                tail.push_str(" [ambiguous]");
-            }
+            let flag = if c.ambiguous { " [ambiguous]" } else { "" };
+            let owner = c.owner.as_ref().filter(|_| !c.drivers.is_empty());
             let drivers = if c.drivers.is_empty() {
-                c.owner.clone().unwrap_or_else(|| "-".into())
+                shorten(c.owner.as_deref().unwrap_or("-"), room)
             } else {
-                fit_list(&c.drivers, room.saturating_sub(tail.chars().count()))
+                // The first driver and the flag always; the others as they fit, then the
+                // owner in what is left (shortened with `…`).
+                let list = fit_list(&c.drivers, room.saturating_sub(flag.len()));
+                let left = room.saturating_sub(list.chars().count() + flag.len());
+                match owner {
+                    Some(o) if left > " (owner: …)".len() + 4 => {
+                        let o = shorten(o, left - " (owner: )".len());
+                        format!("{list} (owner: {o})")
+                    }
+                    _ => list,
+                }
             };
+            let tail = flag;
             let _ = writeln!(
                 out,
                 "  {:<8} {:>14} {:>14} {:>12}  {drivers}{tail}",
@@ -207,6 +218,16 @@ fn preamble(report: &Report, st: &style::Styles) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `text` cut to `room` columns, ending in `…` when it was longer.
+fn shorten(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(room.saturating_sub(1)).collect();
+    s.push('…');
+    s
 }
 
 /// `a, b, c` when it fits in `room` columns, else as many as fit and `+N more`; at least
