@@ -240,7 +240,7 @@ pub fn rule_toml(data: &[u8]) {
     }
     let _ = crate::rules::table(&rules);
     for rule in rules.all() {
-        let _ = crate::rules::explain(rule);
+        let _ = crate::rules::explain::explain(rule, true);
     }
 }
 

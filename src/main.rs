@@ -318,7 +318,8 @@ fn run(cli: Cli) -> Result<u8> {
             let Some(rule) = rules.get(&id) else {
                 bail!("no rule `{id}`; `drvaudit rules` lists them");
             };
-            write_output(None, &drvaudit::rules::explain(rule))?;
+            let color = use_color(ColorWhen::Auto, false);
+            write_output(None, &drvaudit::rules::explain::explain(rule, color))?;
             Ok(0)
         }
         Command::Dump {
