@@ -575,8 +575,15 @@ fn progress_bar(wanted: bool) -> ProgressBar {
     // The length grows as the walk finds files.
     let bar = ProgressBar::new(0);
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {msg:<10} {pos}/{len} {wide_bar} {per_sec} {elapsed} (ETA {eta})",
+        "{spinner} {msg:<10} {pos}/{len} {wide_bar} {rate} {elapsed} (ETA {eta})",
     ) {
+        // Files per second, whole: indicatif's `{per_sec}` prints four decimals.
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} files/s", state.per_sec());
+            },
+        );
         bar.set_style(style);
     }
     bar.set_message("walking");
