@@ -65,12 +65,18 @@ pub(super) fn findings(report: &Report, options: &TextOptions, st: &Styles) -> S
         for (loc, f) in rows {
             // `warning[DRV1001]` is the widest level tag: the facts start in one column.
             let tag = format!("{:<16}", format!("{}[{}]", f.level, f.rule_id));
+            // Without any location in the group, no empty column before the level.
+            let gap = if column == 0 && loc.is_empty() {
+                ""
+            } else {
+                " "
+            };
             let lead = format!(
-                "{:INDENT$}{loc:<column$} {} ",
+                "{:INDENT$}{loc:<column$}{gap}{} ",
                 "",
                 st.paint(st.level(f.level), tag.trim_end())
             ) + &" ".repeat(tag.len() - tag.trim_end().len());
-            let lead_plain = INDENT + column.max(loc.chars().count()) + 2 + tag.len();
+            let lead_plain = INDENT + column.max(loc.chars().count()) + gap.len() + 1 + tag.len();
             out.push_str(&wrap(&lead, lead_plain, &facts(f), CONTINUATION));
             if let Some(e) = f
                 .evidence
