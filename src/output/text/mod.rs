@@ -303,9 +303,8 @@ fn summary(report: &Report, options: &TextOptions, st: &style::Styles) -> String
     let mut out = String::new();
     let (e, w, n) = report.counts();
     let images = report.images.len();
-    let _ = writeln!(
-        out,
-        "\n{} file(s), {} image(s) analysed: {} error(s), {} warning(s), {} note(s); {} notification(s) (on standard error)",
+    let line = format!(
+        "{} file(s), {} image(s) analysed: {} error(s), {} warning(s), {} note(s); {} notification(s) (on standard error)",
         report.artifacts.iter().filter(|a| a.parent.is_none()).count(),
         images,
         e,
@@ -313,6 +312,13 @@ fn summary(report: &Report, options: &TextOptions, st: &style::Styles) -> String
         n,
         report.notices.len()
     );
+    out.push('\n');
+    if options.oneline {
+        let _ = writeln!(out, "{line}");
+    } else {
+        // Large trees make it longer than a line: wrapped as the findings are.
+        out.push_str(&grouped::wrap("", 0, &line, 2));
+    }
     if !options.oneline {
         let by_rule = grouped::per_rule(report);
         if !by_rule.is_empty() {
