@@ -324,7 +324,7 @@ fn summary(report: &Report, options: &TextOptions, st: &style::Styles) -> String
         if !by_rule.is_empty() {
             let parts: Vec<String> = by_rule
                 .iter()
-                .map(|(id, _, count)| format!("{id} {count},"))
+                .map(|(id, _, count)| format!("{id}\u{a0}{count},"))
                 .collect();
             let text = parts.join(" ");
             let lead = format!("{} ", st.paint(st.dim, "by rule:"));
