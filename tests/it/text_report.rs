@@ -163,7 +163,7 @@ fn colour_only_when_asked_or_forced() {
         &[("CLICOLOR_FORCE", "1")]
     )
     .1));
-    // NO_COLOR wins over CLICOLOR_FORCE in `auto`... as anstream decides; a file never.
+    // A file given with -o is never coloured in `auto`, even with CLICOLOR_FORCE.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.txt");
     let o = out.display().to_string();
