@@ -63,6 +63,7 @@ impl Driver {
             tags: self.tag_inventory(),
             anomalies: self.image.anomalies.clone(),
             identity: None,
+            signature: None,
         }
     }
 
@@ -168,4 +169,8 @@ pub struct ImageSummary {
     /// Its identity (`drvaudit identify`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Box<crate::facts::Identity>>,
+    /// The signature class (`whql`, `unsigned`, …) when a rule had it decided during the scan
+    /// (the text report's driver heading); never computed for the report alone.
+    #[serde(skip)]
+    pub signature: Option<&'static str>,
 }

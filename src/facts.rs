@@ -146,6 +146,12 @@ impl<'a> Facts<'a> {
         })
     }
 
+    /// The class [`Facts::effective_class`] decided, if a rule already asked for it (nothing
+    /// is read or hashed for this).
+    pub fn known_class(&self) -> Option<&'static str> {
+        self.effective.get()?.as_ref().map(|(c, _)| c.class.name())
+    }
+
     /// Whether the bytes are the file (signatures, flat and Authenticode hashes are facts of
     /// the file; a carved image has none of them).
     pub fn is_file(&self) -> bool {

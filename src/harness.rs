@@ -78,7 +78,8 @@ fn sample_pooltag() -> &'static PoolTagDb {
 fn render(report: &Report) {
     let sarif = crate::output::sarif::render(report, Path::new(""));
     debug_assert!(sarif.starts_with('{'));
-    let _ = crate::output::text::render(report);
+    let _ = crate::output::text::render(report, &Default::default());
+    let _ = crate::output::text::render_oneline(report);
     let _ = crate::output::notices::render(report);
 }
 
@@ -239,7 +240,7 @@ pub fn rule_toml(data: &[u8]) {
     }
     let _ = crate::rules::table(&rules);
     for rule in rules.all() {
-        let _ = crate::rules::explain(rule);
+        let _ = crate::rules::explain::explain(rule, true);
     }
 }
 

@@ -148,8 +148,7 @@ enum Command {
     },
     /// Print the pool tag inventory in pooltag.txt format (`Tag - driver.sys - description`).
     Tags {
-        /// Files, folders or packages.
-        #[arg(required_unless_present = "dump")]
+        /// Files, folders or packages (optional with --dump).
         paths: Vec<PathBuf>,
         /// Crash dump whose loaded drivers are carved and inventoried too (repeatable).
         #[arg(long, value_name = "FILE")]
@@ -185,6 +184,23 @@ struct ScanArgs {
     /// Do not show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Text: one compiler-style line per finding (`path@0xrva: level[ID] name: message`), for
+    /// grep and editors, instead of the report grouped by driver.
+    #[arg(long)]
+    oneline: bool,
+    /// Text: repeat each rule's reason under every finding.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Text: print only findings at or above this level (the exit code still counts all).
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = MinLevel::Note)]
+    min_level: MinLevel,
+    /// Text: counts per rule and per driver after the findings.
+    #[arg(long)]
+    statistics: bool,
+    /// Colour: `auto` colours a terminal only (never a file given with -o), and honours
+    /// NO_COLOR and CLICOLOR_FORCE.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
     /// Skip call-site analysis: findings from imports, sections and headers only (fastest
     /// triage of very large trees; untagged-pool findings then point at the import).
     #[arg(long)]
@@ -199,6 +215,45 @@ struct ScanArgs {
     automation_id: String,
     #[command(flatten)]
     gate: GateArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MinLevel {
+    Note,
+    Warning,
+    Error,
+}
+
+impl From<MinLevel> for drvaudit::rules::Level {
+    fn from(m: MinLevel) -> Self {
+        match m {
+            MinLevel::Note => drvaudit::rules::Level::Note,
+            MinLevel::Warning => drvaudit::rules::Level::Warning,
+            MinLevel::Error => drvaudit::rules::Level::Error,
+        }
+    }
+}
+
+/// `--color`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether standard output gets colour: `always` and `never` as said; `auto` only when the
+/// report goes to standard output and anstream's rules allow it there (a terminal, NO_COLOR
+/// unset or empty, CLICOLOR_FORCE forcing it even into a pipe, TERM not `dumb`).
+fn use_color(when: ColorWhen, to_file: bool) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto if to_file => false,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -263,7 +318,8 @@ fn run(cli: Cli) -> Result<u8> {
             let Some(rule) = rules.get(&id) else {
                 bail!("no rule `{id}`; `drvaudit rules` lists them");
             };
-            write_output(None, &drvaudit::rules::explain(rule))?;
+            let color = use_color(ColorWhen::Auto, false);
+            write_output(None, &drvaudit::rules::explain::explain(rule, color))?;
             Ok(0)
         }
         Command::Dump {
@@ -292,6 +348,9 @@ fn run(cli: Cli) -> Result<u8> {
             output,
             allow_incomplete,
         } => {
+            if paths.is_empty() && dump.is_empty() {
+                bail!("nothing to inventory: give files, folders or packages, or --dump FILE");
+            }
             let mut settings = base_settings(paths, dump, load_rules(None)?)?;
             settings.allow_incomplete = allow_incomplete;
             let (out, name) = open_output(output.as_ref())?;
@@ -373,7 +432,8 @@ fn run(cli: Cli) -> Result<u8> {
             )?;
             // Every result on its own: later scans match them one by one.
             let sarif = SarifOptions::default();
-            let report = scan_to(&settings, Format::Sarif, Some(&output), sarif)?;
+            let text = Default::default();
+            let report = scan_to(&settings, Format::Sarif, Some(&output), sarif, text)?;
             Ok(report.exit_code as u8)
         }
         Command::Scan(args) => {
@@ -393,7 +453,14 @@ fn run(cli: Cli) -> Result<u8> {
                 automation_id: args.automation_id,
                 max_results,
             };
-            let report = scan_to(&settings, args.format, args.output.as_ref(), sarif)?;
+            let text = output::text::TextOptions {
+                oneline: args.oneline,
+                verbose: args.verbose,
+                color: use_color(args.color, args.output.is_some()),
+                min_level: args.min_level.into(),
+                statistics: args.statistics,
+            };
+            let report = scan_to(&settings, args.format, args.output.as_ref(), sarif, text)?;
             Ok(report.exit_code as u8)
         }
     }
@@ -472,9 +539,10 @@ fn scan_to(
     format: Format,
     output: Option<&PathBuf>,
     sarif: SarifOptions,
+    text: output::text::TextOptions,
 ) -> Result<drvaudit::report::Report> {
     let (out, name) = open_output(output)?;
-    let inner = format.sink(out, &settings.rules.enabled(), &settings.root, sarif);
+    let inner = format.sink(out, &settings.rules.enabled(), &settings.root, sarif, text);
     let mut sink = output::notices::NoticesFirst::new(inner, std::io::stderr());
     let (report, written) = pipeline::run(settings, &mut sink);
     drop(sink);

@@ -254,7 +254,12 @@ pub fn render_text(r: &DumpReport) -> String {
             let _ = writeln!(
                 o,
                 "  {:<14} {:>10} {:>14} {:>10} {:>14}",
-                row.tag, row.nonpaged_allocs, row.nonpaged_bytes, row.paged_allocs, row.paged_bytes
+                row.tag,
+                // Thousands separators, as the scan's consumers table has them.
+                crate::util::group(row.nonpaged_allocs),
+                crate::util::group(row.nonpaged_bytes),
+                crate::util::group(row.paged_allocs),
+                crate::util::group(row.paged_bytes)
             );
         }
     }

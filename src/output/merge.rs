@@ -375,6 +375,7 @@ fn report_level(
                 tags,
                 anomalies: Vec::new(),
                 identity: None,
+                signature: None,
             })
         })
         .collect();

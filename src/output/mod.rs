@@ -1,7 +1,7 @@
 //! Outputs: sinks the pipeline feeds ([`crate::report::Sink`]), one module per format.
 //!
 //! - [`sarif`]: SARIF 2.1.0, written while the scan runs;
-//! - [`text`]: the compiler-style report, and the tag inventory of `drvaudit tags` (pooltag.txt
+//! - [`text`]: the report grouped by driver or one line per finding, and the tag inventory of `drvaudit tags` (pooltag.txt
 //!   lines or JSON);
 //! - [`notices`]: what could not be examined, on standard error before the report;
 //! - [`merge`]: the SARIF logs of a sharded scan joined into one;
@@ -21,7 +21,7 @@ use crate::rules::Rule;
 pub enum Format {
     /// SARIF 2.1.0 JSON.
     Sarif,
-    /// Compiler-style lines and a summary.
+    /// A report grouped by driver (or compiler-style lines with `--oneline`) and a summary.
     Text,
 }
 
@@ -34,10 +34,11 @@ impl Format {
         rules: &[Rule],
         root: &std::path::Path,
         sarif: sarif::SarifOptions,
+        text: text::TextOptions,
     ) -> Box<dyn Sink + 'w> {
         match self {
             Format::Sarif => Box::new(sarif::SarifSink::new(out, rules, root, sarif)),
-            Format::Text => Box::new(text::TextSink::new(out)),
+            Format::Text => Box::new(text::TextSink::new(out, text)),
         }
     }
 }

@@ -206,6 +206,7 @@ impl Auditor<'_> {
                 self.place_in_source(&driver, &target, &mut findings, &mut notes);
             }
             let mut summary = driver.summary(target.artifact);
+            summary.signature = facts.known_class();
             summary.identity = identity;
             Ok(Audited {
                 summary,

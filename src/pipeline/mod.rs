@@ -320,6 +320,11 @@ fn run_batched(
         // Dumps come after the files, so that a carved driver can be recognised as one that
         // was also scanned on disk (same name and PE key) and otherwise called memory-only.
         let mut snapshots = Vec::new();
+        let carving = if dumps.is_empty() {
+            ProgressBar::hidden()
+        } else {
+            phase_spinner(settings.progress, "carving dumps")
+        };
         for path in &dumps {
             let on_disk = dumps::on_disk_keys(&merger.report);
             let (unit, snapshot, loaded_in) = guarded(|| {
@@ -340,6 +345,7 @@ fn run_batched(
             mark_loaded(&mut merger.report, &loaded_in);
             snapshots.extend(snapshot);
         }
+        carving.finish_and_clear();
         let (mut report, streamed_worst, mut baseline) = merger.finish();
         snapshots.extend(evidence::load_pool_files(
             &settings.pool_files,
@@ -450,8 +456,9 @@ fn walk_and_audit(
     let walked = std::thread::scope(|s| {
         let walker = s.spawn(|| {
             let bar = bar.clone();
+            let done = bar.clone();
             let mut seq = 0;
-            collect(&settings.paths, move |input| {
+            let walked = collect(&settings.paths, move |input| {
                 if !settings.shard.takes(&uri_for(&input.path, &settings.root)) {
                     return;
                 }
@@ -459,7 +466,9 @@ fn walk_and_audit(
                 // The receiver lives until every input is analysed; a send cannot fail.
                 let _ = tx.send((seq, input));
                 seq += 1;
-            })
+            });
+            done.set_message("analysing");
+            walked
         });
         rx.into_iter().par_bridge().for_each(|(seq, input)| {
             let unit = guarded(|| {
@@ -566,14 +575,45 @@ fn exit_code(worst: Option<Level>, fail_on: Option<Level>) -> i32 {
     }
 }
 
+/// The progress bar of the file phase: the phase (`walking` while inputs are still being
+/// found, then `analysing`), files done of files found, the rate and the time left. The ETA is
+/// indicatif's estimate from the recent rate; while the walk runs the length still grows, so
+/// it is a lower bound until the phase reads `analysing`.
 fn progress_bar(wanted: bool) -> ProgressBar {
     if !wanted || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     // The length grows as the walk finds files.
     let bar = ProgressBar::new(0);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {wide_bar} {elapsed}") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:<10} {pos}/{len} {wide_bar} {rate} {elapsed} (ETA {eta})",
+    ) {
+        // Files per second, whole: indicatif's `{per_sec}` prints four decimals.
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} files/s", state.per_sec());
+            },
+        );
         bar.set_style(style);
     }
+    bar.set_message("walking");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// A spinner for a phase without a count (`carving dumps`), shown only on a terminal and when
+/// progress is wanted. Writing the report has none: the notices and the report go to the same
+/// terminal then, and a bar drawn between them would be left in the output.
+fn phase_spinner(wanted: bool, phase: &'static str) -> ProgressBar {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(phase);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }

@@ -149,14 +149,17 @@ fn invalid_pool_tag(ctx: &CheckContext<'_>) -> Vec<Hit> {
     hits
 }
 
-/// DRV1005: a tag that the supplied pooltag.txt gives to a different binary.
+/// DRV1005: a tag that the supplied pooltag.txt gives to a different binary: one hit per
+/// colliding tag of the driver (the fact is the tag, not each call), anchored at its first
+/// call site; every site's RVA is in the `callSites` property and the count in the message.
 fn tag_collision(ctx: &CheckContext<'_>) -> Vec<Hit> {
     let Some(db) = ctx.pooltag else {
         return Vec::new();
     };
     let me = ctx.driver.name.to_ascii_lowercase();
     let stem = me.rsplit_once('.').map_or(me.as_str(), |(s, _)| s);
-    let mut hits = Vec::new();
+    // Tag → (owner, the sites using it in address order), in order of first use.
+    let mut by_tag: Vec<(u32, &String, Vec<usize>)> = Vec::new();
     for (i, site) in ctx.driver.sites.iter().enumerate() {
         if !allocates(site) || site.spec().implied_tag.is_some() {
             continue;
@@ -164,23 +167,42 @@ fn tag_collision(ctx: &CheckContext<'_>) -> Vec<Hit> {
         let Some(tag) = site.arg(Role::Tag).and_then(|v| v.constant()) else {
             continue;
         };
-        let Some(owner) = db.get(&(tag as u32)) else {
+        let tag = tag as u32;
+        let Some(owner) = db.get(&tag) else {
             continue;
         };
         let o = owner.to_ascii_lowercase();
         if o.contains(stem) || o.contains("<unknown>") {
             continue;
         }
-        hits.push(site_hit(
-            ctx,
-            i,
-            &format!(
-                "; pooltag.txt assigns '{}' to {owner}",
-                tag_display(tag as u32)
-            ),
-        ));
+        match by_tag.iter_mut().find(|(t, _, _)| *t == tag) {
+            Some((_, _, sites)) => sites.push(i),
+            None => by_tag.push((tag, owner, vec![i])),
+        }
     }
-    hits
+    by_tag
+        .into_iter()
+        .map(|(tag, owner, sites)| {
+            let others = match sites.len() {
+                1 => String::new(),
+                n => format!(" (and {} more call sites with it)", n - 1),
+            };
+            let mut hit = site_hit(
+                ctx,
+                sites[0],
+                &format!(
+                    "{others}; pooltag.txt lists '{}' for {owner}",
+                    tag_display(tag)
+                ),
+            );
+            let rvas: Vec<serde_json::Value> = sites
+                .iter()
+                .map(|&i| format!("0x{:x}", ctx.driver.sites[i].report_rva()).into())
+                .collect();
+            hit.properties.insert("callSites".into(), rvas.into());
+            hit
+        })
+        .collect()
 }
 
 /// DRV1006: a constant nonzero tag freed but never allocated with a constant in the image.

@@ -13,6 +13,7 @@
 //!   analysed: the pool usage attributed to the drivers ([`RuleSet::check_report`]).
 
 mod checks;
+pub mod explain;
 mod gating;
 mod hit;
 
@@ -737,25 +738,4 @@ pub fn table(rules: &RuleSet) -> String {
         ));
     }
     out
-}
-
-/// The documentation printed by `drvaudit explain ID`.
-pub fn explain(rule: &Rule) -> String {
-    format!(
-        "{} {} ({}, {})\n\n{}\n\n{}\n{}\n",
-        rule.id,
-        rule.name,
-        rule.level,
-        if rule.enabled {
-            "enabled by default"
-        } else {
-            "disabled by default"
-        },
-        rule.full,
-        rule.help.trim(),
-        rule.help_uri
-            .as_deref()
-            .map(|u| format!("\nSee: {u}\n"))
-            .unwrap_or_default()
-    )
 }

@@ -338,7 +338,8 @@ fn a_package_changed_after_signing_fails_the_gate() {
 fn scan_text(paths: &[&Path], extra: &[&str]) -> (i32, String, String) {
     let mut args: Vec<String> = vec!["scan".into()];
     args.extend(paths.iter().map(|p| p.display().to_string()));
-    args.extend(["--no-config", "--no-progress"].map(String::from));
+    // The one-line form: the assertions name `path@0xrva: level[ID]` lines.
+    args.extend(["--no-config", "--no-progress", "--oneline"].map(String::from));
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&args)

@@ -35,5 +35,6 @@ mod scan;
 mod snapshots;
 mod source_lines;
 mod support;
+mod text_report;
 mod triage;
 mod watchdog;

@@ -68,6 +68,7 @@ fn issue_18_cabinet_names_its_members_and_prints_no_panic() {
         &[
             "scan",
             "--no-progress",
+            "--oneline",
             "testdata/regress/cab/issue18-empty-folder.cab",
             "testdata/regress/cab/issue18-two-folders.cab",
             "testdata/packages/pkg.zip",

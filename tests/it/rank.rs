@@ -176,14 +176,23 @@ fn tags_owned_by_another_binary_in_pooltag_txt_are_collisions() {
         .iter()
         .filter(|f| f.rule_id == "DRV1005")
         .collect();
-    // pooltest.c allocates 'Loop' four times (clang -O2 unrolls the loop); 'Pool' is its own
-    // and MmCm is the kernel's tag for contiguous memory, not a driver's choice.
-    assert_eq!(hits.len(), 4, "{hits:#?}");
+    // pooltest.c allocates 'Loop' four times (clang -O2 unrolls the loop): one finding for the
+    // tag, its four sites listed; 'Pool' is its own and MmCm is the kernel's tag for
+    // contiguous memory, not a driver's choice.
+    assert_eq!(hits.len(), 1, "{hits:#?}");
     assert!(hits.iter().all(|f| f.level == Level::Warning));
     assert!(
-        msg(hits[0]).contains("pooltag.txt assigns 'Loop' to otherdrv.sys"),
+        msg(hits[0])
+            .contains("(and 3 more call sites with it); pooltag.txt lists 'Loop' for otherdrv.sys"),
         "{}",
         msg(hits[0])
+    );
+    let sites = hits[0].properties["callSites"].as_array().unwrap();
+    assert_eq!(sites.len(), 4);
+    // Anchored at the first of them.
+    assert_eq!(
+        sites[0].as_str(),
+        Some(format!("0x{:x}", hits[0].rva.unwrap()).as_str())
     );
     // Without --pooltag the rule is silent.
     let plain = scan_paths(&[testdata("bin/pooltest_clang_arm64_O2.sys")]);

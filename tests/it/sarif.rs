@@ -198,7 +198,11 @@ fn exit_codes_gate_ci() {
 
 #[test]
 fn text_report_is_compiler_style_with_a_summary() {
-    let (_, out, _) = drvaudit(&["scan", "testdata/bin/wxsection_clang_x64_O2.sys"]);
+    let (_, out, _) = drvaudit(&[
+        "scan",
+        "--oneline",
+        "testdata/bin/wxsection_clang_x64_O2.sys",
+    ]);
     let first = out.lines().next().unwrap();
     assert!(
         first.starts_with("testdata/bin/wxsection_clang_x64_O2.sys@0x4000: error[DRV3001] writable-executable-section: testdata/bin/wxsection_clang_x64_O2.sys section `.rwx`"),

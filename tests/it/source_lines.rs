@@ -150,7 +150,7 @@ fn fixture_findings_are_at_their_source_lines() {
         assert!(errors.is_empty(), "{errors:#?}");
     }
     // The text report leads with the source position and keeps the binary one.
-    let text = drvaudit::output::text::render(&r);
+    let text = drvaudit::output::text::render_oneline(&r);
     assert!(
         text.lines().any(
             |l| l.starts_with("testdata/src/inlined.c:39: error[DRV1001]")
