@@ -255,13 +255,23 @@ fn facts(f: &Finding) -> String {
             (Role::PoolType, Some(x)) => format!("{}{runtime}", names::pool_type(x)),
             (Role::PoolFlags, Some(x)) => format!("{}{runtime}", names::pool_flags(x)),
             (Role::LookasideFlags, Some(x)) => format!("{}{runtime}", names::lookaside_flags(x)),
-            (Role::PoolType | Role::PoolFlags | Role::LookasideFlags, None) => "?".into(),
+            (Role::PoolType | Role::PoolFlags | Role::LookasideFlags, None) => {
+                let show = |x: u64| match role {
+                    Role::PoolType => names::pool_type(x),
+                    Role::PoolFlags => names::pool_flags(x),
+                    _ => names::lookaside_flags(x),
+                };
+                detail_text(site, *role, &show).unwrap_or_else(|| "?".into())
+            }
             (r, Some(x)) => match r.label() {
                 Some(label) => format!("{label} 0x{x:x}{runtime}"),
                 None => continue,
             },
             (r, None) => match r.label() {
-                Some(label) => format!("{label} ?"),
+                Some(label) => {
+                    let known = detail_text(site, *r, &|x| format!("0x{x:x}"));
+                    format!("{label} {}", known.as_deref().unwrap_or("?"))
+                }
                 None => continue,
             },
         };
@@ -318,7 +328,29 @@ fn tag_text(site: &CallSite) -> Option<String> {
             ),
             None => "? (read at run time)".into(),
         },
-        _ => "?".into(),
+        _ => detail_text(site, Role::Tag, &|t| names::tag(t as u32)).unwrap_or_else(|| "?".into()),
+    })
+}
+
+/// What the analysis knows of an argument that is not one constant ([`ArgDetail`]): the set it
+/// is one of, the global whose address it is, the global it is read from at run time; each
+/// value shown by `show`.
+fn detail_text(site: &CallSite, role: Role, show: &dyn Fn(u64) -> String) -> Option<String> {
+    use crate::callsite::ArgDetail;
+    Some(match site.detail(role)? {
+        // Braced: the set sits inside an argument list whose items are comma-separated too.
+        ArgDetail::OneOf(xs) => format!(
+            "one of {{{}}}",
+            xs.iter().map(|&x| show(x)).collect::<Vec<_>>().join(", ")
+        ),
+        ArgDetail::AddressOf { global, holds } => match holds {
+            Some(h) => format!("the address of global 0x{global:x} (holding {})", show(*h)),
+            None => format!("the address of global 0x{global:x}"),
+        },
+        ArgDetail::SetAtRunTime { global, initial } => format!(
+            "set at run time in global 0x{global:x} (initially {})",
+            show(*initial)
+        ),
     })
 }
 
