@@ -493,6 +493,52 @@ fn level_name(l: Level) -> &'static str {
     }
 }
 
+/// A finding that stands for several call sites (DRV1005: one per colliding tag and driver)
+/// lists them in its `callSites` property; each site after the first, where the result is,
+/// becomes a related location at its instruction.
+fn with_other_sites<'a>(
+    f: &Finding,
+    uri: &'a str,
+    base: Option<&'static str>,
+    related: Option<Vec<LocationView<'a>>>,
+) -> Option<Vec<LocationView<'a>>> {
+    let Some(sites) = f.properties.get("callSites").and_then(|v| v.as_array()) else {
+        return related;
+    };
+    let rvas: Vec<i64> = sites
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter_map(|s| i64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .filter(|&rva| Some(rva) != f.rva.map(i64::from))
+        .collect();
+    if rvas.is_empty() {
+        return related;
+    }
+    let mut related = related.unwrap_or_default();
+    for rva in rvas {
+        related.push(LocationView {
+            id: Some(related.len()),
+            logical_locations: None,
+            message: Some(MessageView {
+                text: format!("another call site with this tag, at RVA 0x{rva:x}"),
+            }),
+            physical_location: PhysicalView {
+                address: Some(AddressView {
+                    kind: "instruction",
+                    relative_address: rva,
+                }),
+                artifact_location: ArtifactLocationView {
+                    index: Some(f.artifact as i64),
+                    uri: uri.into(),
+                    uri_base_id: base,
+                },
+                region: None,
+            },
+        });
+    }
+    Some(related)
+}
+
 /// Renders a finished report (with its findings) as a SARIF log, without a result limit.
 pub fn render(report: &Report, root: &std::path::Path) -> String {
     let mut out = Vec::new();
@@ -1109,6 +1155,7 @@ fn view<'s>(
             (source_location(&src.at), Some(related))
         }
     };
+    let related = with_other_sites(f, uri, *base, related);
     ResultView {
         baseline_state: f.baseline.map(|b| b.as_str()),
         kind: sarif::ResultKind::Fail,
