@@ -203,7 +203,10 @@ impl DwarfSymbols {
     }
 
     pub(crate) fn locate(&self, rva: u32) -> Result<Option<SourceLocation>, DebugInfoError> {
-        let probe = self.image_base + u64::from(rva);
+        // A hostile header can put the image base where base + RVA overflows: no line there.
+        let Some(probe) = self.image_base.checked_add(u64::from(rva)) else {
+            return Ok(None);
+        };
         let frames = self.guarded("looking up an address", || {
             let unit = self.ctx.find_dwarf_and_unit(probe).skip_all_loads();
             let mut iter = self.ctx.find_frames(probe).skip_all_loads()?;
