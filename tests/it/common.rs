@@ -135,3 +135,21 @@ pub fn run_binary(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Asserts that `log` validates against the SARIF 2.1.0 schema in ../shared (every error listed);
+/// skipped when ../shared is absent.
+pub fn assert_schema_valid(log: &serde_json::Value) {
+    let Some(schema) = shared("reference/sarif-schema-2.1.0.json") else {
+        return;
+    };
+    let schema: serde_json::Value = serde_json::from_str(&read(&schema)).unwrap();
+    let v = jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .compile(&schema)
+        .unwrap();
+    let errors: Vec<String> = match v.validate(log) {
+        Ok(()) => Vec::new(),
+        Err(e) => e.map(|e| format!("{}: {e}", e.instance_path)).collect(),
+    };
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -195,18 +195,7 @@ fn the_incident_report_is_valid_sarif() {
         log["runs"][0]["artifacts"][artifact as usize]["parentIndex"],
         0
     );
-    if let Some(schema) = shared("reference/sarif-schema-2.1.0.json") {
-        let schema: serde_json::Value = serde_json::from_str(&read(&schema)).unwrap();
-        let v = jsonschema::JSONSchema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .compile(&schema)
-            .unwrap();
-        let errors: Vec<String> = match v.validate(&log) {
-            Ok(()) => Vec::new(),
-            Err(e) => e.map(|e| format!("{}: {e}", e.instance_path)).collect(),
-        };
-        assert!(errors.is_empty(), "{errors:#?}");
-    }
+    assert_schema_valid(&log);
     insta::assert_json_snapshot!(
         "incident.sarif",
         redacted_sarif(&text, &[dump.parent().unwrap()])

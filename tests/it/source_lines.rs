@@ -137,18 +137,7 @@ fn fixture_findings_are_at_their_source_lines() {
                 .get("region")
                 .is_none()
     ));
-    if let Some(schema) = shared("reference/sarif-schema-2.1.0.json") {
-        let schema: serde_json::Value = serde_json::from_str(&read(&schema)).unwrap();
-        let v = jsonschema::JSONSchema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .compile(&schema)
-            .unwrap();
-        let errors: Vec<String> = match v.validate(&log) {
-            Ok(()) => Vec::new(),
-            Err(e) => e.map(|e| format!("{}: {e}", e.instance_path)).collect(),
-        };
-        assert!(errors.is_empty(), "{errors:#?}");
-    }
+    assert_schema_valid(&log);
     // The text report leads with the source position and keeps the binary one.
     let text = drvaudit::output::text::render_oneline(&r);
     assert!(
