@@ -220,22 +220,10 @@ impl State {
         sets: &mut Sets,
     ) -> Val {
         let start = i64::from(off);
-        let end = start + i64::from(size);
         let i = self
             .slots
             .partition_point(|s| (s.epoch, s.end()) <= (epoch, start));
-        if let Some(s) = self.slots.get(i) {
-            if s.epoch == epoch && i64::from(s.off) < end {
-                if s.off == off && s.size >= size {
-                    return view(s.val, size, ptr, sets);
-                }
-                return Val::Unknown;
-            }
-        }
-        if self.wiped || epoch != 0 || off < param_base || off >= self.unknown_from || size < 4 {
-            return Val::Unknown;
-        }
-        Val::Param(ParamLoc::Stack(off), size < ptr)
+        self.value_at(i, epoch, off, size, param_base, ptr, sets)
     }
 
     /// [`State::load`] from position `*cursor` of the sorted slots on, for keys read in
@@ -252,7 +240,6 @@ impl State {
         sets: &mut Sets,
     ) -> Val {
         let start = i64::from(off);
-        let end = start + i64::from(size);
         while self
             .slots
             .get(*cursor)
@@ -260,7 +247,25 @@ impl State {
         {
             *cursor += 1;
         }
-        if let Some(s) = self.slots.get(*cursor) {
+        self.value_at(*cursor, epoch, off, size, param_base, ptr, sets)
+    }
+
+    /// What a load of (`epoch`, `off`, `size`) reads given `i`, the first slot not wholly
+    /// before it: that slot's value when it starts there and covers the load, unknown when it
+    /// overlaps otherwise, else the incoming parameter at that offset (or unknown).
+    #[allow(clippy::too_many_arguments)]
+    fn value_at(
+        &self,
+        i: usize,
+        epoch: u32,
+        off: i32,
+        size: u8,
+        param_base: i32,
+        ptr: u8,
+        sets: &mut Sets,
+    ) -> Val {
+        let end = i64::from(off) + i64::from(size);
+        if let Some(s) = self.slots.get(i) {
             if s.epoch == epoch && i64::from(s.off) < end {
                 if s.off == off && s.size >= size {
                     return view(s.val, size, ptr, sets);
