@@ -187,16 +187,21 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// The one pass: `extra` (the signatures' algorithms, or the one asked for); SHA-1 and
-    /// SHA-256 for a driver in a package (catalogs list either); what the blocklists need.
+    /// The one pass: `extra` (the signatures' algorithms, or the one asked for); for a driver
+    /// in a package, the algorithms its catalogs list members by; what the blocklists need.
     fn hash_once(&self, extra: &[DigestAlgorithm]) -> Option<Hashes> {
         let layout = authenticode::pe::layout(self.bytes).ok()?;
         let n = self.needs;
         let mut auth = extra.to_vec();
-        if self.package.is_some() || n.any {
+        // A package's catalogs list their members with one algorithm each (SHA-1 in older
+        // catalogs, SHA-256 in newer ones): only those are planned, not both.
+        if let Some(p) = self.package {
+            auth.extend(p.catalog_algorithms());
+        }
+        if n.any {
             auth.push(DigestAlgorithm::Sha256);
         }
-        if self.package.is_some() || n.authenticode_sha1 {
+        if n.authenticode_sha1 {
             auth.push(DigestAlgorithm::Sha1);
         }
         if n.authenticode_md5 {

@@ -73,6 +73,22 @@ impl PackageInfo {
         self.catalogs.get(&path.to_ascii_lowercase())
     }
 
+    /// The Authenticode algorithms the package's readable catalogs list members by: what a
+    /// driver of the package is hashed with to be looked up in them.
+    pub fn catalog_algorithms(&self) -> Vec<DigestAlgorithm> {
+        let mut out: Vec<DigestAlgorithm> = Vec::new();
+        for c in self.catalogs.values() {
+            if let Ok(cat) = &c.catalog {
+                for a in member_algorithms(cat) {
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The INFs that copy the file `name` (a driver's file name) for `arch`, with the catalog
     /// each names for it.
     pub fn coverage(&self, name: &str, arch: Arch) -> Vec<Coverage<'_>> {
@@ -109,23 +125,40 @@ pub fn lists_pe(catalog: &Catalog, digest: impl Fn(DigestAlgorithm) -> Option<Ve
     // A digest no member could equal is not computed: a catalog of SHA-256 members never
     // lists a SHA-1 digest (a member matches by its hash, or by a tag of the hash's length or
     // its hex), and an Authenticode pass over the file costs as much as the rest of its checks.
-    let lengths: Vec<usize> = catalog
-        .members
-        .iter()
-        .flat_map(|m| {
-            [
-                m.digest().map(|(_, d)| d.len()),
-                Some(m.tag.len()),
-                Some(m.tag_text.len() / 2),
-            ]
-        })
-        .flatten()
-        .collect();
-    [(DigestAlgorithm::Sha1, 20), (DigestAlgorithm::Sha256, 32)]
+    member_algorithms(catalog)
         .into_iter()
-        .filter(|(_, len)| lengths.contains(len))
-        .filter_map(|(alg, _)| digest(alg))
+        .filter_map(digest)
         .any(|d| catalog.find(&d).is_some())
+}
+
+/// The Authenticode algorithms a member of `catalog` could be listed by (SHA-1 first): a
+/// member matches by its hash, or by a tag of the hash's length or its hex.
+pub fn member_algorithms(catalog: &Catalog) -> Vec<DigestAlgorithm> {
+    let (mut sha1, mut sha256) = (false, false);
+    for m in &catalog.members {
+        for len in [
+            m.digest().map(|(_, d)| d.len()),
+            Some(m.tag.len()),
+            Some(m.tag_text.len() / 2),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            sha1 |= len == 20;
+            sha256 |= len == 32;
+        }
+        if sha1 && sha256 {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    if sha1 {
+        out.push(DigestAlgorithm::Sha1);
+    }
+    if sha256 {
+        out.push(DigestAlgorithm::Sha256);
+    }
+    out
 }
 
 /// Whether `catalog` lists a file by its flat SHA-1 or SHA-256 (hex).

@@ -198,7 +198,7 @@ impl Subject {
 /// is computed only when some entry could match through it alone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HashNeeds {
-    /// Some list is loaded: the SHA-256s are needed.
+    /// Some list is loaded (or `identify` runs): the Authenticode SHA-256 is needed.
     pub any: bool,
     pub flat_md5: bool,
     pub flat_sha1: bool,

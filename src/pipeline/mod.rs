@@ -258,11 +258,14 @@ fn run_batched(
         call_sites: settings.call_sites,
         debug: &debug,
         blocklists: &blocklists,
-        hash_needs: blocklists
-            .iter()
-            .fold(Default::default(), |n: crate::blocklist::HashNeeds, l| {
-                n.union(l.needs())
-            }),
+        hash_needs: blocklists.iter().fold(
+            // `identify` shows every driver's Authenticode SHA-256: plan it into the one pass.
+            crate::blocklist::HashNeeds {
+                any: settings.identify,
+                ..Default::default()
+            },
+            |n: crate::blocklist::HashNeeds, l| n.union(l.needs()),
+        ),
         packages: &packages,
         now: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
