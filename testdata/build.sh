@@ -219,7 +219,7 @@ python3 regress/make_hostile.py
 # ---------------------------------------------------------------------------------------------
 FILES=$(ls bin/*.sys bin/*.exe packages/pkg.zip packages/pkg.cab malformed/*.sys signed/*.sys rebuild/*/*.sys \
     packages/signed/* blocklist/policy.xml blocklist/loldrivers/*.yaml \
-    regress/cab/*.cab regress/zip/*.zip regress/pe_file/*.sys | sort)
+    regress/cab/*.cab regress/zip/*.zip regress/pe_file/*.sys regress/pdb/*.pdb | sort)
 DEBUG_FILES=$(find debug -type f \( -name '*.sys' -o -name '*.pdb' -o -name '*.debug' \) | sort)
 cd ..
 if [ "$UPDATE" = 1 ]; then

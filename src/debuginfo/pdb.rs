@@ -112,6 +112,8 @@ pub(crate) fn check_msf(file: &mut File, len: u64, path: &Path) -> Result<(), De
         )));
     }
     let mut next = 1 + streams;
+    // The PDB information stream's blocks, read below for its named-stream map.
+    let mut info_blocks = Vec::new();
     for s in 0..streams {
         let size = word(1 + s).unwrap_or(0);
         if size == u32::MAX {
@@ -130,10 +132,69 @@ pub(crate) fn check_msf(file: &mut File, len: u64, path: &Path) -> Result<(), De
                     "stream {s} uses block {b}, past the last block {num_blocks}"
                 )));
             }
+            if s == 1 {
+                info_blocks.push(b);
+            }
             next += 1;
         }
     }
+    if let Some(size) = word(2).filter(|&n| streams > 1 && n != u32::MAX) {
+        let mut info = Vec::with_capacity(size as usize);
+        for b in info_blocks {
+            let mut blk = vec![0u8; block_size as usize];
+            file.seek(SeekFrom::Start(u64::from(b) * bs)).map_err(io)?;
+            file.read_exact(&mut blk).map_err(io)?;
+            info.extend_from_slice(&blk);
+        }
+        info.truncate(size as usize);
+        check_named_streams(&info).map_err(bad)?;
+    }
     Ok(())
+}
+
+/// Checks the named-stream map of the PDB information stream (`info`, stream 1): every name's
+/// offset must lie inside the map's name buffer. pdb2 0.10.2 slices the buffer at the offset
+/// unchecked (`PDBInformation::stream_names`, src/pdbi.rs:140) and panics on one past its end;
+/// pdb-addr2line reaches it through `PDB::string_table` (the `/names` stream), so it is
+/// refused here, before the reader runs. Layout (LLVM, "The PDB Info Stream"): a 28-byte header
+/// (version, signature, age, GUID), the buffer's size and bytes, then a hash table — size,
+/// capacity, the present and deleted bit vectors (a word count, then the words) — and one
+/// (name offset, stream index) pair per present entry. A stream too short for the map is left
+/// to the reader, which reports it as an error.
+fn check_named_streams(info: &[u8]) -> Result<(), String> {
+    let Some(names_size) = info
+        .get(28..32)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    else {
+        return Ok(());
+    };
+    let check = || -> Option<Result<(), String>> {
+        let mut at = 32usize.checked_add(names_size as usize)?;
+        let mut word = || -> Option<u32> {
+            let w = info.get(at..at.checked_add(4)?)?;
+            at += 4;
+            Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        let count = word()?;
+        let _capacity = word()?;
+        for _ in 0..2 {
+            let words = word()?;
+            for _ in 0..words {
+                word()?;
+            }
+        }
+        for i in 0..count {
+            let offset = word()?;
+            let _stream = word()?;
+            if offset > names_size {
+                return Some(Err(format!(
+                    "named stream {i} of the information stream names offset {offset}, past its {names_size}-byte name buffer"
+                )));
+            }
+        }
+        Some(Ok(()))
+    };
+    check().unwrap_or(Ok(()))
 }
 
 /// An opened PDB whose identity has been read.

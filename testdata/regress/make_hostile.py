@@ -31,6 +31,13 @@ pe_file/arm64-wrapper-callers.sys  the same on ARM64: 32,763 `movz w2, #imm16; b
                                one 256 KiB function; each caller was stepped from its stretch's
                                start after a scan of the whole function, quadratic (60 s in a
                                release build), now linear (0.4 s).
+pdb/named-stream-past-buffer.pdb  debug/untagged_clang_x64_O2.pdb with the first entry of its
+                               information stream's named-stream map (MSF stream 1: the 28-byte
+                               header, the name buffer's size and bytes, the hash table's size,
+                               capacity and bit vectors, then (name offset, stream) pairs) moved
+                               0x100 bytes past the name buffer: pdb2 0.10.2 sliced the buffer
+                               there unchecked and panicked (pdbi.rs:140), reached through
+                               pdb-addr2line's `/names` lookup (found by the pdb target in CI).
 zip/issue19-overlap-200.zip    issue 19: 29.6 KB (the issue's was 27 KB); one 16 MiB deflate member (clean.sys
                                followed by zeros) and 200 central-directory entries, all pointing
                                at its local header (bomb/0000.sys .. bomb/0199.sys).
@@ -286,3 +293,35 @@ write("pe_file/arm64-wrapper-callers.sys", arm64_wrapper_callers(0x40000))
 bomb = CLEAN + bytes((16 << 20) - len(CLEAN))
 write("zip/issue19-overlap-200.zip",
       zip_overlapping(bomb, ["bomb/%04d.sys" % i for i in range(200)]))
+
+
+def pdb_named_stream_past_buffer(pdb):
+    """The PDB with its first named stream's name offset moved past the name buffer."""
+    pdb = bytearray(pdb)
+    u32 = lambda b, o: struct.unpack_from("<I", b, o)[0]
+    block, dir_bytes, dir_map = u32(pdb, 32), u32(pdb, 44), u32(pdb, 52)
+    dir_blocks = [u32(pdb, dir_map * block + 4 * i) for i in range(-(-dir_bytes // block))]
+    directory = b"".join(pdb[b * block:(b + 1) * block] for b in dir_blocks)[:dir_bytes]
+    streams = u32(directory, 0)
+    sizes = [u32(directory, 4 + 4 * i) for i in range(streams)]
+    at = 4 + 4 * streams + 4 * -(-sizes[0] // block)    # stream 1's block list
+    info_blocks = [u32(directory, at + 4 * i) for i in range(-(-sizes[1] // block))]
+
+    def file_offset(stream_offset):
+        return info_blocks[stream_offset // block] * block + stream_offset % block
+
+    def word(stream_offset):
+        return u32(pdb, file_offset(stream_offset))
+
+    names_size = word(28)
+    at = 32 + names_size
+    count, at = word(at), at + 8                        # size, capacity
+    for _ in range(2):                                  # present and deleted bit vectors
+        at += 4 + 4 * word(at)
+    assert count > 0, "the fixture PDB has named streams (/names, /LinkInfo, ...)"
+    struct.pack_into("<I", pdb, file_offset(at), names_size + 0x100)
+    return bytes(pdb)
+
+
+write("pdb/named-stream-past-buffer.pdb", pdb_named_stream_past_buffer(
+    open(os.path.join(TESTDATA, "debug", "untagged_clang_x64_O2.pdb"), "rb").read()))
