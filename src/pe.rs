@@ -28,6 +28,26 @@ pub const DLLCHAR_FORCE_INTEGRITY: u16 = 0x0080;
 /// `IMAGE_DLLCHARACTERISTICS_GUARD_CF`.
 pub const DLLCHAR_GUARD_CF: u16 = 0x4000;
 
+/// Longest DLL name an import descriptor may give: a module is found by its file name, and a
+/// file name component is at most 255 characters on NTFS and FAT (Microsoft Learn, "Naming
+/// Files, Paths, and Namespaces").
+const MAX_DLL_NAME: usize = 255;
+/// Longest imported function name: MSVC truncates decorated names at 4,096 characters
+/// (compiler warning C4503), and every exported name a driver can import comes from a linker.
+const MAX_IMPORT_NAME: usize = 4096;
+/// Imports read from all descriptors of one image together. The largest real drivers import a
+/// few thousand functions; a hostile image can point a thousand descriptors at one long name
+/// table, and each entry becomes an `Import`.
+const MAX_IMPORTS: usize = 65536;
+
+/// Why a string the import directory points at could not be read.
+enum NameFault {
+    /// Its RVA is not backed by the image.
+    Outside,
+    /// No NUL within the bound.
+    Unterminated,
+}
+
 /// The processor an image is built for (`IMAGE_FILE_HEADER.Machine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Machine {
@@ -415,10 +435,17 @@ impl Image {
         (rva != 0 && size != 0).then_some((rva, size))
     }
 
-    fn c_string(&self, data: &[u8], rva: u32) -> Option<String> {
-        let b = self.bytes_at(data, rva)?;
-        let end = b.iter().position(|&c| c == 0)?;
-        Some(crate::printable_text(
+    /// The NUL-terminated string at `rva`, read no further than `max` bytes. Unbounded, a
+    /// damaged name runs to the end of its section: one such name per thunk of a hostile
+    /// image made the import walk copy hundreds of megabytes (a pe_file fuzz find).
+    fn c_string(&self, data: &[u8], rva: u32, max: usize) -> Result<String, NameFault> {
+        let b = self.bytes_at(data, rva).ok_or(NameFault::Outside)?;
+        let b = &b[..b.len().min(max)];
+        let end = b
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or(NameFault::Unterminated)?;
+        Ok(crate::printable_text(
             String::from_utf8_lossy(&b[..end]).into_owned(),
         ))
     }
@@ -503,11 +530,18 @@ impl Image {
     ) {
         const MAX_THUNKS: u32 = 16384;
         let ptr = self.machine.pointer_size();
-        let dll = match self.c_string(data, name_rva) {
-            Some(d) => d,
-            None => {
+        let dll = match self.c_string(data, name_rva, MAX_DLL_NAME) {
+            Ok(d) => d,
+            Err(NameFault::Outside) => {
                 self.anomaly(format!(
                     "import descriptor names its DLL at RVA 0x{name_rva:x}, outside the image"
+                ));
+                "?".into()
+            }
+            Err(NameFault::Unterminated) => {
+                self.anomaly(format!(
+                    "import descriptor names its DLL at RVA 0x{name_rva:x}, which has no \
+                     terminating NUL within {MAX_DLL_NAME} bytes"
                 ));
                 "?".into()
             }
@@ -518,12 +552,19 @@ impl Image {
             ));
             return;
         }
+        let (mut unterminated, mut outside) = (0usize, 0usize);
         for n in 0..=MAX_THUNKS {
             if n == MAX_THUNKS {
                 self.anomaly(format!(
                     "imports of {dll}: no terminating entry within {MAX_THUNKS}; stopped"
                 ));
-                return;
+                break;
+            }
+            if out.len() == MAX_IMPORTS {
+                self.anomaly(format!(
+                    "more than {MAX_IMPORTS} imports in all descriptors; the rest were not read"
+                ));
+                break;
             }
             let at = int.saturating_add(n * ptr);
             let entry = if ptr == 8 {
@@ -538,7 +579,17 @@ impl Image {
             let (name, ordinal) = if by_ordinal {
                 (None, Some(entry as u16))
             } else {
-                (self.c_string(data, (entry as u32).wrapping_add(2)), None)
+                match self.c_string(data, (entry as u32).wrapping_add(2), MAX_IMPORT_NAME) {
+                    Ok(name) => (Some(name), None),
+                    Err(NameFault::Unterminated) => {
+                        unterminated += 1;
+                        (None, None)
+                    }
+                    Err(NameFault::Outside) => {
+                        outside += 1;
+                        (None, None)
+                    }
+                }
             };
             out.push(Import {
                 dll: dll.clone(),
@@ -548,6 +599,17 @@ impl Image {
                 delay,
                 origin: ImportOrigin::Directory,
             });
+        }
+        if unterminated > 0 {
+            self.anomaly(format!(
+                "imports of {dll}: {unterminated} names have no terminating NUL within \
+                 {MAX_IMPORT_NAME} bytes; kept without a name"
+            ));
+        }
+        if outside > 0 {
+            self.anomaly(format!(
+                "imports of {dll}: {outside} names lie outside the image; kept without a name"
+            ));
         }
     }
 

@@ -31,6 +31,13 @@ pe_file/arm64-wrapper-callers.sys  the same on ARM64: 32,763 `movz w2, #imm16; b
                                one 256 KiB function; each caller was stepped from its stretch's
                                start after a scan of the whole function, quadratic (60 s in a
                                release build), now linear (0.4 s).
+pe_file/imports-overlapping-descriptors.sys  one sound descriptor (ntoskrnl.exe!ExAllocatePool),
+                               then 1,022 descriptors sharing one 16,383-entry name table in .text;
+                               each entry names one 5,000-byte function name, each descriptor one
+                               300-byte DLL name, neither terminated within the parser's bounds
+                               (4,096 and 255 bytes): 16.7 million imports, each copying a name
+                               that ran to the end of its section (out of memory; found by the
+                               pe_file target), now 65,536 imports and one notice.
 pdb/named-stream-past-buffer.pdb  debug/untagged_clang_x64_O2.pdb with the first entry of its
                                information stream's named-stream map (MSF stream 1: the 28-byte
                                header, the name buffer's size and bytes, the hash table's size,
@@ -287,7 +294,43 @@ def arm64_wrapper_callers(size):
     return image
 
 
+def imports_overlapping():
+    """One sound descriptor (ntoskrnl.exe!ExAllocatePool), then 1,022 descriptors that all
+    share one name table of 16,383 entries; every entry names the same 5,000-byte function name
+    and every descriptor the same 300-byte DLL name, neither terminated within its bound. The
+    tables sit in .text after a `ret` at the entry point; directory 1 is moved to them."""
+    text = 0x1000
+    name = b"\0\0" + b"A" * 5000 + b"\0"
+    dll = b"B" * 300 + b"\0"
+    head = b"\xc3" + bytes(15)
+    name_at = len(head)
+    dll_at = name_at + len(name)
+    int_at = align(dll_at + len(dll), 8)
+    desc_at = int_at + 16384 * 8
+    def blob(sound):
+        b = bytearray(desc_at + 1024 * 20)
+        b[:len(head)] = head
+        b[name_at:name_at + len(name)] = name
+        b[dll_at:dll_at + len(dll)] = dll
+        for i in range(16383):
+            struct.pack_into("<Q", b, int_at + 8 * i, text + name_at)
+        struct.pack_into("<IIIII", b, desc_at, *sound)
+        for i in range(1, 1023):
+            struct.pack_into("<IIIII", b, desc_at + 20 * i, text + int_at, 0, 0, text + dll_at,
+                             text + int_at)
+        return bytes(b)
+    _, rdata_rva = pe64(blob((0,) * 5), ["ExAllocatePool"], bytes(12))
+    # pe64's .rdata with one import: IAT at 0, INT at 16, the descriptor at 32, the DLL at 72.
+    sound = (rdata_rva + 16, 0, 0, rdata_rva + 72, rdata_rva)
+    image, again = pe64(blob(sound), ["ExAllocatePool"], bytes(12))
+    assert again == rdata_rva
+    image = bytearray(image)
+    struct.pack_into("<II", image, 0x80 + 24 + 112 + 8, text + desc_at, 1024 * 20)
+    return bytes(image)
+
+
 write("pe_file/wrapper-callers.sys", wrapper_callers(0x40000))
+write("pe_file/imports-overlapping-descriptors.sys", imports_overlapping())
 write("pe_file/arm64-wrapper-callers.sys", arm64_wrapper_callers(0x40000))
 
 bomb = CLEAN + bytes((16 << 20) - len(CLEAN))

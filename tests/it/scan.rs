@@ -400,3 +400,39 @@ fn directories_running_past_four_gib_are_cut_short() {
         .collect();
     assert_eq!(untagged, vec![Some(0x1035)]);
 }
+
+#[test]
+fn import_names_and_counts_are_bounded() {
+    // make_hostile.py: one sound descriptor, then 1,022 sharing a 16,383-entry name table whose
+    // names (5,000 bytes) and DLL name (300 bytes) end past their bounds (4,096 and 255 bytes).
+    let path = testdata("regress/pe_file/imports-overlapping-descriptors.sys");
+    let bytes = std::fs::read(&path).unwrap();
+    let image = drvaudit::pe::Image::parse(&bytes, drvaudit::pe::Layout::File).unwrap();
+    assert_eq!(image.imports.len(), 65536);
+    assert_eq!(image.imports[0].display(), "ntoskrnl.exe!ExAllocatePool");
+    assert_eq!(image.imports[0].iat_rva, 0x28000);
+    assert!(image.imports[1..]
+        .iter()
+        .all(|i| i.dll == "?" && i.name.is_none() && i.ordinal.is_none()));
+    assert_eq!(
+        image.anomalies,
+        [
+            "import descriptor names its DLL at RVA 0x239b, which has no terminating NUL \
+             within 255 bytes",
+            "imports of ?: 16383 names have no terminating NUL within 4096 bytes; kept without \
+             a name",
+            "more than 65536 imports in all descriptors; the rest were not read",
+            "imports of ?: 3 names have no terminating NUL within 4096 bytes; kept without a name",
+        ]
+    );
+    // The sound import is still reported, and the damage is one notice.
+    let report = scan_paths(&[path]);
+    assert_eq!(problems(&report).len(), 1, "{:#?}", problems(&report));
+    let untagged: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == "DRV1001")
+        .map(|f| f.rva)
+        .collect();
+    assert_eq!(untagged, vec![Some(0x28000)]);
+}
