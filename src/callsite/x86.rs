@@ -33,7 +33,7 @@ use iced_x86::{
     Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS};
+use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES};
 use super::engine::state::{FlagOp, Flags, State, NO_REG};
 use super::engine::value::{mask, sign_extend, How, ParamLoc, Val, NO_GLOBAL};
 use super::engine::{Arch, Cc, Cond, Engine, Extent, Flow, GlobalEffect};
@@ -225,6 +225,38 @@ impl Arch for X86 {
                 Flow::Stop
             }
         }
+    }
+
+    /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]`: the table's address is an
+    /// absolute one that the loader relocates, and so is each entry (a code address of the
+    /// function); the table ends at the first dword no base relocation covers (the index
+    /// byte table or the next function's code). Extra entries only add edges, which keeps the
+    /// analysis sound; an entry outside the function makes the whole table unknown (`Cfg`).
+    fn table_targets(e: E, i: &Insn) -> Option<Vec<u32>> {
+        let ins = &i.ins;
+        if e.arch.x64
+            || ins.op0_kind() != OpKind::Memory
+            || ins.memory_base() != Register::None
+            || ins.memory_index() == Register::None
+            || ins.memory_index_scale() != 4
+            || ins.len() < 4
+        {
+            return None;
+        }
+        // No immediate: the displacement is the encoding's last four bytes.
+        if !e.relocs.covers(i.rva.wrapping_add(ins.len() as u32 - 4)) {
+            return None;
+        }
+        let table = rva_of_ip(e, u64::from(ins.memory_displacement32()));
+        let mut targets = Vec::new();
+        for j in 0..MAX_TABLE_ENTRIES {
+            let at = table.checked_add(4 * j)?;
+            if !e.relocs.covers(at) {
+                return (!targets.is_empty()).then_some(targets);
+            }
+            targets.push(rva_of_ip(e, u64::from(e.image.read_u32(e.data, at)?)));
+        }
+        None
     }
 
     fn cond(i: &Insn) -> Option<Cond> {

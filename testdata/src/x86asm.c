@@ -62,6 +62,35 @@ __attribute__((naked)) void AddressAsTag(void)
             "ret\n\t");
 }
 
+/* 4. SwitchThenSite: the pool type is zeroed (`xor edi, edi`), then a switch on the parameter
+ *    jumps through a table of absolute, relocated case addresses placed after the function
+ *    (`jmp *table(,%eax,4)`, MSVC's 32-bit form, as in WinDivert32 1.3) and every case joins
+ *    the call: the table's targets are the only other way in, so edi is still 0 there. */
+__attribute__((naked)) void SwitchThenSite(void)
+{
+    __asm__("push %edi\n\t" /* SITE api=ExAllocatePoolWithTag type=0x0 size=0x30 tag=0x68637753 */
+            "xor %edi, %edi\n\t"
+            "mov 8(%esp), %eax\n\t"
+            "cmp $2, %eax\n\t"
+            "ja 1f\n\t"
+            "jmp *4f(,%eax,4)\n\t"
+            "5: mov $1, %ecx\n\t"
+            "jmp 2f\n\t"
+            "6: mov $2, %ecx\n\t"
+            "jmp 2f\n\t"
+            "7: mov $3, %ecx\n\t"
+            "2: mov %ecx, _g_Dst\n\t"
+            "push $0x68637753\n\t"
+            "push $0x30\n\t"
+            "push %edi\n\t"
+            "call *__imp__ExAllocatePoolWithTag@12\n\t"
+            "mov %eax, _g_AsmSink\n\t"
+            "1: pop %edi\n\t"
+            "ret\n\t"
+            ".p2align 2\n\t"
+            "4: .long 5b, 6b, 7b\n\t");
+}
+
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
     (void)DriverObject;
@@ -69,5 +98,6 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING Registry
     RepMovsBetweenPushes();
     ExtraPushFirst();
     AddressAsTag();
+    ((void (*)(ULONG))SwitchThenSite)(1);
     return STATUS_SUCCESS;
 }

@@ -11,6 +11,10 @@ pub(crate) const MAX_FUNCTION: u32 = 1 << 20;
 /// otherwise hold a million).
 pub(crate) const MAX_INSNS: usize = 200_000;
 
+/// Most entries read from one jump table; a table that runs on past it is treated as unknown
+/// (its function's blocks then take no constants across merges).
+pub(crate) const MAX_TABLE_ENTRIES: u32 = 4096;
+
 /// Most members of a set of constants; a merge producing more gives `Unknown`.
 pub(crate) const MAX_SET: usize = 16;
 

@@ -46,11 +46,13 @@ pub(crate) struct Cfg {
 impl Cfg {
     /// Builds the graph of `n` instructions at `rvas` (sorted) with flows `flow(k)`; `inside`
     /// tells whether a target RVA is code of this function (else a jump there is a tail call);
-    /// `entries` are the entry RVAs.
+    /// `entries` are the entry RVAs; `table(k)` the targets of the jump table at instruction
+    /// `k` when the architecture could read them all.
     pub(crate) fn build(
         rvas: &[u32],
         flow: impl Fn(usize) -> Flow,
         inside: impl Fn(u32) -> bool,
+        table: impl Fn(usize) -> Option<Vec<u32>>,
         entries: &[u32],
     ) -> Cfg {
         let n = rvas.len();
@@ -64,6 +66,9 @@ impl Cfg {
             leader[e] = true;
         }
         let mut unknown_edges = false;
+        // Jump tables whose every target is an instruction of this function: (instruction,
+        // target instructions). Any other table hides edges.
+        let mut tables: Vec<(usize, Vec<usize>)> = Vec::new();
         let mut flows: Vec<Flow> = super::pool::take_with(n);
         flows.extend((0..n).map(&flow));
         for (k, f) in flows.iter().enumerate() {
@@ -81,7 +86,20 @@ impl Cfg {
                     true
                 }
                 Flow::Table => {
-                    unknown_edges = true;
+                    let known = table(k).and_then(|ts| {
+                        ts.iter()
+                            .map(|&t| index(t).filter(|_| inside(t)))
+                            .collect::<Option<Vec<usize>>>()
+                    });
+                    match known {
+                        Some(ts) if !ts.is_empty() => {
+                            for &t in &ts {
+                                leader[t] = true;
+                            }
+                            tables.push((k, ts));
+                        }
+                        _ => unknown_edges = true,
+                    }
                     true
                 }
                 Flow::Jump { target: None } | Flow::Return | Flow::Stop => true,
@@ -149,7 +167,14 @@ impl Cfg {
                         }
                     }
                 }
-                Flow::Jump { target: None } | Flow::Table | Flow::Return | Flow::Stop => {}
+                Flow::Table => {
+                    if let Ok(i) = tables.binary_search_by_key(&last, |t| t.0) {
+                        for &t in &tables[i].1 {
+                            add(block_of(t), Edge::Taken, &mut succ);
+                        }
+                    }
+                }
+                Flow::Jump { target: None } | Flow::Return | Flow::Stop => {}
             }
             sstart[b + 1] = succ.len() as u32;
         }
@@ -247,6 +272,52 @@ impl Cfg {
         }
         for (pos, &b) in post.iter().rev().enumerate() {
             self.rpo[b as usize] = pos as u32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five one-byte instructions: 0 falls into 1, a table jump; 2 returns; 3 and 4 are the
+    /// cases (3 returns, 4 falls off the end).
+    fn table_graph(targets: Option<Vec<u32>>) -> Cfg {
+        let rvas = [0u32, 1, 2, 3, 4];
+        let flows = [
+            Flow::Next,
+            Flow::Table,
+            Flow::Return,
+            Flow::Return,
+            Flow::Next,
+        ];
+        Cfg::build(
+            &rvas,
+            |k| flows[k],
+            |t| t < 5,
+            |k| (k == 1).then(|| targets.clone()).flatten(),
+            &[0],
+        )
+    }
+
+    #[test]
+    fn a_read_jump_table_gives_its_edges() {
+        let cfg = table_graph(Some(vec![3, 4, 3]));
+        assert!(!cfg.unknown_edges);
+        let starts: Vec<u32> = cfg.blocks.iter().map(|b| b.start).collect();
+        assert_eq!(starts, [0, 2, 3, 4]);
+        assert_eq!(cfg.succs(0), [(2, Edge::Taken), (3, Edge::Taken)]);
+        assert_eq!(cfg.preds(3), [(0, Edge::Taken)]);
+        // The cases are reached from the entry now; only the code after the jump is a root.
+        assert_eq!(cfg.is_root, [false, true, false, false]);
+    }
+
+    #[test]
+    fn a_table_that_cannot_be_read_whole_hides_edges() {
+        for targets in [None, Some(vec![]), Some(vec![3, 9]), Some(vec![3, 5])] {
+            let cfg = table_graph(targets.clone());
+            assert!(cfg.unknown_edges, "{targets:?}");
+            assert!(cfg.succs(0).is_empty(), "{targets:?}");
         }
     }
 }

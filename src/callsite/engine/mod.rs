@@ -66,6 +66,12 @@ pub(crate) trait Arch: Sized {
     /// epochs). Returns false when the path ends at `i` (a call that does not return).
     fn step(e: &Engine<'_, Self>, st: &mut State, i: &Self::Insn, k: u32) -> bool;
 
+    /// The targets of the jump table `i` jumps through ([`Flow::Table`]), when they can be read
+    /// without running the code; `None` leaves the function's graph with unknown edges.
+    fn table_targets(_e: &Engine<'_, Self>, _i: &Self::Insn) -> Option<Vec<u32>> {
+        None
+    }
+
     /// Whether `i` may transfer control to a pool API in some state (a cheap pre-filter).
     fn may_transfer(e: &Engine<'_, Self>, i: &Self::Insn) -> bool;
     /// Whether what [`Arch::transfer`] finds at `i` does not depend on the state (a call
@@ -374,6 +380,7 @@ impl<'a, A: Arch> Engine<'a, A> {
             &rvas,
             |k| A::flow(self, &insns[k]),
             |t| t >= begin && t < end,
+            |k| A::table_targets(self, &insns[k]),
             &ext.entries,
         );
         let cand: Vec<bool> = cfg
