@@ -145,6 +145,7 @@ fn build(code: &Code, functions: &[(u32, u32)], data_init: &[u8]) -> (Image, Vec
             import("KeBugCheck", OTHER),
         ],
         exports: Vec::new(),
+        exports_by_rva: Vec::new(),
         codeview: None,
         signed: false,
         guard_flags: None,
