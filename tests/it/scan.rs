@@ -3,6 +3,16 @@
 use crate::common::*;
 use drvaudit::report::Level;
 
+/// The RVAs of `rule`'s findings in `report`, in report order.
+fn rvas_of(report: &drvaudit::report::Report, rule: &str) -> Vec<Option<u32>> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.rule_id == rule)
+        .map(|f| f.rva)
+        .collect()
+}
+
 fn findings_of(file: &str, rule: &str) -> Vec<Option<u32>> {
     let report = scan_paths(&[testdata(&format!("bin/{file}"))]);
     assert!(problems(&report).is_empty(), "{:?}", problems(&report));
@@ -392,12 +402,7 @@ fn directories_running_past_four_gib_are_cut_short() {
     });
     let report = scan_paths(&[path]);
     assert!(problems(&report).is_empty(), "{:#?}", problems(&report));
-    let untagged: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.rule_id == "DRV1001")
-        .map(|f| f.rva)
-        .collect();
+    let untagged = rvas_of(&report, "DRV1001");
     assert_eq!(untagged, vec![Some(0x1035)]);
 }
 
@@ -428,11 +433,6 @@ fn import_names_and_counts_are_bounded() {
     // The sound import is still reported, and the damage is one notice.
     let report = scan_paths(&[path]);
     assert_eq!(problems(&report).len(), 1, "{:#?}", problems(&report));
-    let untagged: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.rule_id == "DRV1001")
-        .map(|f| f.rva)
-        .collect();
+    let untagged = rvas_of(&report, "DRV1001");
     assert_eq!(untagged, vec![Some(0x28000)]);
 }
