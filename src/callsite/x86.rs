@@ -33,7 +33,7 @@ use iced_x86::{
     Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES};
+use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES, MAX_TABLE_READS};
 use super::engine::state::{FlagOp, Flags, State, NO_REG};
 use super::engine::value::{mask, sign_extend, How, ParamLoc, Val, NO_GLOBAL};
 use super::engine::{Arch, Cc, Cond, Engine, Extent, Flow, GlobalEffect};
@@ -71,6 +71,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         cuts: RefCell::new(HashMap::new()),
         starts: RefCell::new(HashMap::new()),
         info: RefCell::new(InstructionInfoFactory::new()),
+        table_reads_left: std::cell::Cell::new(MAX_TABLE_READS),
     };
     Engine::new(image, data, arch, shortcut).run()
 }
@@ -89,6 +90,8 @@ pub(crate) struct X86 {
     /// built per section when heuristic function bounds are needed there.
     starts: RefCell<HashMap<u32, std::rc::Rc<Vec<u32>>>>,
     info: RefCell<InstructionInfoFactory>,
+    /// Jump-table entries this image may still read ([`MAX_TABLE_READS`]).
+    table_reads_left: std::cell::Cell<u32>,
 }
 
 /// The direct calls and jumps of the code: byte-level, so some entries are not real
@@ -250,6 +253,8 @@ impl Arch for X86 {
         let table = rva_of_ip(e, u64::from(ins.memory_displacement32()));
         let mut targets = Vec::new();
         for j in 0..MAX_TABLE_ENTRIES {
+            let left = e.arch.table_reads_left.get().checked_sub(1)?;
+            e.arch.table_reads_left.set(left);
             let at = table.checked_add(4 * j)?;
             if !e.relocs.covers(at) {
                 return (!targets.is_empty()).then_some(targets);
