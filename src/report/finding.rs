@@ -328,12 +328,13 @@ fn locate_in_driver(
         Anchor::CallSite(i) => {
             let site = &driver.sites[*i];
             let at = site.report_rva();
-            let bounds = site.function.map(|f| {
-                let end = image
+            // Bounds only from `.pdata`: a heuristic function's start has no known end (it
+            // was given as an empty range, start = end).
+            let bounds = site.function.and_then(|f| {
+                image
                     .function_of(f)
                     .filter(|r| r.begin == f)
-                    .map_or(f, |r| r.end);
-                (f, end)
+                    .map(|r| (f, r.end))
             });
             // A wrapper-resolved site is reported in the caller, whose function is known only
             // from `.pdata`; without it the logical location is left out rather than naming
