@@ -23,7 +23,7 @@ use crate::attribution::Attribution;
 use crate::driver::{ImageSummary, TagUse};
 use crate::pe::Machine;
 use crate::pool::{PoolSnapshot, TagUsage};
-use crate::report::{assign_fingerprints, Finding, Place};
+use crate::report::{assign_fingerprints, sarif_shape, Finding, Place};
 use crate::rules::{ReportContext, RuleSet};
 
 use super::sarif::{encode, member, Location};
@@ -105,6 +105,15 @@ pub fn merge_texts(
             .ok_or_else(|| format("no run".into()))?;
         if run["tool"]["driver"]["name"] != "drvaudit" {
             return Err(format("not a log drvaudit wrote".into()));
+        }
+        // What is rewritten below must have the shape it is written through.
+        let artifacts = run["artifacts"].as_array().map_or(&[][..], Vec::as_slice);
+        for (i, a) in artifacts.iter().enumerate() {
+            sarif_shape::check_artifact(a, i, &format!("artifact {i}")).map_err(format)?;
+        }
+        let results = run["results"].as_array().map_or(&[][..], Vec::as_slice);
+        for (i, r) in results.iter().enumerate() {
+            sarif_shape::check_result(r, &format!("result {i}")).map_err(format)?;
         }
         shards.push(Shard {
             path: path.clone(),
@@ -319,8 +328,15 @@ fn repoint(
     index: &HashMap<(usize, usize), usize>,
     rule_index: &BTreeMap<String, usize>,
 ) {
+    // Objects where present: `merge_texts` checked each result's shape. `get_mut`, not
+    // indexing, so that a location without an artifact is left as it is.
     let fix = |loc: &mut Value| {
-        let a = &mut loc["physicalLocation"]["artifactLocation"];
+        let Some(a) = loc
+            .get_mut("physicalLocation")
+            .and_then(|p| p.get_mut("artifactLocation"))
+        else {
+            return;
+        };
         if let Some(old) = a["index"].as_u64() {
             if let Some(&new) = index.get(&(shard, old as usize)) {
                 a["index"] = new.into();

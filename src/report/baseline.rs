@@ -115,6 +115,8 @@ impl Baseline {
             }
             let results = run["results"].as_array().map_or(&[][..], Vec::as_slice);
             for (i, result) in results.iter().enumerate() {
+                super::sarif_shape::check_result(result, &format!("run {r} result {i}"))
+                    .map_err(format)?;
                 // A result the baseline itself listed as absent is not part of it.
                 if result["baselineState"] == "absent" {
                     continue;
@@ -164,6 +166,7 @@ impl Baseline {
             let Some(e) = self.entries.get_mut(fp).and_then(VecDeque::pop_front) else {
                 continue;
             };
+            // An object: [`Baseline::parse`] checked each result's shape.
             let mut r = e.result;
             r["baselineState"] = "absent".into();
             if let Some(o) = r.as_object_mut() {
@@ -171,8 +174,16 @@ impl Baseline {
                 o.remove("rank");
                 o.remove("suppressions");
             }
-            for l in r["locations"].as_array_mut().into_iter().flatten() {
-                if let Some(a) = l["physicalLocation"]["artifactLocation"].as_object_mut() {
+            // `get_mut`, not indexing: indexing would add the members a location lacks.
+            let locations = r
+                .get_mut("locations")
+                .and_then(serde_json::Value::as_array_mut);
+            for l in locations.into_iter().flatten() {
+                if let Some(a) = l
+                    .get_mut("physicalLocation")
+                    .and_then(|p| p.get_mut("artifactLocation"))
+                    .and_then(serde_json::Value::as_object_mut)
+                {
                     a.remove("index");
                 }
             }

@@ -7,6 +7,7 @@
 
 pub mod baseline;
 mod finding;
+pub mod sarif_shape;
 mod source;
 pub mod suppress;
 
