@@ -1074,10 +1074,17 @@ impl Inf {
     /// `/` or `\` separated), files and the catalog missing from the package are reported too.
     pub fn problems(&self, arch: Arch, package_files: Option<&[String]>) -> Vec<Problem> {
         let mut p = self.parse_problems.clone();
+        // Normalised once: an INF copying n files from a package of m is O(n + m), not O(n·m).
+        let package: Option<std::collections::HashSet<String>> = package_files.map(|files| {
+            files
+                .iter()
+                .map(|f| join_path(&[f]).to_lowercase())
+                .collect()
+        });
         let in_package = |path: &str| -> bool {
-            let want = join_path(&[path]).to_lowercase();
-            package_files
-                .is_none_or(|files| files.iter().any(|f| join_path(&[f]).to_lowercase() == want))
+            package
+                .as_ref()
+                .is_none_or(|files| files.contains(&join_path(&[path]).to_lowercase()))
         };
         let v = self.version();
         let vsec = Some("Version".to_string());
