@@ -134,6 +134,9 @@ done
 # x86 stack shapes written as assembly (rep movs between pushes, an extra push first, a
 # relocated immediate as tag): i686 gcc.
 gcc_build x86asm x86 O2 x86asm_gcc_x86_O2
+# x64 switches through jump tables (MSVC's image-base-relative form, gcc's and clang's
+# table-relative one), written as assembly: x86_64 gcc.
+gcc_build x64asm x64 O2 x64asm_gcc_x64_O2
 
 # The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
 clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf

@@ -230,15 +230,18 @@ impl Arch for X86 {
         }
     }
 
-    /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]`: the table's address is an
+    /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]` (x64: [`x64_table_targets`]): the table's address is an
     /// absolute one that the loader relocates, and so is each entry (a code address of the
     /// function); the table ends at the first dword no base relocation covers (the index
     /// byte table or the next function's code). Extra entries only add edges, which keeps the
     /// analysis sound; an entry outside the function makes the whole table unknown (`Cfg`).
-    fn table_targets(e: E, i: &Insn) -> Option<Vec<u32>> {
+    fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
+        if e.arch.x64 {
+            return x64_table_targets(e, insns, k);
+        }
+        let i = &insns[k];
         let ins = &i.ins;
-        if e.arch.x64
-            || ins.op0_kind() != OpKind::Memory
+        if ins.op0_kind() != OpKind::Memory
             || ins.memory_base() != Register::None
             || ins.memory_index() == Register::None
             || ins.memory_index_scale() != 4
@@ -2047,6 +2050,247 @@ fn transfer_target(e: E, st: &State, ins: &Instruction) -> Option<(&'static ApiS
 }
 
 /// Whether an operand access stores to its register or memory (possibly conditionally).
+/// The registers `ins` writes, as a bit set of register numbers.
+fn written_regs(e: E, ins: &Instruction) -> u32 {
+    let mut f = e.arch.info.borrow_mut();
+    let mut written = 0u32;
+    for u in f
+        .info(ins)
+        .used_registers()
+        .iter()
+        .filter(|u| writes(u.access()))
+    {
+        if let Some((n, _)) = reg_part(e, u.register()) {
+            written |= 1 << n;
+        }
+    }
+    written
+}
+
+/// How far back from a `jmp reg` the instructions that compute it are looked for.
+const TABLE_WINDOW: usize = 16;
+
+/// An x64 switch, `jmp reg` at `insns[k]`. Its table holds 32-bit offsets that no base
+/// relocation covers, so both its place and its length come from the code before the jump:
+///
+/// - MSVC: `lea rB, [__ImageBase]; mov eT, [rB + rI*4 + table]; add rT, rB; jmp rT`, each
+///   entry an RVA (`__ImageBase` is RVA 0); for a sparse switch the index is first looked up
+///   in a byte table, `movzx eI, byte [rB + rJ + bytes]`, and the case table has as many
+///   entries as the largest byte plus one;
+/// - gcc and clang: `lea rB, [table]; movsxd rT, dword [rB + rI*4]; add rT, rB; jmp rT`, each
+///   entry signed and relative to the table;
+///
+/// and the length from the bound check on the index ([`x64_table_bound`]). Any other shape,
+/// or a register rewritten between these instructions, leaves the table unknown.
+fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
+    let lo = k.saturating_sub(TABLE_WINDOW);
+    let reg = |r: Register| reg_part(e, r).map(|(n, _)| n);
+    let def = |before: usize, n: usize| last_write(e, insns, lo, before, n);
+    let jmp = &insns[k].ins;
+    if jmp.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let target = reg(jmp.op0_register())?;
+    let a = def(k, target)?;
+    let add = &insns[a].ins;
+    if add.mnemonic() != Mnemonic::Add
+        || add.op1_kind() != OpKind::Register
+        || add.op0_register().size() != 8
+    {
+        return None;
+    }
+    let base = reg(add.op1_register())?;
+    let l = def(a, target)?;
+    let load = &insns[l].ins;
+    let signed = match (load.mnemonic(), load.op0_register().size()) {
+        (Mnemonic::Movsxd, 8) => true,
+        (Mnemonic::Mov, 4) => false,
+        _ => return None,
+    };
+    if load.op1_kind() != OpKind::Memory
+        || load.memory_size().size() != 4
+        || reg(load.memory_base()) != Some(base)
+        || load.memory_index_scale() != 4
+    {
+        return None;
+    }
+    // The base is set before the load and kept until the add.
+    let b = def(a, base)?;
+    if b >= l {
+        return None;
+    }
+    let lea = &insns[b].ins;
+    if lea.mnemonic() != Mnemonic::Lea
+        || !lea.memory_base().is_ip()
+        || lea.op0_register().size() != 8
+    {
+        return None;
+    }
+    let base_rva = rva_of_ip(e, lea.memory_displacement64());
+    let index = reg(load.memory_index())?;
+    let count = match def(l, index).filter(|&m| m > b) {
+        // MSVC's byte table: the index it gives is at most its largest entry.
+        Some(m) if is_byte_lookup(e, &insns[m].ins, base) => {
+            let lookup = &insns[m].ins;
+            let n = x64_table_bound(e, insns, lo, m, reg(lookup.memory_index())?)?;
+            let bytes = base_rva.wrapping_add(lookup.memory_displacement32());
+            let mut largest = 0u32;
+            for j in 0..n {
+                let at = bytes.checked_add(j)?;
+                largest = largest.max(u32::from(e.image.bytes_at(e.data, at)?.first().copied()?));
+            }
+            largest + 1
+        }
+        _ => x64_table_bound(e, insns, lo, l, index)?,
+    };
+    let table = base_rva.wrapping_add(load.memory_displacement32());
+    let mut targets = Vec::new();
+    for j in 0..count {
+        let left = e.arch.table_reads_left.get().checked_sub(1)?;
+        e.arch.table_reads_left.set(left);
+        let entry = e.image.read_u32(e.data, table.checked_add(4 * j)?)?;
+        let offset = if signed { entry as i32 as u32 } else { entry };
+        targets.push(base_rva.wrapping_add(offset));
+    }
+    Some(targets)
+}
+
+/// The last instruction in `lo..before` that writes register `n`.
+fn last_write(e: E, insns: &[Insn], lo: usize, before: usize, n: usize) -> Option<usize> {
+    (lo..before)
+        .rev()
+        .find(|&m| written_regs(e, &insns[m].ins) & (1 << n) != 0)
+}
+
+/// `movzx r32, byte [rB + rJ + disp]` (MSVC's byte table of a sparse switch).
+fn is_byte_lookup(e: E, ins: &Instruction, base: usize) -> bool {
+    ins.mnemonic() == Mnemonic::Movzx
+        && ins.op1_kind() == OpKind::Memory
+        && ins.memory_size().size() == 1
+        && ins.memory_index_scale() == 1
+        && ins.memory_index() != Register::None
+        && reg_part(e, ins.memory_base()).map(|(n, _)| n) == Some(base)
+}
+
+/// Where the index value was last copied from, walking back (see [`x64_table_bound`]).
+#[derive(Clone, Copy, PartialEq)]
+enum IndexFrom {
+    /// A register (its number), holding the index in its low `bytes` bytes.
+    Reg { n: usize, bytes: u32 },
+    /// A memory operand (the instruction that read it), `bytes` wide.
+    Mem { at: usize, bytes: u32 },
+}
+
+/// The number of table entries the bound check before `insns[load]` allows its index register
+/// `index`. Walking back over copies of the index — `mov`, `movsxd`, `movzx` from a register
+/// or from memory, `cdqe` — to `cmp X, N` on the register or memory the index came from, at
+/// least as wide as the copy (or 32 bits: a 32-bit write clears the upper half), followed by
+/// `ja` (N + 1 entries) or `jae` (N) with nothing that writes the flags between. Between a
+/// copy from memory and its `cmp`, no memory may be written nor the address's registers.
+fn x64_table_bound(e: E, insns: &[Insn], lo: usize, load: usize, index: usize) -> Option<u32> {
+    let reg = |r: Register| reg_part(e, r).map(|(n, _)| n);
+    let mut from = IndexFrom::Reg { n: index, bytes: 8 };
+    for m in (lo..load).rev() {
+        let ins = &insns[m].ins;
+        let immediate = matches!(
+            ins.op1_kind(),
+            OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate8to16
+                | OpKind::Immediate8to32
+                | OpKind::Immediate8to64
+                | OpKind::Immediate32to64
+        );
+        if ins.mnemonic() == Mnemonic::Cmp && immediate {
+            let (matches, wide) = match from {
+                IndexFrom::Reg { n, bytes } => {
+                    let size = ins.op0_register().size() as u32;
+                    (
+                        ins.op0_kind() == OpKind::Register && reg(ins.op0_register()) == Some(n),
+                        size >= bytes.min(4),
+                    )
+                }
+                IndexFrom::Mem { at, bytes } => (
+                    ins.op0_kind() == OpKind::Memory && same_memory(ins, &insns[at].ins),
+                    ins.memory_size().size() as u32 >= bytes.min(4),
+                ),
+            };
+            if matches {
+                return wide.then(|| bound_of(insns, m)).flatten();
+            }
+        }
+        let written = written_regs(e, ins);
+        match from {
+            IndexFrom::Reg { n, .. } if written & (1 << n) == 0 => continue,
+            IndexFrom::Mem { at, .. } => {
+                let a = &insns[at].ins;
+                let address = [a.memory_base(), a.memory_index()]
+                    .into_iter()
+                    .filter_map(reg)
+                    .fold(0u32, |set, n| set | 1 << n);
+                if written & address != 0 || writes_memory(e, ins) {
+                    return None;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        // The index register is written here: only a copy of the index is followed.
+        let to_reg = ins.op0_kind() == OpKind::Register;
+        from = match (ins.mnemonic(), ins.op1_kind()) {
+            (Mnemonic::Cdqe, _) => from,
+            (Mnemonic::Mov | Mnemonic::Movsxd | Mnemonic::Movzx, OpKind::Register) if to_reg => {
+                IndexFrom::Reg {
+                    n: reg(ins.op1_register())?,
+                    bytes: ins.op1_register().size() as u32,
+                }
+            }
+            (Mnemonic::Mov | Mnemonic::Movsxd | Mnemonic::Movzx, OpKind::Memory) if to_reg => {
+                IndexFrom::Mem {
+                    at: m,
+                    bytes: ins.memory_size().size() as u32,
+                }
+            }
+            _ => return None,
+        };
+    }
+    None
+}
+
+/// Whether two instructions' memory operands are the same address expression.
+fn same_memory(a: &Instruction, b: &Instruction) -> bool {
+    a.memory_base() == b.memory_base()
+        && a.memory_index() == b.memory_index()
+        && a.memory_index_scale() == b.memory_index_scale()
+        && a.memory_displacement64() == b.memory_displacement64()
+        && a.memory_segment() == b.memory_segment()
+}
+
+/// Whether `ins` writes memory.
+fn writes_memory(e: E, ins: &Instruction) -> bool {
+    let mut f = e.arch.info.borrow_mut();
+    let info = f.info(ins);
+    info.used_memory().iter().any(|m| writes(m.access()))
+}
+
+/// The entries allowed by the `cmp X, N` at `insns[cmp]`: the first later instruction that
+/// writes the flags or branches must be `ja` (N + 1) or `jae` (N).
+fn bound_of(insns: &[Insn], cmp: usize) -> Option<u32> {
+    let n = u32::try_from(insns[cmp].ins.immediate(1)).ok()?;
+    let next = insns[cmp + 1..]
+        .iter()
+        .take(TABLE_WINDOW)
+        .map(|i| &i.ins)
+        .find(|i| i.rflags_modified() != 0 || i.flow_control() != FlowControl::Next)?;
+    let count = match next.condition_code() {
+        ConditionCode::a if next.is_jcc_short_or_near() => n.checked_add(1)?,
+        ConditionCode::ae if next.is_jcc_short_or_near() => n,
+        _ => return None,
+    };
+    (count > 0 && count <= MAX_TABLE_ENTRIES).then_some(count)
+}
+
 fn writes(access: OpAccess) -> bool {
     matches!(
         access,

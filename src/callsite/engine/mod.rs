@@ -66,9 +66,10 @@ pub(crate) trait Arch: Sized {
     /// epochs). Returns false when the path ends at `i` (a call that does not return).
     fn step(e: &Engine<'_, Self>, st: &mut State, i: &Self::Insn, k: u32) -> bool;
 
-    /// The targets of the jump table `i` jumps through ([`Flow::Table`]), when they can be read
-    /// without running the code; `None` leaves the function's graph with unknown edges.
-    fn table_targets(_e: &Engine<'_, Self>, _i: &Self::Insn) -> Option<Vec<u32>> {
+    /// The targets of the jump table `insns[k]` jumps through ([`Flow::Table`]), when they can
+    /// be read without running the code (the instructions before it may say where the table is
+    /// and how long); `None` leaves the function's graph with unknown edges.
+    fn table_targets(_e: &Engine<'_, Self>, _insns: &[Self::Insn], _k: usize) -> Option<Vec<u32>> {
         None
     }
 
@@ -383,7 +384,7 @@ impl<'a, A: Arch> Engine<'a, A> {
             &rvas,
             |k| A::flow(self, &insns[k]),
             |t| t >= begin && t < end,
-            |k| A::table_targets(self, &insns[k]),
+            |k| A::table_targets(self, &insns, k),
             &ext.entries,
         );
         let cand: Vec<bool> = cfg
