@@ -16,6 +16,9 @@
  *    [rsp+30h], 5`, a `mov` that keeps the flags, then `ja`), reloaded, looked up in a byte table
  *    (`movzx eax, byte [rdx + rax + bytes]`: 0, 1, 1, 0, 1, 0) whose largest entry, 1, says
  *    the case table has two entries.
+ * 4. UncheckedSwitch: gcc's form, but the bound is checked on r8d while the index comes from
+ *    ecx: nothing says how long the table is, so it is not read, and the merge at the call
+ *    keeps no constant (the pool type is reported unknown, never guessed).
  */
 #include "mini_ntddk.h"
 
@@ -114,6 +117,32 @@ __attribute__((naked)) void ByteTableSwitch(void)
             "3: .byte 0, 1, 1, 0, 1, 0\n\t");
 }
 
+__attribute__((naked)) void UncheckedSwitch(void)
+{
+    __asm__("sub $40, %rsp\n\t" /* SITE api=ExAllocatePoolWithTag type=unknown size=0x70 tag=0x6b636843 */
+            "xor %r9d, %r9d\n\t"
+            "cmp $1, %r8d\n\t"
+            "ja 1f\n\t"
+            "mov %ecx, %eax\n\t"
+            "lea 4f(%rip), %rdx\n\t"
+            "movslq (%rdx,%rax,4), %rax\n\t"
+            "add %rdx, %rax\n\t"
+            "jmp *%rax\n\t"
+            "5: mov $1, %r10d\n\t"
+            "jmp 2f\n\t"
+            "6: mov $2, %r10d\n\t"
+            "2: mov %r10d, g_Case(%rip)\n\t"
+            "mov %r9d, %ecx\n\t"
+            "mov $0x70, %edx\n\t"
+            "mov $0x6b636843, %r8d\n\t"
+            "call *__imp_ExAllocatePoolWithTag(%rip)\n\t"
+            "mov %rax, g_AsmSink(%rip)\n\t"
+            "1: add $40, %rsp\n\t"
+            "ret\n\t"
+            ".p2align 2\n\t"
+            "4: .long 5b - 4b, 6b - 4b\n\t");
+}
+
 NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
     (void)DriverObject;
@@ -121,5 +150,6 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING Registry
     ((void (*)(ULONG))ImageBaseSwitch)(1);
     ((void (*)(ULONG))RelativeSwitch)(2);
     ((void (*)(ULONG))ByteTableSwitch)(4);
+    ((void (*)(ULONG, ULONG, ULONG))UncheckedSwitch)(1, 0, 0);
     return STATUS_SUCCESS;
 }
