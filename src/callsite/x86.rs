@@ -2134,6 +2134,9 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
             let lookup = &insns[m].ins;
             let n = x64_table_bound(e, insns, lo, m, reg(lookup.memory_index())?)?;
             let bytes = base_rva.wrapping_add(lookup.memory_displacement32());
+            // The byte reads count against the image's budget like the entries.
+            let left = e.arch.table_reads_left.get().checked_sub(n)?;
+            e.arch.table_reads_left.set(left);
             let mut largest = 0u32;
             for j in 0..n {
                 let at = bytes.checked_add(j)?;

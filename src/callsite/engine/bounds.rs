@@ -15,9 +15,9 @@ pub(crate) const MAX_INSNS: usize = 200_000;
 /// (its function's blocks then take no constants across merges).
 pub(crate) const MAX_TABLE_ENTRIES: u32 = 4096;
 
-/// Most jump-table entries read in one image, over all its tables: many table jumps through
-/// overlapping relocated tables would otherwise read `MAX_TABLE_ENTRIES` each. Past it the
-/// remaining tables are unknown.
+/// Most jump-table entries (and x64 MSVC index bytes) read in one image, over all its tables:
+/// many table jumps through overlapping tables would otherwise read `MAX_TABLE_ENTRIES` each.
+/// Past it the remaining tables are unknown.
 pub(crate) const MAX_TABLE_READS: u32 = 1 << 18;
 
 /// Most members of a set of constants; a merge producing more gives `Unknown`.
