@@ -230,9 +230,9 @@ impl Arch for X86 {
         }
     }
 
-    /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]` (x64: [`x64_table_targets`]): the table's address is an
-    /// absolute one that the loader relocates, and so is each entry (a code address of the
-    /// function); the table ends at the first dword no base relocation covers (the index
+    /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]` (x64: [`x64_table_targets`]):
+    /// the table's address is an absolute one that the loader relocates, and so is each entry
+    /// (a code address of the function); the table ends at the first dword no base relocation covers (the index
     /// byte table or the next function's code). Extra entries only add edges, which keeps the
     /// analysis sound; an entry outside the function makes the whole table unknown (`Cfg`).
     fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
@@ -2049,7 +2049,6 @@ fn transfer_target(e: E, st: &State, ins: &Instruction) -> Option<(&'static ApiS
     }
 }
 
-/// Whether an operand access stores to its register or memory (possibly conditionally).
 /// The registers `ins` writes, as a bit set of register numbers.
 fn written_regs(e: E, ins: &Instruction) -> u32 {
     let mut f = e.arch.info.borrow_mut();
@@ -2294,6 +2293,7 @@ fn bound_of(insns: &[Insn], cmp: usize) -> Option<u32> {
     (count > 0 && count <= MAX_TABLE_ENTRIES).then_some(count)
 }
 
+/// Whether an operand access stores to its register or memory (possibly conditionally).
 fn writes(access: OpAccess) -> bool {
     matches!(
         access,
