@@ -232,9 +232,10 @@ impl Arch for X86 {
 
     /// MSVC's 32-bit switch, `jmp dword ptr [reg*4 + table]` (x64: [`x64_table_targets`]):
     /// the table's address is an absolute one that the loader relocates, and so is each entry
-    /// (a code address of the function); the table ends at the first dword no base relocation covers (the index
-    /// byte table or the next function's code). Extra entries only add edges, which keeps the
-    /// analysis sound; an entry outside the function makes the whole table unknown (`Cfg`).
+    /// (a code address of the function); the table ends at the first dword no base relocation
+    /// covers (the index byte table or the next function's code). Extra entries only add edges,
+    /// which keeps the analysis sound; an entry outside the function makes the whole table
+    /// unknown (`Cfg`).
     fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
         if e.arch.x64 {
             return x64_table_targets(e, insns, k);
