@@ -257,8 +257,7 @@ impl Arch for X86 {
         let table = rva_of_ip(e, u64::from(ins.memory_displacement32()));
         let mut targets = Vec::new();
         for j in 0..MAX_TABLE_ENTRIES {
-            let left = e.arch.table_reads_left.get().checked_sub(1)?;
-            e.arch.table_reads_left.set(left);
+            take_table_reads(e, 1)?;
             let at = table.checked_add(4 * j)?;
             if !e.relocs.covers(at) {
                 return (!targets.is_empty()).then_some(targets);
@@ -1951,28 +1950,11 @@ fn callee_of(e: E, st: &State, ins: &Instruction) -> (Option<&'static ApiSpec>, 
 /// Any other instruction: every register it writes becomes unknown, and any stack slot it
 /// writes too.
 fn clobber(e: E, st: &mut State, ins: &Instruction, k: u32) {
-    // The registers it writes, as a bit set (no allocation per instruction).
-    let (written, mem_write, implicit_write): (u32, bool, bool) = {
-        let mut f = e.arch.info.borrow_mut();
-        let info = f.info(ins);
-        let mut written = 0u32;
-        for u in info.used_registers().iter().filter(|u| writes(u.access())) {
-            if let Some((n, _)) = reg_part(e, u.register()) {
-                written |= 1 << n;
-            }
-        }
-        let mut mem_write = false;
-        let mut implicit = false;
-        for m in info.used_memory() {
-            if writes(m.access()) {
-                mem_write = true;
-                if !(0..ins.op_count()).any(|n| ins.op_kind(n) == OpKind::Memory) {
-                    implicit = true;
-                }
-            }
-        }
-        (written, mem_write, implicit)
-    };
+    let Writes {
+        regs: written,
+        memory: mem_write,
+        implicit_memory: implicit_write,
+    } = writes_of(e, ins);
     let sp_written = written & (1 << RSP) != 0;
     for n in 0..16 {
         if n != RSP && written & (1 << n) != 0 {
@@ -2050,21 +2032,46 @@ fn transfer_target(e: E, st: &State, ins: &Instruction) -> Option<(&'static ApiS
     }
 }
 
-/// The registers `ins` writes, as a bit set of register numbers.
-fn written_regs(e: E, ins: &Instruction) -> u32 {
+/// What an instruction writes.
+struct Writes {
+    /// The registers, as a bit set of register numbers (no allocation per instruction).
+    regs: u32,
+    /// Memory, through an operand or implicitly.
+    memory: bool,
+    /// Memory no operand names (`stos`, `push`, …).
+    implicit_memory: bool,
+}
+
+fn writes_of(e: E, ins: &Instruction) -> Writes {
     let mut f = e.arch.info.borrow_mut();
-    let mut written = 0u32;
-    for u in f
-        .info(ins)
-        .used_registers()
-        .iter()
-        .filter(|u| writes(u.access()))
-    {
+    let info = f.info(ins);
+    let mut w = Writes {
+        regs: 0,
+        memory: false,
+        implicit_memory: false,
+    };
+    for u in info.used_registers().iter().filter(|u| writes(u.access())) {
         if let Some((n, _)) = reg_part(e, u.register()) {
-            written |= 1 << n;
+            w.regs |= 1 << n;
         }
     }
-    written
+    for m in info.used_memory() {
+        if writes(m.access()) {
+            w.memory = true;
+            if !(0..ins.op_count()).any(|n| ins.op_kind(n) == OpKind::Memory) {
+                w.implicit_memory = true;
+            }
+        }
+    }
+    w
+}
+
+/// Takes `n` reads from the image's jump-table budget ([`MAX_TABLE_READS`]); `None` once it is
+/// spent.
+fn take_table_reads(e: E, n: u32) -> Option<()> {
+    let left = e.arch.table_reads_left.get().checked_sub(n)?;
+    e.arch.table_reads_left.set(left);
+    Some(())
 }
 
 /// How far back from a `jmp reg` the instructions that compute it are looked for.
@@ -2135,8 +2142,7 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
             let n = x64_table_bound(e, insns, lo, m, reg(lookup.memory_index())?)?;
             let bytes = base_rva.wrapping_add(lookup.memory_displacement32());
             // The byte reads count against the image's budget like the entries.
-            let left = e.arch.table_reads_left.get().checked_sub(n)?;
-            e.arch.table_reads_left.set(left);
+            take_table_reads(e, n)?;
             let mut largest = 0u32;
             for j in 0..n {
                 let at = bytes.checked_add(j)?;
@@ -2149,8 +2155,7 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
     let table = base_rva.wrapping_add(load.memory_displacement32());
     let mut targets = Vec::new();
     for j in 0..count {
-        let left = e.arch.table_reads_left.get().checked_sub(1)?;
-        e.arch.table_reads_left.set(left);
+        take_table_reads(e, 1)?;
         let entry = e.image.read_u32(e.data, table.checked_add(4 * j)?)?;
         let offset = if signed { entry as i32 as u32 } else { entry };
         targets.push(base_rva.wrapping_add(offset));
@@ -2162,7 +2167,7 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
 fn last_write(e: E, insns: &[Insn], lo: usize, before: usize, n: usize) -> Option<usize> {
     (lo..before)
         .rev()
-        .find(|&m| written_regs(e, &insns[m].ins) & (1 << n) != 0)
+        .find(|&m| writes_of(e, &insns[m].ins).regs & (1 << n) != 0)
 }
 
 /// `movzx r32, byte [rB + rJ + disp]` (MSVC's byte table of a sparse switch).
@@ -2223,16 +2228,16 @@ fn x64_table_bound(e: E, insns: &[Insn], lo: usize, load: usize, index: usize) -
                 return wide.then(|| bound_of(insns, m)).flatten();
             }
         }
-        let written = written_regs(e, ins);
+        let written = writes_of(e, ins);
         match from {
-            IndexFrom::Reg { n, .. } if written & (1 << n) == 0 => continue,
+            IndexFrom::Reg { n, .. } if written.regs & (1 << n) == 0 => continue,
             IndexFrom::Mem { at, .. } => {
                 let a = &insns[at].ins;
                 let address = [a.memory_base(), a.memory_index()]
                     .into_iter()
                     .filter_map(reg)
                     .fold(0u32, |set, n| set | 1 << n);
-                if written & address != 0 || writes_memory(e, ins) {
+                if written.regs & address != 0 || written.memory {
                     return None;
                 }
                 continue;
@@ -2268,13 +2273,6 @@ fn same_memory(a: &Instruction, b: &Instruction) -> bool {
         && a.memory_index_scale() == b.memory_index_scale()
         && a.memory_displacement64() == b.memory_displacement64()
         && a.memory_segment() == b.memory_segment()
-}
-
-/// Whether `ins` writes memory.
-fn writes_memory(e: E, ins: &Instruction) -> bool {
-    let mut f = e.arch.info.borrow_mut();
-    let info = f.info(ins);
-    info.used_memory().iter().any(|m| writes(m.access()))
 }
 
 /// The entries allowed by the `cmp X, N` at `insns[cmp]`: the first later instruction that
