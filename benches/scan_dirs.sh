@@ -6,15 +6,17 @@
 #
 #   BENCH_DRIVERS="../shared/corpus/drivers ../shared/corpus/vulnerable" bash benches/scan_dirs.sh
 #   BIN=/path/to/other/drvaudit ...   (time another build on the same folders)
+#   SCAN_ARGS="--blocklist DIR" ...   (extra arguments for both scans, e.g. block lists)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-10}
 dirs=${BENCH_DRIVERS:-../shared/corpus/drivers ../shared/corpus/vulnerable}
 bin=${BIN:-target/release/drvaudit}
+read -r -a extra <<< "${SCAN_ARGS:-}"
 [ -n "${BIN:-}" ] || cargo build --release --locked --quiet
 mapfile -t files < <(find $dirs -iname '*.sys' | sort)
 bytes=$(cat "${files[@]}" | wc -c)
-echo "drivers: ${#files[@]} .sys ($bytes bytes) under $dirs; $(nproc) cores; binary $bin"
+echo "drivers: ${#files[@]} .sys ($bytes bytes) under $dirs; $(nproc) cores; binary $bin ${SCAN_ARGS:-}"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat "${files[@]}" > /dev/null   # warm the page cache
 elapsed() { # seconds the command takes, its output dropped
@@ -24,9 +26,9 @@ elapsed() { # seconds the command takes, its output dropped
 }
 read_floor() { cat "${files[@]}"; }
 # shellcheck disable=SC2086
-full() { "$bin" scan $dirs --format sarif --fail-on never --allow-incomplete --no-progress -o /dev/null; }
+full() { "$bin" scan $dirs --format sarif --fail-on never --allow-incomplete --no-progress -o /dev/null "${extra[@]}"; }
 # shellcheck disable=SC2086
-imports() { "$bin" scan $dirs --imports-only --format sarif --fail-on never --allow-incomplete --no-progress -o /dev/null; }
+imports() { "$bin" scan $dirs --imports-only --format sarif --fail-on never --allow-incomplete --no-progress -o /dev/null "${extra[@]}"; }
 reads=(); fulls=(); imps=()
 for _ in $(seq "$runs"); do
   reads+=("$(elapsed read_floor)")

@@ -12,6 +12,8 @@
 //! declares (so a truncated PDB is refused with that reason), that the directory and every
 //! stream's block list point inside the file, and that no stream is larger than the file: a
 //! hostile directory cannot make the reader allocate more than the file's size per stream.
+//! Before the PDB is indexed, `check_c13_lines` walks every module's line blocks as `pdb2`
+//! does and refuses the ones `pdb2` would split past their end.
 //! Calls into `pdb2`/`pdb-addr2line` run under `catch_unwind` as a last line of defence: they
 //! assert on some malformed inputs (pdb2 `LineInfo::set_end` `debug_assert!`, reached through
 //! pdb-addr2line: mstange/samply#677; `TypeFormatter` `unwrap`s on array types without
@@ -197,6 +199,125 @@ fn check_named_streams(info: &[u8]) -> Result<(), String> {
     check().unwrap_or(Ok(()))
 }
 
+/// Checks the C13 line tables of every module before pdb2 reads them, as pdb2 0.10.2 reads
+/// them, and refuses the PDB where pdb2 would panic: it slices the module stream at
+/// `symbols_size + c13_lines_size` unchecked (`ModuleInfo::lines_data`, src/modi/mod.rs:53), and
+/// in a `DEBUG_S_LINES` block it subtracts the 12-byte block header from the block size
+/// unchecked and splits the block's bytes at its line count × 8, then × 4 for columns, without
+/// checking that the block holds them (`DebugLinesBlockIterator::next`, src/modi/c13.rs:559–565;
+/// found by the pdb fuzz target, `testdata/regress/pdb/crash-61c50981…`).
+///
+/// Layout (LLVM, "The Module Information Stream" and "CodeView Debug Subsections"; pdb2 reads
+/// it the same way): a module with no C11 lines has `c13_lines_size` bytes of subsections right
+/// after its `symbols_size` bytes of symbols — kind u32, length u32, then the payload (pdb2 does
+/// not pad); kind 0xF2 is a lines subsection: offset u32, section u16, flags u16 (bit 0: column
+/// entries present), code size u32, then blocks of file u32, line count u32, block size u32
+/// (the 12 header bytes included), 8 bytes per line and 4 per column. Where pdb2 would stop
+/// with an error (a short header, a length past the end, a kind it does not know) the check
+/// stops too: that is a reported error, not a panic.
+fn check_c13_lines(pdb: &mut pdb::PDB<'static, File>, path: &Path) -> Result<(), DebugInfoError> {
+    let pdb_err = |what, source| DebugInfoError::Pdb {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |why: String| DebugInfoError::BadMsf {
+        path: path.to_path_buf(),
+        why,
+    };
+    let dbi = pdb
+        .debug_information()
+        .map_err(|e| pdb_err("DBI stream", e))?;
+    let mut modules = dbi.modules().map_err(|e| pdb_err("module list", e))?;
+    let mut index = 0usize;
+    while let Some(module) =
+        pdb::FallibleIterator::next(&mut modules).map_err(|e| pdb_err("module list", e))?
+    {
+        let info = module.info();
+        let name = || crate::util::printable_text(module.module_name().into_owned());
+        index += 1;
+        if info.lines_size > 0 || info.stream.is_none() {
+            continue; // C11 lines (pdb2 does not read them) or no module stream
+        }
+        let Some(stream) = pdb
+            .raw_stream(info.stream)
+            .map_err(|e| pdb_err("module stream", e))?
+        else {
+            continue;
+        };
+        let bytes = stream.as_slice();
+        let (symbols, c13) = (info.symbols_size as usize, info.c13_lines_size as usize);
+        let Some(lines) = symbols
+            .checked_add(c13)
+            .and_then(|end| bytes.get(symbols..end))
+        else {
+            return Err(bad(format!(
+                "module {} ({}): its symbols ({symbols} bytes) and C13 line tables ({c13} bytes) run past its {}-byte stream",
+                index - 1,
+                name(),
+                bytes.len()
+            )));
+        };
+        if let Some(why) = bad_lines_block(lines) {
+            return Err(bad(format!("module {} ({}): {why}", index - 1, name())));
+        }
+    }
+    Ok(())
+}
+
+/// The first `DEBUG_S_LINES` block in a module's C13 subsections (`c13`) that pdb2 would split
+/// past its end, described; `None` when there is none (see [`check_c13_lines`]).
+fn bad_lines_block(c13: &[u8]) -> Option<String> {
+    const LINES: u32 = 0xF2;
+    const IGNORE: u32 = 0x8000_0000;
+    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
+        let w = b.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let mut at = 0usize;
+    while at < c13.len() {
+        let kind = u32_at(c13, at)?;
+        let len = u32_at(c13, at + 4)? as usize;
+        let payload = c13.get(at + 8..(at + 8).checked_add(len)?)?;
+        at += 8 + len;
+        if kind == IGNORE {
+            continue;
+        }
+        if !(0xF1..=0xFD).contains(&kind) {
+            return None; // pdb2 stops here with an error
+        }
+        if kind != LINES || payload.len() < 12 {
+            continue; // a short lines header is an error in pdb2
+        }
+        let columns = u16::from_le_bytes([payload[6], payload[7]]) & 1 != 0;
+        let blocks = &payload[12..];
+        let mut b = 0usize;
+        while b < blocks.len() {
+            let lines = u32_at(blocks, b + 4)? as u64;
+            let size = u32_at(blocks, b + 8)? as u64;
+            let Some(data) = size.checked_sub(12) else {
+                return Some(format!(
+                    "a line block at C13 offset {} declares {size} bytes, fewer than its 12-byte header",
+                    at - len + 12 + b
+                ));
+            };
+            if data > (blocks.len() - b - 12) as u64 {
+                return None; // pdb2 stops here with an error
+            }
+            let needed = lines * if columns { 12 } else { 8 };
+            if needed > data {
+                return Some(format!(
+                    "a line block at C13 offset {} declares {lines} lines{} ({needed} bytes) in {data} bytes",
+                    at - len + 12 + b,
+                    if columns { " with columns" } else { "" }
+                ));
+            }
+            b += 12 + data as usize;
+        }
+    }
+    None
+}
+
 /// An opened PDB whose identity has been read.
 pub(crate) struct OpenedPdb {
     pdb: pdb::PDB<'static, File>,
@@ -298,8 +419,10 @@ impl PdbSymbols {
             source,
         };
         let cell = contained(path, "PDB", "indexing its symbols", || {
-            let data = PdbData::try_from_pdb(opened.pdb)
-                .map_err(|e| lookup_err("reading its streams", e))?;
+            let mut pdb = opened.pdb;
+            check_c13_lines(&mut pdb, path)?;
+            let data =
+                PdbData::try_from_pdb(pdb).map_err(|e| lookup_err("reading its streams", e))?;
             PdbCell::try_new(data, |data| {
                 // Names without argument lists: the name as the source declares it.
                 let flags = pdb_addr2line::TypeFormatterFlags::default()
@@ -370,5 +493,96 @@ impl PdbSymbols {
                 end_rva: f.end_rva,
             })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lines subsection (kind 0xF2, `flags` in its header) holding `blocks`.
+    fn lines_subsection(flags: u16, blocks: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(0xF2u32.to_le_bytes());
+        v.extend((12 + blocks.len() as u32).to_le_bytes());
+        v.extend(0u32.to_le_bytes()); // offset
+        v.extend(1u16.to_le_bytes()); // section
+        v.extend(flags.to_le_bytes());
+        v.extend(0x40u32.to_le_bytes()); // code size
+        v.extend(blocks);
+        v
+    }
+
+    /// A line block: file, line count, block size, then `data`.
+    fn block(lines: u32, size: u32, data: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(0u32.to_le_bytes());
+        v.extend(lines.to_le_bytes());
+        v.extend(size.to_le_bytes());
+        v.resize(12 + data, 0);
+        v
+    }
+
+    #[test]
+    fn a_line_block_holding_its_lines_passes() {
+        // Two lines (16 bytes), then the same with columns (24 bytes).
+        assert_eq!(
+            bad_lines_block(&lines_subsection(0, &block(2, 28, 16))),
+            None
+        );
+        assert_eq!(
+            bad_lines_block(&lines_subsection(1, &block(2, 36, 24))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_line_block_claiming_more_lines_than_it_holds_is_refused() {
+        assert_eq!(
+            bad_lines_block(&lines_subsection(0, &block(3, 28, 16))).as_deref(),
+            Some("a line block at C13 offset 20 declares 3 lines (24 bytes) in 16 bytes")
+        );
+        // Room for the lines but not for their columns.
+        assert_eq!(
+            bad_lines_block(&lines_subsection(1, &block(2, 28, 16))).as_deref(),
+            Some("a line block at C13 offset 20 declares 2 lines with columns (24 bytes) in 16 bytes")
+        );
+        assert_eq!(
+            bad_lines_block(&lines_subsection(0, &block(0, 8, 0))).as_deref(),
+            Some("a line block at C13 offset 20 declares 8 bytes, fewer than its 12-byte header")
+        );
+    }
+
+    #[test]
+    fn where_pdb2_stops_with_an_error_the_check_stops_too() {
+        // A block larger than the subsection: pdb2's `take` fails, no split is made.
+        assert_eq!(
+            bad_lines_block(&lines_subsection(0, &block(9, 1000, 16))),
+            None
+        );
+        // An unknown subsection kind ends pdb2's walk before the bad block after it.
+        let mut c13 = vec![0x10, 0, 0, 0, 0, 0, 0, 0];
+        c13.extend(lines_subsection(0, &block(3, 28, 16)));
+        assert_eq!(bad_lines_block(&c13), None);
+        // DEBUG_S_IGNORE is skipped, and the bad block after it is found.
+        let mut c13 = vec![0, 0, 0, 0x80, 4, 0, 0, 0, 1, 2, 3, 4];
+        c13.extend(lines_subsection(0, &block(3, 28, 16)));
+        assert!(bad_lines_block(&c13).is_some());
+    }
+
+    #[test]
+    fn the_fuzz_find_is_refused_before_pdb2_reads_its_lines() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/regress/pdb/crash-61c50981acb0eba3933f0b7acdcbf413a7804ad9");
+        let opened = open_pdb(&path).unwrap_or_else(|_| panic!("{} opens", path.display()));
+        let err = PdbSymbols::new(opened, &path).err().expect("refused");
+        let text = err.to_string();
+        assert!(
+            text.ends_with(
+                " is not a usable PDB: module 0 (/fixtures/.build/dobj/inlined_clang_x64_O2.obj): \
+                 a line block at C13 offset 56 declares 11 lines (88 bytes) in 48 bytes"
+            ),
+            "{text}"
+        );
     }
 }
