@@ -137,6 +137,10 @@ gcc_build x86asm x86 O2 x86asm_gcc_x86_O2
 # x64 switches through jump tables (MSVC's image-base-relative form, gcc's and clang's
 # table-relative one), written as assembly: x86_64 gcc.
 gcc_build x64asm x64 O2 x64asm_gcc_x64_O2
+# ARM64 switches through jump tables (MSVC's word and byte forms, clang's, gcc's, and two that
+# must stay unread), written as assembly: clang for aarch64-pc-windows-msvc, with unwind tables
+# (-ffreestanding turns them off) so that DriverEntry has .pdata, as MSVC gives it.
+clang_build arm64asm arm64 O2 arm64asm_clang_arm64_O2 -funwind-tables
 
 # The clean driver again, with Control Flow Guard (the negative case of the no-CFG rule).
 clang_build clean x64 O2 cfguard_clang_x64_O2 -DWITH_CFG -Xclang -cfguard -- /guard:cf

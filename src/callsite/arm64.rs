@@ -51,7 +51,7 @@ use std::collections::{HashMap, HashSet};
 use yaxpeax_arch::{Decoder, U8Reader};
 use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, ShiftStyle, SizeCode};
 
-use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS};
+use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES};
 use super::engine::state::{FlagOp, Flags, State, NO_REG};
 use super::engine::value::{mask, sign_extend, How, ParamLoc, Val, NO_GLOBAL};
 use super::engine::{Arch, Cc, Cond, Engine, Extent, Flow, GlobalEffect};
@@ -76,6 +76,7 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         gaps: Vec::new(),
         scan: std::cell::OnceCell::new(),
         gap_entries: RefCell::new(HashMap::new()),
+        branch_targets: RefCell::new((u32::MAX, 0, Vec::new())),
     };
     let mut e = Engine::new(image, data, arch, shortcut);
     let code: Vec<(u32, &[u8])> = e.code.iter().map(|(s, b)| (s.rva, *b)).collect();
@@ -91,6 +92,11 @@ pub(crate) struct Arm64 {
     scan: std::cell::OnceCell<Scan>,
     /// The entries of each gap region, found once (see [`extent`]).
     gap_entries: RefCell<HashMap<(u32, u32), Vec<u32>>>,
+    /// The direct branch targets, sorted, of the function [`table_targets`] last looked at,
+    /// keyed by its first RVA and length: the graph builder asks for one function's tables in
+    /// turn, so its branches are collected once, not once per table (which hostile code with
+    /// thousands of tables would make quadratic).
+    branch_targets: RefCell<(u32, usize, Vec<u32>)>,
 }
 
 /// A decoded word.
@@ -197,6 +203,10 @@ impl Arch for Arm64 {
             Opcode::BRK | Opcode::UDF | Opcode::HLT | Opcode::Invalid => Flow::Stop,
             _ => Flow::Next,
         }
+    }
+
+    fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
+        table_targets(e, insns, k)
     }
 
     fn cond(i: &Insn) -> Option<Cond> {
@@ -401,6 +411,126 @@ fn cc(c: u8) -> Cc {
         13 => Cc::Le,
         _ => Cc::Always,
     }
+}
+
+/// How far back from a table's `br` the bound check is looked for.
+const TABLE_WINDOW: usize = 16;
+
+/// The targets of the switch whose `br xT` is `insns[k]`, computed rather than matched: the
+/// compilers' forms differ in entry size, signedness and base —
+///
+/// - MSVC: `adr x10, table; ldrsw x9, [x10, w8, uxtw #2]; adr x10, base; add x9, x10, x9, lsl
+///   #2`, or for a small switch `ldrsb x9, [x10, w8, uxtw]; add x9, x10, x9, lsl #2` (entries
+///   count instructions from the table);
+/// - clang: `adrp`/`add` of a table in `.rdata`, `adr` of the base, `ldrb`/`ldrh`/`ldr` of an
+///   unsigned entry, `add xT, xBase, xE, lsl #2`;
+/// - gcc: `ldrb`/`ldrh` of the entry, `add xT, xBase, wE, sxtb #2` (or `sxth`);
+///
+/// — but each is straight-line code after a bound check `cmp wI, #N` directly followed by
+/// `b.hi` (N + 1 entries) or `b.hs` (N). On the fall-through path the index is at most N, so
+/// for each index value the instructions from the bound check to the `br` are run through this
+/// module's transfer function from an otherwise unknown state; the jump register must then
+/// hold an address of the image, which is that entry's target. Anything the transfer function
+/// does not know — another register, the stack, a writable table — gives no address, and the
+/// table stays unknown. Also unknown: a compare of `wI` whose index is then read as the whole
+/// `xI` (its upper half is not bounded), and a table block that another branch enters (its
+/// index would not be bounded there). Every index counts against the image's table budget.
+fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
+    let Operand::Register(SizeCode::X, t) = insns[k].inst?.operands[0] else {
+        return None;
+    };
+    let lo = k.saturating_sub(TABLE_WINDOW);
+    // The guard: the nearest block end before the `br`, a `b.hi`/`b.hs` right after a compare.
+    let g = (lo..k)
+        .rev()
+        .find(|&m| insns[m].inst.is_none_or(|x| ends_block(&x)))?;
+    let (guard, cmp) = (insns[g].inst?, insns[g.checked_sub(1)?].inst?);
+    let Opcode::Bcc(c) = guard.opcode else {
+        return None;
+    };
+    if cmp.opcode != Opcode::SUBS || !matches!(cmp.operands[0], Operand::Register(_, 31)) {
+        return None;
+    }
+    // `cmp wI, #N` is `subs wzr, wI, #N`, whose first source may name `sp` (the immediate form).
+    let (Operand::Register(width, idx) | Operand::RegisterOrSP(width, idx)) = cmp.operands[1]
+    else {
+        return None;
+    };
+    let n = imm(&cmp.operands[2])?;
+    let count = match c & 15 {
+        8 => n.checked_add(1)?, // HI: taken when above N
+        2 => n,                 // HS: taken when N or above
+        _ => return None,
+    };
+    if idx >= 31 || count == 0 || count > u64::from(MAX_TABLE_ENTRIES) {
+        return None;
+    }
+    let (from, to) = (insns[g + 1].rva, insns[k].rva);
+    {
+        let mut known = e.arch.branch_targets.borrow_mut();
+        let key = (insns[0].rva, insns.len());
+        if (known.0, known.1) != key {
+            known.2.clear();
+            known
+                .2
+                .extend(insns.iter().filter_map(|i| match Arm64::flow(e, i) {
+                    Flow::Branch { target }
+                    | Flow::Jump {
+                        target: Some(target),
+                    } => Some(target),
+                    _ => None,
+                }));
+            known.2.sort_unstable();
+            (known.0, known.1) = key;
+        }
+        let first = known.2.partition_point(|&t| t < from);
+        if known.2.get(first).is_some_and(|&t| t <= to) {
+            return None;
+        }
+    }
+    e.take_table_reads(count as u32)?;
+    let mut targets = Vec::with_capacity(count as usize);
+    for j in 0..count {
+        let mut st = State::unknown(SP, EPOCH_INSN + g as u32);
+        st.set(usize::from(idx), Val::Const(j, How::Immediate));
+        // Whether the index still holds the compared value (only its low half, after a `w`
+        // compare, until something writes it).
+        let mut bounded_half = width == SizeCode::W;
+        for (m, i) in insns.iter().enumerate().take(k).skip(g + 1) {
+            let x = i.inst?;
+            let before = st.get(usize::from(idx));
+            if !Arm64::step(e, &mut st, i, m as u32) {
+                return None;
+            }
+            // An instruction that wrote the index had it as its destination, not a source.
+            let wrote = st.get(usize::from(idx)) != before;
+            if bounded_half && reads_whole(&x.operands[usize::from(wrote)..], idx) {
+                return None;
+            }
+            bounded_half &= !wrote;
+        }
+        match st.get(usize::from(t)) {
+            Val::Addr(p) => targets.push(u32::try_from(p).ok()?),
+            _ => return None,
+        }
+    }
+    Some(targets)
+}
+
+/// Whether operands `ops` name register `r` as a whole 64-bit register (`xR`, a shifted `xR`,
+/// a base or a 64-bit index of a memory operand).
+fn reads_whole(ops: &[Operand], r: u16) -> bool {
+    ops.iter().any(|op| match *op {
+        Operand::Register(SizeCode::X, n)
+        | Operand::RegisterOrSP(SizeCode::X, n)
+        | Operand::RegShift(_, _, SizeCode::X, n)
+        | Operand::RegPreIndex(n, ..)
+        | Operand::RegPostIndex(n, _) => n == r,
+        Operand::RegRegOffset(b, i, sz, ..) => b == r || (i == r && sz == SizeCode::X),
+        Operand::RegPostIndexReg(b, i) => b == r || i == r,
+        Operand::RegisterPair(_, n) => n == r || n + 1 == r,
+        _ => false,
+    })
 }
 
 /// Whether `target` is an import thunk (`adrp; ldr; br`) of a function that does not return.

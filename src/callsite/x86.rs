@@ -33,7 +33,7 @@ use iced_x86::{
     Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES, MAX_TABLE_READS};
+use super::engine::bounds::{MAX_FUNCTION, MAX_INSNS, MAX_TABLE_ENTRIES};
 use super::engine::state::{FlagOp, Flags, State, NO_REG};
 use super::engine::value::{mask, sign_extend, How, ParamLoc, Val, NO_GLOBAL};
 use super::engine::{Arch, Cc, Cond, Engine, Extent, Flow, GlobalEffect};
@@ -71,7 +71,6 @@ pub(super) fn analyze(image: &Image, data: &[u8], shortcut: bool) -> Vec<CallSit
         cuts: RefCell::new(HashMap::new()),
         starts: RefCell::new(HashMap::new()),
         info: RefCell::new(InstructionInfoFactory::new()),
-        table_reads_left: std::cell::Cell::new(MAX_TABLE_READS),
     };
     Engine::new(image, data, arch, shortcut).run()
 }
@@ -90,8 +89,6 @@ pub(crate) struct X86 {
     /// built per section when heuristic function bounds are needed there.
     starts: RefCell<HashMap<u32, std::rc::Rc<Vec<u32>>>>,
     info: RefCell<InstructionInfoFactory>,
-    /// Jump-table entries this image may still read ([`MAX_TABLE_READS`]).
-    table_reads_left: std::cell::Cell<u32>,
 }
 
 /// The direct calls and jumps of the code: byte-level, so some entries are not real
@@ -257,7 +254,7 @@ impl Arch for X86 {
         let table = rva_of_ip(e, u64::from(ins.memory_displacement32()));
         let mut targets = Vec::new();
         for j in 0..MAX_TABLE_ENTRIES {
-            take_table_reads(e, 1)?;
+            e.take_table_reads(1)?;
             let at = table.checked_add(4 * j)?;
             if !e.relocs.covers(at) {
                 return (!targets.is_empty()).then_some(targets);
@@ -2066,14 +2063,6 @@ fn writes_of(e: E, ins: &Instruction) -> Writes {
     w
 }
 
-/// Takes `n` reads from the image's jump-table budget ([`MAX_TABLE_READS`]); `None` once it is
-/// spent.
-fn take_table_reads(e: E, n: u32) -> Option<()> {
-    let left = e.arch.table_reads_left.get().checked_sub(n)?;
-    e.arch.table_reads_left.set(left);
-    Some(())
-}
-
 /// How far back from a `jmp reg` the instructions that compute it are looked for.
 const TABLE_WINDOW: usize = 16;
 
@@ -2142,7 +2131,7 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
             let n = x64_table_bound(e, insns, lo, m, reg(lookup.memory_index())?)?;
             let bytes = base_rva.wrapping_add(lookup.memory_displacement32());
             // The byte reads count against the image's budget like the entries.
-            take_table_reads(e, n)?;
+            e.take_table_reads(n)?;
             let mut largest = 0u32;
             for j in 0..n {
                 let at = bytes.checked_add(j)?;
@@ -2155,7 +2144,7 @@ fn x64_table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
     let table = base_rva.wrapping_add(load.memory_displacement32());
     let mut targets = Vec::new();
     for j in 0..count {
-        take_table_reads(e, 1)?;
+        e.take_table_reads(1)?;
         let entry = e.image.read_u32(e.data, table.checked_add(4 * j)?)?;
         let offset = if signed { entry as i32 as u32 } else { entry };
         targets.push(base_rva.wrapping_add(offset));

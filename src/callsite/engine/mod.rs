@@ -204,6 +204,9 @@ pub(crate) struct Engine<'a, A: Arch> {
     /// Direct call targets already checked for being a thunk of a function that does not
     /// return.
     no_return_at: RefCell<HashMap<u32, bool>>,
+    /// Jump-table entries (and index bytes) this image may still read
+    /// ([`bounds::MAX_TABLE_READS`]).
+    table_reads_left: Cell<u32>,
     shortcut: bool,
 }
 
@@ -221,8 +224,17 @@ impl<'a, A: Arch> Engine<'a, A> {
             site_starts: RefCell::new(Vec::new()),
             param_uses: RefCell::new(Vec::new()),
             no_return_at: RefCell::new(HashMap::new()),
+            table_reads_left: Cell::new(bounds::MAX_TABLE_READS),
             shortcut,
         }
+    }
+
+    /// Takes `n` reads from the image's jump-table budget ([`bounds::MAX_TABLE_READS`]);
+    /// `None` once it is spent (the table is then left unknown).
+    pub(crate) fn take_table_reads(&self, n: u32) -> Option<()> {
+        let left = self.table_reads_left.get().checked_sub(n)?;
+        self.table_reads_left.set(left);
+        Some(())
     }
 
     /// RVA of a virtual address in the image.
