@@ -607,3 +607,86 @@ fn wrapper_callers_in_one_stretch_are_interpreted_once() {
     assert_eq!(tags.len(), 32_763 + 1);
     assert!(steps < 8 * 2 * 32_763, "{steps} instructions interpreted");
 }
+
+fn cmp_w_imm(rn: u32, imm: u32) -> u32 {
+    0x7100_001f | imm << 10 | rn << 5
+}
+fn b_cond(at: u32, target: u32, cond: u32) -> u32 {
+    0x5400_0000 | ((target.wrapping_sub(at) / 4) & 0x7ffff) << 5 | cond
+}
+fn adr(rd: u32, at: u32, target: u32) -> u32 {
+    let imm = target.wrapping_sub(at);
+    0x1000_0000 | (imm & 3) << 29 | ((imm >> 2) & 0x7ffff) << 5 | rd
+}
+/// `ldrsw xT, [xN, wM, uxtw #2]`, or with `wide` `ldrsw xT, [xN, xM, lsl #2]`.
+fn ldrsw_index(rt: u32, rn: u32, rm: u32, wide: bool) -> u32 {
+    0xb8a0_5800 | u32::from(wide) << 13 | rm << 16 | rn << 5 | rt
+}
+/// `add xD, xN, xM, lsl #2`.
+fn add_lsl2(rd: u32, rn: u32, rm: u32) -> u32 {
+    0x8b00_0800 | rm << 16 | rn << 5 | rd
+}
+
+/// MSVC's switch: `mov w12, #1` (the pool type) before `cmp wI, #2; b.hi; adr x10, table;
+/// ldrsw x9, [x10, w0, uxtw #2]; adr x10, base; add x9, x10, x9, lsl #2; br x9`, three cases
+/// that write only w13, then the call with `mov w0, w12`. The table holds instruction counts
+/// from the base (0, 2, 4). Returns the pool type the site gets, with the bound checked on
+/// `bound_reg` and the table indexed by w0 (`wide`: by x0).
+fn switch_pool_type(bound_reg: u32, wide: bool) -> ArgValue {
+    let mut c = Code::new();
+    c.put(movz_w(12, 1, 0));
+    c.put(cmp_w_imm(bound_reg, 2));
+    let guard = c.put(0);
+    let table_adr = c.put(0);
+    c.put(ldrsw_index(9, 10, 0, wide));
+    let base_adr = c.put(0);
+    c.put(add_lsl2(9, 10, 9));
+    c.put(br(9));
+    let base = c.put(movz_w(13, 1, 0));
+    let j1 = c.put(0);
+    c.put(movz_w(13, 2, 0));
+    let j2 = c.put(0);
+    c.put(movz_w(13, 3, 0));
+    let join = c.put(mov_w(0, 12));
+    c.put(movz_w(1, 0x40, 0));
+    c.put(movz_w(2, TAG & 0xffff, 0));
+    c.put(movk_w(2, TAG >> 16, 1));
+    c.load_iat(8, ALLOC);
+    c.put(blr(8));
+    let end = c.put(RET);
+    let table = c.put(0);
+    c.put(2);
+    c.put(4);
+    let patch = |c: &mut Code, at: u32, w: u32| c.0[((at - TEXT) / 4) as usize] = w;
+    patch(&mut c, guard, b_cond(guard, end, 8)); // b.hi
+    patch(&mut c, table_adr, adr(10, table_adr, table));
+    patch(&mut c, base_adr, adr(10, base_adr, base));
+    patch(&mut c, j1, b(j1, join));
+    patch(&mut c, j2, b(j2, join));
+    let s = sites(&c, &[(TEXT, c.at())], &[]);
+    assert_eq!(s.len(), 1);
+    assert_eq!(arg(&s[0], Role::Tag), imm(u64::from(TAG)));
+    arg(&s[0], Role::PoolType)
+}
+
+#[test]
+fn a_switch_table_bounded_by_its_compare_gives_each_case_its_edge() {
+    // Every case's path carries w12 = 1 to the call (copied there by `mov w0, w12`).
+    let propagated = ArgValue {
+        value: Some(1),
+        how: Provenance::Propagated,
+    };
+    assert_eq!(switch_pool_type(0, false), propagated);
+}
+
+#[test]
+fn a_switch_table_is_not_read_when_its_index_is_not_the_compared_register() {
+    // Bound on w1, index w0: the table's length is unknown, so the merge keeps no constant.
+    assert_eq!(switch_pool_type(1, false), ArgValue::UNKNOWN);
+}
+
+#[test]
+fn a_switch_table_is_not_read_through_the_unbounded_half_of_its_index() {
+    // `cmp w0` bounds only the low half of x0; `[x10, x0, lsl #2]` reads all of it.
+    assert_eq!(switch_pool_type(0, true), ArgValue::UNKNOWN);
+}
