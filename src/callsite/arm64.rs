@@ -27,7 +27,9 @@
 //! value. The stack pointer is tracked exactly (`sub sp`, pre- and post-indexed `stp`/`ldp`,
 //! `mov x29, sp`), so `[sp, #k]` and `[x29, #k]` name the same slots. `cmp`/`cmn`/`tst` set the
 //! flags the engine evaluates for `b.cond`, `csel`, `csinc`, `cset`; `cbz`/`cbnz`/`tbz`/`tbnz`
-//! test a register directly.
+//! test a register directly. A switch's `br` gets an edge to each case when the bound check
+//! before it says how many there are (`table_targets`, which runs the table code once per
+//! index value); otherwise its function keeps no constants across merges.
 //!
 //! # Calls (AAPCS64 as Windows uses it, Microsoft Learn "Overview of ARM64 ABI conventions")
 //!
