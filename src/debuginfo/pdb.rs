@@ -213,8 +213,10 @@ fn check_named_streams(info: &[u8]) -> Result<(), String> {
 /// not pad); kind 0xF2 is a lines subsection: offset u32, section u16, flags u16 (bit 0: column
 /// entries present), code size u32, then blocks of file u32, line count u32, block size u32
 /// (the 12 header bytes included), 8 bytes per line and 4 per column. Where pdb2 would stop
-/// with an error (a short header, a length past the end, a kind it does not know) the check
-/// stops too: that is a reported error, not a panic.
+/// with an error the check stops too (that is a reported error, not a panic): a subsection it
+/// cannot read ends the module's walk, a block it cannot read ends only its subsection's (pdb2
+/// reads the subsection list up front and each subsection's blocks when a lookup reaches it;
+/// the second fuzz find, `crash-e16949a8…`, hid its bad block behind an unreadable one).
 fn check_c13_lines(pdb: &mut pdb::PDB<'static, File>, path: &Path) -> Result<(), DebugInfoError> {
     let pdb_err = |what, source| DebugInfoError::Pdb {
         what,
@@ -266,58 +268,72 @@ fn check_c13_lines(pdb: &mut pdb::PDB<'static, File>, path: &Path) -> Result<(),
 }
 
 /// The first `DEBUG_S_LINES` block in a module's C13 subsections (`c13`) that pdb2 would split
-/// past its end, described; `None` when there is none (see [`check_c13_lines`]).
+/// past its end, described; `None` when there is none (see [`check_c13_lines`]). pdb2 reads the
+/// subsection list when it opens a module's line program (an error there is the module's
+/// error) but each subsection's blocks only when a lookup reaches it, so a block it cannot read
+/// ends that subsection's walk, not the module's.
 fn bad_lines_block(c13: &[u8]) -> Option<String> {
     const LINES: u32 = 0xF2;
     const IGNORE: u32 = 0x8000_0000;
-    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
-        let w = b.get(at..at.checked_add(4)?)?;
-        Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-    };
     let mut at = 0usize;
     while at < c13.len() {
         let kind = u32_at(c13, at)?;
         let len = u32_at(c13, at + 4)? as usize;
         let payload = c13.get(at + 8..(at + 8).checked_add(len)?)?;
-        at += 8 + len;
+        let payload_at = at + 8;
+        at = payload_at + len;
         if kind == IGNORE {
             continue;
         }
         if !(0xF1..=0xFD).contains(&kind) {
-            return None; // pdb2 stops here with an error
+            return None; // pdb2 refuses the module's line program here
         }
         if kind != LINES || payload.len() < 12 {
             continue; // a short lines header is an error in pdb2
         }
         let columns = u16::from_le_bytes([payload[6], payload[7]]) & 1 != 0;
-        let blocks = &payload[12..];
-        let mut b = 0usize;
-        while b < blocks.len() {
-            let lines = u32_at(blocks, b + 4)? as u64;
-            let size = u32_at(blocks, b + 8)? as u64;
-            let Some(data) = size.checked_sub(12) else {
-                return Some(format!(
-                    "a line block at C13 offset {} declares {size} bytes, fewer than its 12-byte header",
-                    at - len + 12 + b
-                ));
-            };
-            if data > (blocks.len() - b - 12) as u64 {
-                return None; // pdb2 stops here with an error
-            }
-            let needed = lines * if columns { 12 } else { 8 };
-            if needed > data {
-                return Some(format!(
-                    "a line block at C13 offset {} declares {lines} lines{} ({needed} bytes) in {data} bytes",
-                    at - len + 12 + b,
-                    if columns { " with columns" } else { "" }
-                ));
-            }
-            b += 12 + data as usize;
+        if let Some((b, why)) = bad_block_in(&payload[12..], columns) {
+            return Some(format!(
+                "a line block at C13 offset {} declares {why}",
+                payload_at + 12 + b
+            ));
         }
     }
     None
 }
 
+/// The first block of a lines subsection's `blocks` that pdb2 would split past its end: its
+/// offset in `blocks` and what it declares. The walk ends, as pdb2's does, at a block it cannot
+/// read (a short header, or a size past the subsection's end).
+fn bad_block_in(blocks: &[u8], columns: bool) -> Option<(usize, String)> {
+    let mut b = 0usize;
+    while b < blocks.len() {
+        let lines = u64::from(u32_at(blocks, b + 4)?);
+        let size = u64::from(u32_at(blocks, b + 8)?);
+        let Some(data) = size.checked_sub(12) else {
+            return Some((b, format!("{size} bytes, fewer than its 12-byte header")));
+        };
+        if data > (blocks.len() - b - 12) as u64 {
+            return None;
+        }
+        let needed = lines * if columns { 12 } else { 8 };
+        if needed > data {
+            let with = if columns { " with columns" } else { "" };
+            return Some((
+                b,
+                format!("{lines} lines{with} ({needed} bytes) in {data} bytes"),
+            ));
+        }
+        b += 12 + data as usize;
+    }
+    None
+}
+
+/// The little-endian u32 at `at` in `b`, if it is there.
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let w = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+}
 /// An opened PDB whose identity has been read.
 pub(crate) struct OpenedPdb {
     pdb: pdb::PDB<'static, File>,
@@ -555,6 +571,14 @@ mod tests {
 
     #[test]
     fn where_pdb2_stops_with_an_error_the_check_stops_too() {
+        // One subsection's walk ending does not end the next one's: pdb2 reads each
+        // subsection's blocks when a lookup reaches it (the second fuzz find).
+        let mut c13 = lines_subsection(0, &block(9, 1000, 16));
+        c13.extend(lines_subsection(0, &block(3, 28, 16)));
+        assert_eq!(
+            bad_lines_block(&c13).as_deref(),
+            Some("a line block at C13 offset 68 declares 3 lines (24 bytes) in 16 bytes")
+        );
         // A block larger than the subsection: pdb2's `take` fails, no split is made.
         assert_eq!(
             bad_lines_block(&lines_subsection(0, &block(9, 1000, 16))),
@@ -570,17 +594,33 @@ mod tests {
         assert!(bad_lines_block(&c13).is_some());
     }
 
-    #[test]
-    fn the_fuzz_find_is_refused_before_pdb2_reads_its_lines() {
+    /// What indexing the regression file `name` (under testdata/regress/pdb) is refused with.
+    fn refusal(name: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/regress/pdb/crash-61c50981acb0eba3933f0b7acdcbf413a7804ad9");
+            .join("testdata/regress/pdb")
+            .join(name);
         let opened = open_pdb(&path).unwrap_or_else(|_| panic!("{} opens", path.display()));
         let err = PdbSymbols::new(opened, &path).err().expect("refused");
-        let text = err.to_string();
+        err.to_string()
+    }
+
+    #[test]
+    fn the_fuzz_finds_are_refused_before_pdb2_reads_their_lines() {
+        let text = refusal("crash-61c50981acb0eba3933f0b7acdcbf413a7804ad9");
         assert!(
             text.ends_with(
                 " is not a usable PDB: module 0 (/fixtures/.build/dobj/inlined_clang_x64_O2.obj): \
                  a line block at C13 offset 56 declares 11 lines (88 bytes) in 48 bytes"
+            ),
+            "{text}"
+        );
+        // Its first lines subsection's block runs past the subsection (pdb2 stops that walk
+        // with an error); a later one splits past its end.
+        let text = refusal("crash-e16949a886a81f11d8b90784fb8b73fceaea052e");
+        assert!(
+            text.ends_with(
+                " is not a usable PDB: module 0 (/fixtures/.build/obj/pooltest_clang_x86_O2.obj): \
+                 a line block at C13 offset 524 declares 5 lines (40 bytes) in 11 bytes"
             ),
             "{text}"
         );
