@@ -31,6 +31,7 @@ use std::ops::Range;
 use md5::Digest as _;
 
 use super::types::{DigestAlgorithm, SignatureError};
+use crate::util::le::{u16_at, u32_at};
 
 /// Page size of the first-page hash.
 pub const PAGE_SIZE: usize = 4096;
@@ -57,13 +58,6 @@ pub struct PeLayout {
     pub certificate_table: Option<Range<usize>>,
     /// Bytes of the file after the certificate table (not covered by the digest).
     pub trailing_after_certificates: usize,
-}
-
-fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
 }
 
 fn not_pe(why: &'static str) -> SignatureError {

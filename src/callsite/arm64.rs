@@ -94,7 +94,7 @@ pub(crate) struct Arm64 {
     scan: std::cell::OnceCell<Scan>,
     /// The entries of each gap region, found once (see [`extent`]).
     gap_entries: RefCell<HashMap<(u32, u32), Vec<u32>>>,
-    /// The direct branch targets, sorted, of the function [`table_targets`] last looked at,
+    /// The direct branch targets, sorted, of the function [`branched_into`] last looked at,
     /// keyed by its first RVA and length: the graph builder asks for one function's tables in
     /// turn, so its branches are collected once, not once per table (which hostile code with
     /// thousands of tables would make quadratic).
@@ -467,28 +467,8 @@ fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
     if idx >= 31 || count == 0 || count > u64::from(MAX_TABLE_ENTRIES) {
         return None;
     }
-    let (from, to) = (insns[g + 1].rva, insns[k].rva);
-    {
-        let mut known = e.arch.branch_targets.borrow_mut();
-        let key = (insns[0].rva, insns.len());
-        if (known.0, known.1) != key {
-            known.2.clear();
-            known
-                .2
-                .extend(insns.iter().filter_map(|i| match Arm64::flow(e, i) {
-                    Flow::Branch { target }
-                    | Flow::Jump {
-                        target: Some(target),
-                    } => Some(target),
-                    _ => None,
-                }));
-            known.2.sort_unstable();
-            (known.0, known.1) = key;
-        }
-        let first = known.2.partition_point(|&t| t < from);
-        if known.2.get(first).is_some_and(|&t| t <= to) {
-            return None;
-        }
+    if branched_into(e, insns, insns[g + 1].rva..=insns[k].rva) {
+        return None;
     }
     e.take_table_reads(count as u32)?;
     let mut targets = Vec::with_capacity(count as usize);
@@ -517,6 +497,27 @@ fn table_targets(e: E, insns: &[Insn], k: usize) -> Option<Vec<u32>> {
         }
     }
     Some(targets)
+}
+
+/// Whether a direct branch of the function `insns` lands in `span`. Its branch targets are
+/// collected once per function ([`Arm64::branch_targets`]) and searched by bisection.
+fn branched_into(e: E, insns: &[Insn], span: std::ops::RangeInclusive<u32>) -> bool {
+    let mut known = e.arch.branch_targets.borrow_mut();
+    let (first_rva, len, targets) = &mut *known;
+    if (*first_rva, *len) != (insns[0].rva, insns.len()) {
+        targets.clear();
+        targets.extend(insns.iter().filter_map(|i| match Arm64::flow(e, i) {
+            Flow::Branch { target }
+            | Flow::Jump {
+                target: Some(target),
+            } => Some(target),
+            _ => None,
+        }));
+        targets.sort_unstable();
+        (*first_rva, *len) = (insns[0].rva, insns.len());
+    }
+    let at = targets.partition_point(|t| t < span.start());
+    targets.get(at).is_some_and(|t| span.contains(t))
 }
 
 /// Whether operands `ops` name register `r` as a whole 64-bit register (`xR`, a shifted `xR`,

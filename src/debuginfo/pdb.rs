@@ -31,6 +31,7 @@ use pdb_addr2line::pdb;
 use super::error::{contained, DebugInfoError};
 use super::locate::{CodeViewRef, Guid, Mismatch};
 use super::location::{source_location, FunctionInfo, RawFrame, SourceLocation};
+use crate::util::le::u32_at;
 
 /// Largest PDB accepted (the kernel's own PDBs are tens of MiB).
 pub const MAX_PDB_BYTES: u64 = 2 << 30;
@@ -164,18 +165,15 @@ pub(crate) fn check_msf(file: &mut File, len: u64, path: &Path) -> Result<(), De
 /// (name offset, stream index) pair per present entry. A stream too short for the map is left
 /// to the reader, which reports it as an error.
 fn check_named_streams(info: &[u8]) -> Result<(), String> {
-    let Some(names_size) = info
-        .get(28..32)
-        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-    else {
+    let Some(names_size) = u32_at(info, 28) else {
         return Ok(());
     };
     let check = || -> Option<Result<(), String>> {
         let mut at = 32usize.checked_add(names_size as usize)?;
         let mut word = || -> Option<u32> {
-            let w = info.get(at..at.checked_add(4)?)?;
+            let w = u32_at(info, at)?;
             at += 4;
-            Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            Some(w)
         };
         let count = word()?;
         let _capacity = word()?;
@@ -230,14 +228,17 @@ fn check_c13_lines(pdb: &mut pdb::PDB<'static, File>, path: &Path) -> Result<(),
     let dbi = pdb
         .debug_information()
         .map_err(|e| pdb_err("DBI stream", e))?;
-    let mut modules = dbi.modules().map_err(|e| pdb_err("module list", e))?;
-    let mut index = 0usize;
-    while let Some(module) =
-        pdb::FallibleIterator::next(&mut modules).map_err(|e| pdb_err("module list", e))?
-    {
+    use pdb::FallibleIterator;
+    let mut modules = dbi
+        .modules()
+        .map_err(|e| pdb_err("module list", e))?
+        .enumerate();
+    while let Some((index, module)) = modules.next().map_err(|e| pdb_err("module list", e))? {
         let info = module.info();
-        let name = || crate::util::printable_text(module.module_name().into_owned());
-        index += 1;
+        let at = || {
+            let name = crate::util::printable_text(module.module_name().into_owned());
+            format!("module {index} ({name})")
+        };
         if info.lines_size > 0 || info.stream.is_none() {
             continue; // C11 lines (pdb2 does not read them) or no module stream
         }
@@ -254,14 +255,13 @@ fn check_c13_lines(pdb: &mut pdb::PDB<'static, File>, path: &Path) -> Result<(),
             .and_then(|end| bytes.get(symbols..end))
         else {
             return Err(bad(format!(
-                "module {} ({}): its symbols ({symbols} bytes) and C13 line tables ({c13} bytes) run past its {}-byte stream",
-                index - 1,
-                name(),
+                "{}: its symbols ({symbols} bytes) and C13 line tables ({c13} bytes) run past its {}-byte stream",
+                at(),
                 bytes.len()
             )));
         };
         if let Some(why) = bad_lines_block(lines) {
-            return Err(bad(format!("module {} ({}): {why}", index - 1, name())));
+            return Err(bad(format!("{}: {why}", at())));
         }
     }
     Ok(())
@@ -329,11 +329,6 @@ fn bad_block_in(blocks: &[u8], columns: bool) -> Option<(usize, String)> {
     None
 }
 
-/// The little-endian u32 at `at` in `b`, if it is there.
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    let w = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-}
 /// An opened PDB whose identity has been read.
 pub(crate) struct OpenedPdb {
     pdb: pdb::PDB<'static, File>,
@@ -606,23 +601,26 @@ mod tests {
 
     #[test]
     fn the_fuzz_finds_are_refused_before_pdb2_reads_their_lines() {
-        let text = refusal("crash-61c50981acb0eba3933f0b7acdcbf413a7804ad9");
-        assert!(
-            text.ends_with(
-                " is not a usable PDB: module 0 (/fixtures/.build/dobj/inlined_clang_x64_O2.obj): \
-                 a line block at C13 offset 56 declares 11 lines (88 bytes) in 48 bytes"
+        let finds = [
+            (
+                "crash-61c50981acb0eba3933f0b7acdcbf413a7804ad9",
+                "module 0 (/fixtures/.build/dobj/inlined_clang_x64_O2.obj): \
+                 a line block at C13 offset 56 declares 11 lines (88 bytes) in 48 bytes",
             ),
-            "{text}"
-        );
-        // Its first lines subsection's block runs past the subsection (pdb2 stops that walk
-        // with an error); a later one splits past its end.
-        let text = refusal("crash-e16949a886a81f11d8b90784fb8b73fceaea052e");
-        assert!(
-            text.ends_with(
-                " is not a usable PDB: module 0 (/fixtures/.build/obj/pooltest_clang_x86_O2.obj): \
-                 a line block at C13 offset 524 declares 5 lines (40 bytes) in 11 bytes"
+            // Its first lines subsection's block runs past the subsection (pdb2 stops that
+            // walk with an error); a later one splits past its end.
+            (
+                "crash-e16949a886a81f11d8b90784fb8b73fceaea052e",
+                "module 0 (/fixtures/.build/obj/pooltest_clang_x86_O2.obj): \
+                 a line block at C13 offset 524 declares 5 lines (40 bytes) in 11 bytes",
             ),
-            "{text}"
-        );
+        ];
+        for (name, why) in finds {
+            let text = refusal(name);
+            assert!(
+                text.ends_with(&format!(" is not a usable PDB: {why}")),
+                "{text}"
+            );
+        }
     }
 }

@@ -1,22 +1,8 @@
-//! Bounds-checked little-endian reads. Every read of file or memory data goes through these,
-//! so that a short or hostile buffer yields `None` rather than a panic.
+//! Bounds-checked reads of dump data. Every read of file or memory data goes through these
+//! (the integer readers are [`crate::util::le`]'s), so that a short or hostile buffer yields
+//! `None` rather than a panic.
 
-pub(crate) fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    let s = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]))
-}
-
-pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    let s = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    let s = b.get(off..off.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_le_bytes(a))
-}
+pub(crate) use crate::util::le::{u16_at, u32_at, u64_at};
 
 /// A pointer-sized value (4 or 8 bytes).
 pub(crate) fn ptr_at(b: &[u8], off: usize, size: usize) -> Option<u64> {

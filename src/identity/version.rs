@@ -19,6 +19,7 @@
 //! - A damaged block after a good one stops the walk and is recorded in
 //!   [`VersionInfo::problems`], keeping what was read before it (nothing is dropped silently).
 
+use crate::util::le::{u16_at, u32_at};
 use thiserror::Error;
 
 /// How the image bytes are laid out.
@@ -155,15 +156,6 @@ struct Pe<'a> {
     /// (VirtualAddress, VirtualSize, PointerToRawData, SizeOfRawData)
     sections: Vec<(u32, u32, u32, u32)>,
     resource_dir: Option<(u32, u32)>,
-}
-
-fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..off.checked_add(2)?)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-}
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    b.get(off..off.checked_add(4)?)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 impl<'a> Pe<'a> {

@@ -6,6 +6,7 @@
 pub mod deadline;
 pub mod fileio;
 pub mod guard;
+pub(crate) mod le;
 
 use std::path::Path;
 
