@@ -2,7 +2,7 @@
 //! digests: LOLDrivers' `MD5`/`SHA1`/`SHA256` fields and Microsoft's rules whose friendly name
 //! carries the file hash.
 
-use md5::Md5;
+use crate::util::md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 

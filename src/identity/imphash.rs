@@ -9,7 +9,7 @@
 //!    are replaced by their export names (the table in `ordinals.rs`);
 //! 3. `dll.function` strings joined with `,`, and the MD5 of that text in lower-case hex.
 
-use md5::{Digest, Md5};
+use crate::util::md5::Md5;
 
 use super::ordinals;
 

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod fileio;
 pub mod guard;
 pub(crate) mod le;
+pub mod md5;
 
 use std::path::Path;
 
