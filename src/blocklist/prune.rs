@@ -61,7 +61,10 @@ pub fn prune(text: &str, keep: Keep) -> Option<Pruned> {
     // Whether the next key line starts a mapping (at the start, after `key:` with a nested
     // value): a mapping's line is its first key's, which therefore stays even when dropped.
     let mut map_start = true;
-    for line in text.split_inclusive('\n') {
+    // The enclosing keys of the current line, rebuilt from `stack` for each key line (one
+    // buffer for the file rather than one per line).
+    let mut path: Vec<&str> = Vec::new();
+    for line in lines(text) {
         n += 1;
         let body = line.strip_suffix('\n').unwrap_or(line);
         let body = body.strip_suffix('\r').unwrap_or(body);
@@ -148,7 +151,8 @@ pub fn prune(text: &str, keep: Keep) -> Option<Pruned> {
                 while stack.last().is_some_and(|&(c, _)| c >= col) {
                     stack.pop();
                 }
-                let path: Vec<&str> = stack.iter().map(|&(_, k)| k).collect();
+                path.clear();
+                path.extend(stack.iter().map(|&(_, k)| k));
                 if !keep(&path, key) {
                     let kind = value_kind(value);
                     if !matches!(kind, Value::Simple | Value::Empty | Value::OpenQuote(_)) {
@@ -201,6 +205,25 @@ pub fn prune(text: &str, keep: Keep) -> Option<Pruned> {
         return None;
     }
     Some(out)
+}
+
+/// The lines of `text`, each with its `\n` (the last one without, if the text does not end
+/// with one): `str::split_inclusive('\n')` with the `memchr` crate's vector search for the
+/// line ends (the standard library's search was 12 % of loading the LOLDrivers folder, 19 MB
+/// of short lines; with this and one key-path buffer per file the load takes 10 % less CPU).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    std::iter::from_fn(move || {
+        let end = match ends.next() {
+            Some(i) => i + 1,
+            None if start < text.len() => text.len(),
+            None => return None,
+        };
+        let line = &text[start..end];
+        start = end;
+        Some(line)
+    })
 }
 
 /// The kept lines of a file and the (1-based) line each came from.
@@ -339,6 +362,22 @@ fn flow_closes(v: &str) -> bool {
 mod tests {
     use super::*;
     use crate::blocklist::yaml;
+
+    #[test]
+    fn lines_are_split_inclusive() {
+        for text in [
+            "",
+            "a",
+            "a\n",
+            "a\nb",
+            "\n\n",
+            "a\r\nb\n\nc",
+            "\u{e9}\n\u{e9}",
+        ] {
+            let want: Vec<&str> = text.split_inclusive('\n').collect();
+            assert_eq!(lines(text).collect::<Vec<_>>(), want, "{text:?}");
+        }
+    }
 
     fn keep(path: &[&str], key: &str) -> bool {
         match path {
