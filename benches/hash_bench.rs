@@ -15,8 +15,14 @@ fn main() {
         .unwrap_or_else(|_| "../shared/corpus/drivers ../shared/corpus/vulnerable".into());
     let mut files = Vec::new();
     for dir in dirs.split_whitespace() {
-        for e in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
-            let sys = e.path().extension().is_some_and(|x| x.eq_ignore_ascii_case("sys"));
+        for e in walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let sys = e
+                .path()
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("sys"));
             if sys && e.file_type().is_file() {
                 files.push(std::fs::read(e.path()).expect("read a driver"));
             }

@@ -276,20 +276,20 @@ pub fn file_hashes(
     flat: &[DigestAlgorithm],
 ) -> FileHashes {
     let (runs, pad) = digest_runs(l);
-    let whole = 0..pe.len();
     let mut a: Vec<Hasher> = auth.iter().map(|&x| Hasher::new(x)).collect();
     let mut f: Vec<Hasher> = flat.iter().map(|&x| Hasher::new(x)).collect();
+    // The flat hashes read the whole file, the Authenticode ones its digest runs; a stream no
+    // hasher reads is empty.
+    let file = 0..pe.len();
+    let flat_runs = if f.is_empty() {
+        &[][..]
+    } else {
+        std::slice::from_ref(&file)
+    };
+    let auth_runs = if a.is_empty() { &[][..] } else { &runs[..] };
     let piece = Blocks::piece(a.len() + f.len());
-    let mut a_blocks = Blocks::new(pe, if a.is_empty() { &[] } else { &runs }, piece);
-    let mut f_blocks = Blocks::new(
-        pe,
-        if f.is_empty() {
-            &[]
-        } else {
-            std::slice::from_ref(&whole)
-        },
-        piece,
-    );
+    let mut a_blocks = Blocks::new(pe, auth_runs, piece);
+    let mut f_blocks = Blocks::new(pe, flat_runs, piece);
     loop {
         let (fp, ap) = (f_blocks.next(), a_blocks.next());
         if fp.is_none() && ap.is_none() {

@@ -7,8 +7,8 @@
 //! (the constant, the message word, and in rounds 2-4 the part of the round function that
 //! does not read `b`) is added before `b` is known, which leaves four or five operations on the
 //! chain per step. Measured on the machine the benchmarks run on: 540 MB/s against the crate's
-//! 490 MB/s alone, and more beside the SHA hashes of the same pass (see
-//! `authenticode::pe::file_hashes`). MD5 here identifies files named by blocklists; it is not
+//! 490 MB/s alone; the blocklist's whole hash pass (`authenticode::pe::file_hashes`, MD5 beside
+//! three SHA hashes) took 6 % less time with it. MD5 here identifies files named by blocklists; it is not
 //! used for anything that needs collision resistance. The `md-5` crate checks it in the tests.
 
 /// Per-step left rotations (RFC 1321 §3.4).
