@@ -1,15 +1,16 @@
 //! MD5 (RFC 1321), written here rather than taken from the `md-5` crate for speed alone.
 //!
 //! Why: with `--blocklist`, every driver is MD5-hashed whole (two LOLDrivers samples carry
-//! nothing but an MD5, so no other fact can rule a driver out first), and that hash was half of
-//! what a blocklist adds to a scan. MD5 is one chain of dependent additions; this compression
+//! nothing but an MD5, so no other fact can rule a driver out first), and that hash was a third
+//! of what a blocklist adds to a scan. MD5 is one chain of dependent additions; this compression
 //! function orders each step so that everything not depending on the previous step's result
 //! (the constant, the message word, and in rounds 2-4 the part of the round function that
 //! does not read `b`) is added before `b` is known, which leaves four or five operations on the
 //! chain per step. Measured on the machine the benchmarks run on: 540 MB/s against the crate's
 //! 490 MB/s alone; the blocklist's whole hash pass (`authenticode::pe::file_hashes`, MD5 beside
-//! three SHA hashes) took 6 % less time with it. MD5 here identifies files named by blocklists; it is not
-//! used for anything that needs collision resistance. The `md-5` crate checks it in the tests.
+//! three SHA hashes) took 6 % less time with it. MD5 here identifies files named by
+//! blocklists; it is not used for anything that needs collision resistance. The `md-5` crate
+//! checks it in the tests.
 
 /// Per-step left rotations (RFC 1321 §3.4).
 const S: [u32; 64] = [
