@@ -369,7 +369,14 @@ pub fn identity(data: &[u8]) {
             let _ = v.company_name();
         }
     }
-    let _ = crate::identity::flat_hashes(data);
+    let _ = crate::authenticode::pe::flat_digests(
+        data,
+        &[
+            crate::authenticode::DigestAlgorithm::Md5,
+            crate::authenticode::DigestAlgorithm::Sha1,
+            crate::authenticode::DigestAlgorithm::Sha256,
+        ],
+    );
     if let Ok(image) = crate::pe::Image::parse(data, Layout::File) {
         // Delay imports are left out, as pefile does.
         let imports = image.imports.iter().filter(|i| !i.delay).map(|i| {

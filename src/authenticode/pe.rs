@@ -246,7 +246,7 @@ pub fn authenticode_digests_padded_and_not(
 ) -> Result<(Vec<Vec<u8>>, Option<Vec<Vec<u8>>>), SignatureError> {
     let l = layout(pe)?;
     let (runs, pad) = digest_runs(&l);
-    let mut hashers = hash_runs(pe, runs, algs);
+    let mut hashers = hash_runs(pe, &runs, algs);
     let unpadded = (pad > 0).then(|| hashers.clone().into_iter().map(Hasher::finish).collect());
     for h in &mut hashers {
         h.update(&[0u8; 8][..pad]);
@@ -278,30 +278,12 @@ pub fn file_hashes(
     let (runs, pad) = digest_runs(l);
     let mut a: Vec<Hasher> = auth.iter().map(|&x| Hasher::new(x)).collect();
     let mut f: Vec<Hasher> = flat.iter().map(|&x| Hasher::new(x)).collect();
-    // The flat hashes read the whole file, the Authenticode ones its digest runs; a stream no
-    // hasher reads is empty.
+    // The flat hashes read the whole file, the Authenticode ones its digest runs.
     let file = 0..pe.len();
-    let flat_runs = if f.is_empty() {
-        &[][..]
-    } else {
-        std::slice::from_ref(&file)
-    };
-    let auth_runs = if a.is_empty() { &[][..] } else { &runs[..] };
-    let piece = Blocks::piece(a.len() + f.len());
-    let mut a_blocks = Blocks::new(pe, auth_runs, piece);
-    let mut f_blocks = Blocks::new(pe, flat_runs, piece);
-    loop {
-        let (fp, ap) = (f_blocks.next(), a_blocks.next());
-        if fp.is_none() && ap.is_none() {
-            break;
-        }
-        if let Some(p) = fp {
-            f.iter_mut().for_each(|h| h.update(p));
-        }
-        if let Some(p) = ap {
-            a.iter_mut().for_each(|h| h.update(p));
-        }
-    }
+    hash_streams(
+        pe,
+        [(std::slice::from_ref(&file), &mut f), (&runs[..], &mut a)],
+    );
     let unpadded =
         (pad > 0 && !a.is_empty()).then(|| a.clone().into_iter().map(Hasher::finish).collect());
     for h in &mut a {
@@ -376,13 +358,37 @@ impl<'a> Blocks<'a> {
     }
 }
 
-fn hash_runs(pe: &[u8], runs: Vec<Range<usize>>, algs: &[DigestAlgorithm]) -> Vec<Hasher> {
+fn hash_runs(pe: &[u8], runs: &[Range<usize>], algs: &[DigestAlgorithm]) -> Vec<Hasher> {
     let mut hashers: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
-    let mut blocks = Blocks::new(pe, &runs, Blocks::piece(hashers.len()));
-    while let Some(p) = blocks.next() {
-        hashers.iter_mut().for_each(|h| h.update(p));
-    }
+    hash_streams(pe, [(runs, &mut hashers)]);
     hashers
+}
+
+/// Feeds each stream (the `runs` of `pe` it covers) to its hashers, the streams in turn one
+/// piece at a time ([`Blocks`]); a stream without hashers is not read.
+fn hash_streams<const N: usize>(pe: &[u8], streams: [(&[Range<usize>], &mut Vec<Hasher>); N]) {
+    let piece = Blocks::piece(streams.iter().map(|(_, h)| h.len()).sum());
+    let mut streams = streams.map(|(runs, hashers)| (Blocks::new(pe, runs, piece), hashers));
+    loop {
+        let mut fed = false;
+        for (blocks, hashers) in streams.iter_mut().filter(|(_, h)| !h.is_empty()) {
+            if let Some(p) = blocks.next() {
+                hashers.iter_mut().for_each(|h| h.update(p));
+                fed = true;
+            }
+        }
+        if !fed {
+            break;
+        }
+    }
+}
+
+/// The flat (whole-file) hashes of `bytes` with each of `algs`, in one pass.
+pub fn flat_digests(bytes: &[u8], algs: &[DigestAlgorithm]) -> Vec<Vec<u8>> {
+    hash_runs(bytes, std::slice::from_ref(&(0..bytes.len())), algs)
+        .into_iter()
+        .map(Hasher::finish)
+        .collect()
 }
 
 pub(crate) fn digests_with_layout(
@@ -391,7 +397,7 @@ pub(crate) fn digests_with_layout(
     algs: &[DigestAlgorithm],
 ) -> Vec<Vec<u8>> {
     let (runs, pad) = digest_runs(l);
-    let mut hashers = hash_runs(pe, runs, algs);
+    let mut hashers = hash_runs(pe, &runs, algs);
     for h in &mut hashers {
         h.update(&[0u8; 8][..pad]);
     }
@@ -511,6 +517,30 @@ mod tests {
         assert_eq!(*ends.last().unwrap(), expect.len());
     }
 
+    #[test]
+    fn known_vectors() {
+        // RFC 1321 / FIPS 180 test vectors for "abc".
+        let algs = [
+            DigestAlgorithm::Md5,
+            DigestAlgorithm::Sha1,
+            DigestAlgorithm::Sha256,
+        ];
+        let h: Vec<String> = flat_digests(b"abc", &algs)
+            .iter()
+            .map(hex::encode)
+            .collect();
+        assert_eq!(h[0], "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(h[1], "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            h[2],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // More than one chunk gives the same digest as one update.
+        let big = vec![0x5au8; 200_000];
+        let sha256 = &flat_digests(&big, &algs)[2];
+        assert_eq!(hex::encode(sha256), crate::sha256_hex(&big));
+    }
+
     /// One block at a time and 64 KiB at a time give the same digests.
     #[test]
     fn piece_size_does_not_change_a_digest() {
@@ -524,7 +554,7 @@ mod tests {
                 DigestAlgorithm::Sha384,
             ],
         ] {
-            let small: Vec<Vec<u8>> = hash_runs(&pe, runs.clone(), algs)
+            let small: Vec<Vec<u8>> = hash_runs(&pe, &runs, algs)
                 .into_iter()
                 .map(Hasher::finish)
                 .collect();

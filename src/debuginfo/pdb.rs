@@ -279,8 +279,8 @@ fn bad_lines_block(c13: &[u8]) -> Option<String> {
     while at < c13.len() {
         let kind = u32_at(c13, at)?;
         let len = u32_at(c13, at + 4)? as usize;
-        let payload = c13.get(at + 8..(at + 8).checked_add(len)?)?;
         let payload_at = at + 8;
+        let payload = c13.get(payload_at..payload_at.checked_add(len)?)?;
         at = payload_at + len;
         if kind == IGNORE {
             continue;

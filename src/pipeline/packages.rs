@@ -25,11 +25,12 @@ pub(crate) fn build(
         .filter(|f| f.to_ascii_lowercase().ends_with(".inf"))
         .map(|path| match read(path) {
             Ok(bytes) => {
-                let flat = crate::identity::flat_hashes(&bytes);
+                use crate::authenticode::DigestAlgorithm::{Sha1, Sha256};
+                let flat = crate::authenticode::pe::flat_digests(&bytes, &[Sha1, Sha256]);
                 InfFile {
                     path: path.clone(),
-                    sha1: flat.sha1,
-                    sha256: flat.sha256,
+                    sha1: hex::encode(&flat[0]),
+                    sha256: hex::encode(&flat[1]),
                     inf: Inf::parse(&bytes).map_err(|e| e.to_string()),
                 }
             }

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use drvaudit::identity::{flat_hashes, imphash, version_info, ImportName, Layout};
+use drvaudit::authenticode::{pe::flat_digests, DigestAlgorithm};
+use drvaudit::identity::{imphash, version_info, ImportName, Layout};
 use drvaudit::pe::{Image, Layout as ModelLayout};
 
 fn rows() -> Vec<BTreeMap<String, String>> {
@@ -77,9 +78,17 @@ fn identity_matches_pefile() {
             shared.join("..").join(file)
         };
         let bytes = std::fs::read(&path).unwrap();
-        let h = flat_hashes(&bytes);
+        let algs = [
+            DigestAlgorithm::Md5,
+            DigestAlgorithm::Sha1,
+            DigestAlgorithm::Sha256,
+        ];
+        let h: Vec<String> = flat_digests(&bytes, &algs)
+            .iter()
+            .map(hex::encode)
+            .collect();
         assert_eq!(
-            (h.md5.as_str(), h.sha1.as_str(), h.sha256.as_str()),
+            (h[0].as_str(), h[1].as_str(), h[2].as_str()),
             (r["md5"].as_str(), r["sha1"].as_str(), r["sha256"].as_str()),
             "{file}"
         );
